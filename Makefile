@@ -1,0 +1,83 @@
+# Ringmail — the two commands a new user needs are `make run` and `make test`.
+# Build directories: build/debug (tests), build/release (run, bench),
+# build/asan (sanitizer unit tests), build/fuzz (libFuzzer targets, clang).
+
+JOBS        ?= $(shell nproc)
+CMAKE_GEN   := -G Ninja
+FUZZ_SECONDS ?= 30
+DEV_CONFIG  := conf/ringmail.dev.yaml
+
+.PHONY: all deps build release debug asan fuzz run test unit integration test-asan \
+        test-fuzz format format-check bench clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build/debug/build.ninja:
+	cmake -S . -B build/debug $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DRINGMAIL_BENCH=OFF
+
+build/release/build.ninja:
+	cmake -S . -B build/release $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build/asan/build.ninja:
+	cmake -S . -B build/asan $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DRINGMAIL_SANITIZE=ON \
+	  -DRINGMAIL_BENCH=OFF
+
+build/fuzz/build.ninja:
+	CC=clang CXX=clang++ cmake -S . -B build/fuzz $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug \
+	  -DRINGMAIL_FUZZ=ON -DRINGMAIL_BENCH=OFF
+
+debug: build/debug/build.ninja
+	ninja -C build/debug -j$(JOBS)
+
+release: build/release/build.ninja
+	ninja -C build/release -j$(JOBS)
+
+build: debug
+
+# First run generates var/ (TLS cert, DKIM key, admin token, a dev user),
+# then runs the daemon in the foreground on 127.0.0.1:2587 and :2525.
+run: deps release
+	@bash scripts/dev-setup.sh
+	exec build/release/ringmaild -c $(DEV_CONFIG)
+
+test: deps format-check debug unit integration test-asan test-fuzz
+	@echo "make test: all suites passed"
+
+unit: debug
+	cd build/debug && ctest --output-on-failure -L unit -j$(JOBS)
+
+integration: debug
+	cd build/debug && ctest --output-on-failure -L 'integration|systemd'
+
+asan: build/asan/build.ninja
+	ninja -C build/asan -j$(JOBS) conf_tests queue_tests mta_tests admin_api_tests
+
+test-asan: asan
+	cd build/asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L unit -j$(JOBS)
+
+fuzz: build/fuzz/build.ninja
+	ninja -C build/fuzz -j$(JOBS) smtp_session_fuzz
+
+test-fuzz: fuzz
+	@mkdir -p build/fuzz/corpus-smtp_session
+	build/fuzz/smtp_session_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -print_final_stats=1 build/fuzz/corpus-smtp_session tests/fuzz/corpus/smtp_session
+
+FORMAT_FILES = $(shell git ls-files '*.cc' '*.h')
+
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_FILES) && echo "format-check: ok"
+
+bench: release
+	build/release/smtp_session_bench
+	build/release/spool_commit_bench
+	bash bench/run_inbound.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,175 @@
+// conf/config.h — the typed, validated configuration of ringmaild.
+//
+// Owns: the Config value that every other module reads. A Config is built
+// once by load_config() (conf/config_loader.cc), never modified afterwards,
+// and shared as std::shared_ptr<const Config>; reload builds a new one and
+// swaps the pointer. Any thread may read a Config it holds.
+//
+// Trust: the YAML file is operator input; load_config() validates every key
+// and every file it names and reports FILE:LINE: key.path: problem.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ringmail::conf {
+
+using Duration = std::chrono::milliseconds;
+
+// "host:port" or "[v6]:port"; unix sockets use unix_path instead.
+struct SocketAddress {
+  std::string host;  // literal IP, without brackets
+  uint16_t port = 0;
+  std::string unix_path;  // set for "unix:/path" addresses (milters only)
+  std::string text;       // as written in the config, for messages
+};
+
+// An IPv4 or IPv6 network in CIDR form.
+struct Network {
+  int family = 0;  // AF_INET or AF_INET6
+  uint8_t bytes[16] = {};
+  int prefix_length = 0;
+  std::string text;
+  // addr: 4 or 16 bytes in network order, family AF_INET / AF_INET6.
+  // IPv4-mapped IPv6 addresses match IPv4 networks.
+  bool contains(int addr_family, const uint8_t* addr) const;
+};
+
+enum class ListenerMode { submission, relay };
+enum class TlsMode { none, starttls, implicit };
+
+struct Listener {
+  std::string name;
+  SocketAddress address;
+  ListenerMode mode = ListenerMode::relay;
+  TlsMode tls = TlsMode::none;
+  bool require_tls_for_auth = true;
+};
+
+struct TlsConfig {
+  std::filesystem::path certificate;  // empty when no tls: section
+  std::filesystem::path private_key;
+};
+
+struct AuthConfig {
+  std::filesystem::path users_file;  // empty when no auth: section
+};
+
+struct Limits {
+  uint64_t max_message_size = 50ull << 20;
+  uint32_t max_recipients = 1000;
+  uint32_t max_connections = 20000;
+  Duration idle_timeout = std::chrono::minutes(5);
+  Duration shutdown_timeout = std::chrono::seconds(30);
+};
+
+struct SpoolConfig {
+  std::filesystem::path path;
+  uint64_t max_size = 16ull << 30;  // LMDB map size
+};
+
+struct Route {
+  std::string domain;  // exact, or "*.suffix", or "*"
+  SocketAddress smarthost;
+};
+
+struct DnsConfig {
+  std::vector<SocketAddress> nameservers;  // empty: /etc/resolv.conf
+};
+
+struct RetryConfig {
+  std::vector<Duration> intervals = {std::chrono::minutes(1), std::chrono::minutes(5),
+                                     std::chrono::minutes(15), std::chrono::hours(1),
+                                     std::chrono::hours(4)};
+  Duration max_age = std::chrono::hours(24 * 5);
+};
+
+struct DeliveryConfig {
+  std::vector<Route> routes;
+  DnsConfig dns;
+  RetryConfig retry;
+  bool generate_dsn = true;
+};
+
+struct DkimKey {
+  std::string domain;
+  std::string selector;
+  std::filesystem::path private_key;
+  std::vector<std::string> headers = {"from",       "to", "subject", "date",
+                                      "message-id", "list-unsubscribe"};
+};
+
+enum class MilterFailure { tempfail, accept, reject };
+
+struct Milter {
+  std::string name;
+  SocketAddress address;
+  MilterFailure on_failure = MilterFailure::tempfail;
+  Duration timeout = std::chrono::seconds(10);
+};
+
+struct AdminConfig {
+  std::optional<SocketAddress> address;
+  std::filesystem::path token_file;
+  bool metrics_auth = false;
+};
+
+struct LogConfig {
+  std::string level = "info";  // trace debug info warn error critical off
+  std::filesystem::path delivery_log;  // empty: no delivery log
+};
+
+// policy: is parsed and validated here; its rule types live in
+// conf/config_policy.h so that this header stays small.
+struct PolicyConfig;
+
+struct Config {
+  std::filesystem::path source_file;  // absolute path of the YAML file
+  std::string hostname;
+  std::vector<Listener> listeners;
+  std::vector<Network> relay_networks;
+  TlsConfig tls;
+  AuthConfig auth;
+  Limits limits;
+  SpoolConfig spool;
+  DeliveryConfig delivery;
+  std::vector<DkimKey> dkim;
+  std::vector<Milter> milters;
+  std::shared_ptr<const PolicyConfig> policy;  // never null after load_config()
+  std::string campaign_header = "X-Campaign-ID";  // policy.campaign_header
+  AdminConfig admin;
+  LogConfig log;
+};
+
+// One validation problem, printed as "FILE:LINE: key.path: problem".
+struct ConfigError {
+  std::string file;
+  int line = 0;  // 1-based; 0 when unknown
+  std::string key_path;
+  std::string problem;
+  std::string to_string() const;
+};
+
+struct ConfigWarning : ConfigError {};
+
+struct LoadResult {
+  std::shared_ptr<const Config> config;  // null when errors is not empty
+  std::vector<ConfigError> errors;
+  std::vector<ConfigError> warnings;  // e.g. weak DKIM keys
+};
+
+// Reads, parses and validates a config file and every file it names
+// (certificates, keys, users file, token file, DKIM keys). Never throws.
+LoadResult load_config(const std::filesystem::path& file);
+
+// Parses "500ms", "30s", "5m", "4h", "5d". nullopt on bad input.
+std::optional<Duration> parse_duration(std::string_view text);
+// Parses "512KiB", "50MiB", "16GiB", or a plain byte count.
+std::optional<uint64_t> parse_size(std::string_view text);
+
+}  // namespace ringmail::conf
