@@ -1,0 +1,580 @@
+// conf/config_policy.cc — reads and validates the policy: section.
+#include "conf/config_policy.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <utility>
+
+#include "conf/config_reader.h"
+
+namespace ringmail::conf {
+namespace {
+
+struct CategoryName {
+  BounceCategory category;
+  std::string_view name;
+};
+
+constexpr std::array kCategoryNames = {
+    CategoryName{BounceCategory::InvalidRecipient, "InvalidRecipient"},
+    CategoryName{BounceCategory::DNSFailure, "DNSFailure"},
+    CategoryName{BounceCategory::SpamBlock, "SpamBlock"},
+    CategoryName{BounceCategory::SpamContent, "SpamContent"},
+    CategoryName{BounceCategory::ProhibitedAttachment, "ProhibitedAttachment"},
+    CategoryName{BounceCategory::RelayDenied, "RelayDenied"},
+    CategoryName{BounceCategory::AutoReply, "AutoReply"},
+    CategoryName{BounceCategory::TransientFailure, "TransientFailure"},
+    CategoryName{BounceCategory::Subscribe, "Subscribe"},
+    CategoryName{BounceCategory::Unsubscribe, "Unsubscribe"},
+    CategoryName{BounceCategory::ChallengeResponse, "ChallengeResponse"},
+    CategoryName{BounceCategory::BadConfiguration, "BadConfiguration"},
+    CategoryName{BounceCategory::BadConnection, "BadConnection"},
+    CategoryName{BounceCategory::BadDomain, "BadDomain"},
+    CategoryName{BounceCategory::ContentRelated, "ContentRelated"},
+    CategoryName{BounceCategory::InactiveMailbox, "InactiveMailbox"},
+    CategoryName{BounceCategory::InvalidSender, "InvalidSender"},
+    CategoryName{BounceCategory::MessageExpired, "MessageExpired"},
+    CategoryName{BounceCategory::NoAnswerFromHost, "NoAnswerFromHost"},
+    CategoryName{BounceCategory::PolicyRelated, "PolicyRelated"},
+    CategoryName{BounceCategory::ProtocolErrors, "ProtocolErrors"},
+    CategoryName{BounceCategory::QuotaIssues, "QuotaIssues"},
+    CategoryName{BounceCategory::RelayingIssues, "RelayingIssues"},
+    CategoryName{BounceCategory::RoutingErrors, "RoutingErrors"},
+    CategoryName{BounceCategory::SpamRelated, "SpamRelated"},
+    CategoryName{BounceCategory::VirusRelated, "VirusRelated"},
+    CategoryName{BounceCategory::AuthenticationFailed, "AuthenticationFailed"},
+    CategoryName{BounceCategory::TooManyRecipients, "TooManyRecipients"},
+    CategoryName{BounceCategory::Uncategorized, "Uncategorized"},
+};
+
+std::string lower(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+bool is_header_field_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 33 || u > 126 || c == ':') return false;
+  }
+  return true;
+}
+
+bool is_domain_like(std::string_view text) {
+  if (text.empty() || text.size() > 253) return false;
+  for (char c : text) {
+    auto u = static_cast<unsigned char>(c);
+    if (!(std::isalnum(u) || c == '-' || c == '.' || c == '_' || u >= 0x80)) return false;
+  }
+  return true;
+}
+
+// "5", "5.7" or "5.7.1": class 2/4/5, then up to two parts of 1-3 digits.
+bool is_enhanced_code_pattern(std::string_view text) {
+  if (text.empty() || (text[0] != '2' && text[0] != '4' && text[0] != '5')) return false;
+  size_t parts = 1;
+  size_t i = 1;
+  while (i < text.size()) {
+    if (text[i] != '.') return false;
+    ++i;
+    size_t digits = 0;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+      ++i;
+      ++digits;
+    }
+    if (digits == 0 || digits > 3) return false;
+    ++parts;
+  }
+  return parts <= 3;
+}
+
+using detail::Item;
+using detail::Need;
+using detail::Reader;
+
+std::optional<Rate> read_rate(Reader& r, const Item& item) {
+  auto text = r.string(item);
+  if (!text) return std::nullopt;
+  auto rate = parse_rate(*text);
+  if (!rate) {
+    r.error(item.line, item.path,
+            "bad rate \"" + *text + "\" (expected COUNT/UNIT with unit s, m, h or d, like 300/m)");
+  }
+  return rate;
+}
+
+std::optional<ResponseMatch> read_response_match(Reader& r, const Item& item) {
+  auto fields = r.map(item, {"code", "enhanced", "text"});
+  if (!fields) return std::nullopt;
+  ResponseMatch match;
+  bool ok = true;
+  bool any = false;
+  if (auto code = fields->get("code")) {
+    any = true;
+    auto value = r.integer(*code, 200, 599);
+    if (value) match.code = static_cast<int>(*value);
+    ok = ok && value.has_value();
+  }
+  if (auto enhanced = fields->get("enhanced")) {
+    any = true;
+    auto value = r.string(*enhanced);
+    if (value && !is_enhanced_code_pattern(*value)) {
+      r.error(enhanced->line, enhanced->path,
+              "bad enhanced status code \"" + *value +
+                  "\" (expected like 5.7.1, or a prefix like 5.7)");
+      value.reset();
+    }
+    if (value) match.enhanced = *value;
+    ok = ok && value.has_value();
+  }
+  if (auto text = fields->get("text")) {
+    any = true;
+    auto value = r.string(*text);
+    if (value) {
+      match.text = *value;
+      std::string pattern = *value;
+      auto flags = std::regex::ECMAScript | std::regex::optimize;
+      // ECMAScript has no inline flags; "(?i)" is the common way to ask for
+      // case-insensitive matching, so it is honoured at the start.
+      if (pattern.starts_with("(?i)")) {
+        pattern.erase(0, 4);
+        flags |= std::regex::icase;
+      }
+      try {
+        match.text_regex = std::make_shared<const std::regex>(pattern, flags);
+      } catch (const std::regex_error& e) {
+        r.error(text->line, text->path,
+                "bad regular expression \"" + *value + "\" (ECMAScript syntax): " + e.what());
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+  }
+  if (!any) {
+    r.error(fields->line(), item.path, "needs at least one of code, enhanced, text");
+    return std::nullopt;
+  }
+  if (!ok) return std::nullopt;
+  return match;
+}
+
+std::optional<BackoffAction> read_backoff_action(Reader& r, const Item& item) {
+  auto fields = r.map(item, {"suspend", "rate_factor", "recover_after", "bounce"});
+  if (!fields) return std::nullopt;
+  int kinds = fields->has("suspend") + fields->has("rate_factor") + fields->has("bounce");
+  if (kinds != 1) {
+    r.error(fields->line(), item.path, "needs exactly one of suspend, rate_factor, bounce");
+    return std::nullopt;
+  }
+  BackoffAction action;
+  if (auto suspend = fields->get("suspend")) {
+    if (fields->has("recover_after")) {
+      r.error(fields->line(), detail::child_path(item.path, "recover_after"),
+              "only goes with rate_factor");
+      return std::nullopt;
+    }
+    auto value = r.duration(*suspend);
+    if (!value) return std::nullopt;
+    action.kind = BackoffAction::Kind::suspend;
+    action.suspend = *value;
+    return action;
+  }
+  if (auto factor = fields->get("rate_factor")) {
+    auto value = r.number(*factor);
+    if (value && !(*value > 0.0 && *value < 1.0)) {
+      r.error(factor->line, factor->path, "must be between 0 and 1 (exclusive), like 0.5");
+      value.reset();
+    }
+    auto recover = r.duration(*fields, "recover_after", Need::required);
+    if (!value || !recover) return std::nullopt;
+    action.kind = BackoffAction::Kind::rate_factor;
+    action.rate_factor = *value;
+    action.recover_after = *recover;
+    return action;
+  }
+  auto bounce = fields->get("bounce");
+  if (fields->has("recover_after")) {
+    r.error(fields->line(), detail::child_path(item.path, "recover_after"),
+            "only goes with rate_factor");
+    return std::nullopt;
+  }
+  auto value = r.boolean(*bounce);
+  if (!value) return std::nullopt;
+  if (!*value) {
+    r.error(bounce->line, bounce->path, "only \"bounce: true\" is meaningful; remove the rule");
+    return std::nullopt;
+  }
+  action.kind = BackoffAction::Kind::bounce;
+  return action;
+}
+
+// Names given in policy.sources, also those whose entry had an error, so
+// that a bad address is reported once and not again at every reference.
+using DeclaredSources = std::vector<std::string>;
+
+bool declared(const DeclaredSources& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+void read_sources(Reader& r, const Item& item, PolicyConfig& policy, DeclaredSources& names) {
+  auto items = r.list(item);
+  if (!items) return;
+  for (const Item& element : *items) {
+    auto fields = r.map(element, {"name", "address"});
+    if (!fields) continue;
+    auto name = r.string(*fields, "name", Need::required);
+    auto address_item = r.field(*fields, "address", Need::required);
+    std::optional<IpAddress> address;
+    if (address_item) {
+      if (auto text = r.string(*address_item)) {
+        address = parse_ip_address(*text);
+        if (!address) {
+          r.error(address_item->line, address_item->path,
+                  "\"" + *text + "\" is not an IP address (egress sources are local IPs, no port)");
+        }
+      }
+    }
+    if (name) names.push_back(*name);
+    if (!name || !address) continue;
+    if (policy.find_source(*name)) {
+      r.error(fields->line(), detail::child_path(element.path, "name"),
+              "duplicate source name \"" + *name + "\"");
+      continue;
+    }
+    policy.sources.push_back(EgressSource{*name, *address});
+  }
+}
+
+void read_pools(Reader& r, const Item& item, PolicyConfig& policy, const DeclaredSources& names) {
+  auto items = r.list(item);
+  if (!items) return;
+  for (const Item& element : *items) {
+    auto fields = r.map(element, {"name", "sources"});
+    if (!fields) continue;
+    EgressPool pool;
+    auto name = r.string(*fields, "name", Need::required);
+    bool ok = name.has_value();
+    if (name && policy.find_pool(*name)) {
+      r.error(fields->line(), detail::child_path(element.path, "name"),
+              "duplicate pool name \"" + *name + "\"");
+      ok = false;
+    }
+    if (auto sources_item = r.field(*fields, "sources", Need::required)) {
+      if (auto sources = r.list(*sources_item)) {
+        if (sources->empty()) {
+          r.error(sources_item->line, sources_item->path, "a pool needs at least one source");
+          ok = false;
+        }
+        for (const Item& source : *sources) {
+          auto source_name = r.string(source);
+          if (!source_name) {
+            ok = false;
+          } else if (!policy.find_source(*source_name)) {
+            ok = false;
+            if (declared(names, *source_name)) continue;
+            r.error(source.line, source.path,
+                    "unknown source \"" + *source_name + "\" (not in policy.sources)");
+          } else {
+            pool.sources.push_back(*source_name);
+          }
+        }
+      } else {
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (!ok) continue;
+    pool.name = *name;
+    policy.pools.push_back(std::move(pool));
+  }
+}
+
+void read_shaping(Reader& r, const Item& item, PolicyConfig& policy) {
+  auto items = r.list(item);
+  if (!items) return;
+  for (const Item& element : *items) {
+    auto fields = r.map(element, {"match", "max_connections", "max_messages_per_connection",
+                                  "message_rate", "connection_rate"});
+    if (!fields) continue;
+    ShapingRule rule;
+    bool ok = true;
+    if (auto match_item = r.field(*fields, "match", Need::required)) {
+      auto match = r.map(*match_item, {"domain", "mx_suffix", "provider"});
+      if (match) {
+        int kinds = match->has("domain") + match->has("mx_suffix") + match->has("provider");
+        if (kinds != 1) {
+          r.error(match->line(), match_item->path,
+                  "needs exactly one of domain, mx_suffix, provider");
+          ok = false;
+        } else {
+          std::pair<const char*, ShapingMatch::Kind> kinds_by_key[] = {
+              {"domain", ShapingMatch::Kind::domain},
+              {"mx_suffix", ShapingMatch::Kind::mx_suffix},
+              {"provider", ShapingMatch::Kind::provider}};
+          for (const auto& [key, kind] : kinds_by_key) {
+            auto value_item = match->get(key);
+            if (!value_item) continue;
+            auto value = r.string(*value_item);
+            if (value && !is_domain_like(*value)) {
+              r.error(value_item->line, value_item->path,
+                      "\"" + *value + "\" is not a domain name");
+              value.reset();
+            }
+            if (!value) {
+              ok = false;
+              continue;
+            }
+            rule.match.kind = kind;
+            rule.match.value = lower(*value);
+          }
+        }
+      } else {
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (auto item_value = fields->get("max_connections")) {
+      auto value = r.integer(*item_value, 1, 1000000);
+      if (value) rule.max_connections = static_cast<uint32_t>(*value);
+      ok = ok && value.has_value();
+    }
+    if (auto item_value = fields->get("max_messages_per_connection")) {
+      auto value = r.integer(*item_value, 1, 100000000);
+      if (value) rule.max_messages_per_connection = static_cast<uint32_t>(*value);
+      ok = ok && value.has_value();
+    }
+    if (auto item_value = fields->get("message_rate")) {
+      rule.message_rate = read_rate(r, *item_value);
+      ok = ok && rule.message_rate.has_value();
+    }
+    if (auto item_value = fields->get("connection_rate")) {
+      rule.connection_rate = read_rate(r, *item_value);
+      ok = ok && rule.connection_rate.has_value();
+    }
+    if (ok) policy.shaping.push_back(std::move(rule));
+  }
+}
+
+void read_backoff(Reader& r, const Item& item, PolicyConfig& policy) {
+  auto items = r.list(item);
+  if (!items) return;
+  for (const Item& element : *items) {
+    auto fields = r.map(element, {"match", "action"});
+    if (!fields) continue;
+    std::optional<ResponseMatch> match;
+    std::optional<BackoffAction> action;
+    if (auto match_item = r.field(*fields, "match", Need::required)) {
+      match = read_response_match(r, *match_item);
+    }
+    if (auto action_item = r.field(*fields, "action", Need::required)) {
+      action = read_backoff_action(r, *action_item);
+    }
+    if (match && action) policy.backoff.push_back(BackoffRule{std::move(*match), *action});
+  }
+}
+
+void read_warmup(Reader& r, const Item& item, PolicyConfig& policy, const DeclaredSources& names) {
+  auto items = r.list(item);
+  if (!items) return;
+  for (const Item& element : *items) {
+    auto fields = r.map(element, {"source", "schedule"});
+    if (!fields) continue;
+    WarmupPlan plan;
+    bool ok = true;
+    auto source_item = r.field(*fields, "source", Need::required);
+    if (source_item) {
+      auto source = r.string(*source_item);
+      if (source && !policy.find_source(*source)) {
+        if (!declared(names, *source))
+          r.error(source_item->line, source_item->path,
+                  "unknown source \"" + *source + "\" (not in policy.sources)");
+        source.reset();
+      } else if (source && policy.find_warmup(*source)) {
+        r.error(source_item->line, source_item->path,
+                "source \"" + *source + "\" already has a warm-up schedule");
+        source.reset();
+      }
+      if (source) plan.source = *source;
+      ok = ok && source.has_value();
+    } else {
+      ok = false;
+    }
+    if (auto schedule_item = r.field(*fields, "schedule", Need::required)) {
+      auto steps = r.list(*schedule_item);
+      if (steps && steps->empty()) {
+        r.error(schedule_item->line, schedule_item->path, "a schedule needs at least one step");
+        ok = false;
+      }
+      if (!steps) ok = false;
+      for (const Item& step : steps.value_or(std::vector<Item>{})) {
+        auto text = r.string(step);
+        if (!text) {
+          ok = false;
+        } else if (*text == "unlimited") {
+          plan.schedule.push_back(std::nullopt);
+        } else if (auto rate = parse_rate(*text)) {
+          plan.schedule.push_back(*rate);
+        } else {
+          r.error(step.line, step.path,
+                  "bad warm-up step \"" + *text +
+                      "\" (expected a rate like 50/h or 1000/d, or unlimited)");
+          ok = false;
+        }
+      }
+    } else {
+      ok = false;
+    }
+    if (ok) policy.warmup.push_back(std::move(plan));
+  }
+}
+
+void read_bounce_rules(Reader& r, const Item& item, PolicyConfig& policy) {
+  auto items = r.list(item);
+  if (!items) return;
+  for (const Item& element : *items) {
+    auto fields = r.map(element, {"match", "category"});
+    if (!fields) continue;
+    std::optional<ResponseMatch> match;
+    std::optional<BounceCategory> category;
+    if (auto match_item = r.field(*fields, "match", Need::required)) {
+      match = read_response_match(r, *match_item);
+    }
+    if (auto category_item = r.field(*fields, "category", Need::required)) {
+      if (auto name = r.string(*category_item)) {
+        category = parse_bounce_category(*name);
+        if (!category) {
+          r.error(category_item->line, category_item->path,
+                  "unknown bounce category \"" + *name +
+                      "\" (see CONTRACT.md, e.g. InvalidRecipient, SpamBlock, QuotaIssues)");
+        }
+      }
+    }
+    if (match && category) policy.bounce_rules.push_back(BounceRule{std::move(*match), *category});
+  }
+}
+
+}  // namespace
+
+std::string_view bounce_category_name(BounceCategory category) {
+  for (const auto& entry : kCategoryNames) {
+    if (entry.category == category) return entry.name;
+  }
+  return "Uncategorized";
+}
+
+std::optional<BounceCategory> parse_bounce_category(std::string_view name) {
+  for (const auto& entry : kCategoryNames) {
+    if (entry.name == name) return entry.category;
+  }
+  return std::nullopt;
+}
+
+const std::vector<BounceCategory>& all_bounce_categories() {
+  static const std::vector<BounceCategory> all = [] {
+    std::vector<BounceCategory> out;
+    for (const auto& entry : kCategoryNames) out.push_back(entry.category);
+    return out;
+  }();
+  return all;
+}
+
+std::optional<Rate> parse_rate(std::string_view text) {
+  size_t slash = text.find('/');
+  if (slash == std::string_view::npos || slash == 0) return std::nullopt;
+  Rate rate;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + slash, rate.count);
+  if (ec != std::errc() || end != text.data() + slash || rate.count == 0) return std::nullopt;
+  std::string_view unit = text.substr(slash + 1);
+  if (unit == "s") {
+    rate.per = std::chrono::seconds(1);
+  } else if (unit == "m") {
+    rate.per = std::chrono::minutes(1);
+  } else if (unit == "h") {
+    rate.per = std::chrono::hours(1);
+  } else if (unit == "d") {
+    rate.per = std::chrono::hours(24);
+  } else {
+    return std::nullopt;
+  }
+  return rate;
+}
+
+bool ResponseMatch::matches(int reply_code, std::string_view reply_enhanced,
+                            std::string_view reply_text) const {
+  if (code && *code != reply_code) return false;
+  if (!enhanced.empty()) {
+    if (!reply_enhanced.starts_with(enhanced)) return false;
+    // "5.7" must not match "5.71.0": the prefix has to end on a part boundary.
+    if (reply_enhanced.size() > enhanced.size() && reply_enhanced[enhanced.size()] != '.') {
+      return false;
+    }
+  }
+  if (text_regex) {
+    try {
+      if (!std::regex_search(reply_text.begin(), reply_text.end(), *text_regex)) return false;
+    } catch (const std::regex_error&) {
+      // Pathological text against a backtracking pattern: treat as no match.
+      return false;
+    }
+  }
+  return true;
+}
+
+const EgressSource* PolicyConfig::find_source(std::string_view name) const {
+  for (const auto& source : sources) {
+    if (source.name == name) return &source;
+  }
+  return nullptr;
+}
+
+const EgressPool* PolicyConfig::find_pool(std::string_view name) const {
+  for (const auto& pool : pools) {
+    if (pool.name == name) return &pool;
+  }
+  return nullptr;
+}
+
+const WarmupPlan* PolicyConfig::find_warmup(std::string_view source) const {
+  for (const auto& plan : warmup) {
+    if (plan.source == source) return &plan;
+  }
+  return nullptr;
+}
+
+namespace detail {
+
+std::shared_ptr<const PolicyConfig> read_policy(Reader& r, const std::optional<Item>& item) {
+  auto policy = std::make_shared<PolicyConfig>();
+  if (!item) return policy;
+  auto fields = r.map(*item, {"campaign_header", "sources", "pools", "shaping", "backoff", "warmup",
+                              "bounce_rules"});
+  if (!fields) return policy;
+  if (auto header_item = fields->get("campaign_header")) {
+    if (auto header = r.string(*header_item)) {
+      if (is_header_field_name(*header)) {
+        policy->campaign_header = *header;
+      } else {
+        r.error(header_item->line, header_item->path,
+                "\"" + *header + "\" is not a header field name");
+      }
+    }
+  }
+  // Sources first: pools and warm-up refer to them by name.
+  DeclaredSources names;
+  if (auto sources = fields->get("sources")) read_sources(r, *sources, *policy, names);
+  if (auto pools = fields->get("pools")) read_pools(r, *pools, *policy, names);
+  if (auto shaping = fields->get("shaping")) read_shaping(r, *shaping, *policy);
+  if (auto backoff = fields->get("backoff")) read_backoff(r, *backoff, *policy);
+  if (auto warmup = fields->get("warmup")) read_warmup(r, *warmup, *policy, names);
+  if (auto rules = fields->get("bounce_rules")) read_bounce_rules(r, *rules, *policy);
+  return policy;
+}
+
+}  // namespace detail
+}  // namespace ringmail::conf

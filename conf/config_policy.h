@@ -1,0 +1,149 @@
+// conf/config_policy.h — the policy: section of the config as typed rules:
+// egress sources and pools, shaping, adaptive backoff, warm-up schedules and
+// extra bounce rules (CONTRACT.md). The policy/ module turns these into
+// decisions; here they are only parsed and validated (names cross-checked,
+// regexes compiled, rates and categories checked).
+//
+// Threads: immutable after load_config(); any thread may read it. Network:
+// operator input only. ResponseMatch::matches() is pure and may be called
+// on the delivery path with text from a remote server.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "conf/config.h"
+#include "conf/config_units.h"
+
+namespace ringmail::conf {
+
+// The bounce categories of CONTRACT.md (KumoMTA's classifier names).
+enum class BounceCategory {
+  InvalidRecipient,
+  DNSFailure,
+  SpamBlock,
+  SpamContent,
+  ProhibitedAttachment,
+  RelayDenied,
+  AutoReply,
+  TransientFailure,
+  Subscribe,
+  Unsubscribe,
+  ChallengeResponse,
+  BadConfiguration,
+  BadConnection,
+  BadDomain,
+  ContentRelated,
+  InactiveMailbox,
+  InvalidSender,
+  MessageExpired,
+  NoAnswerFromHost,
+  PolicyRelated,
+  ProtocolErrors,
+  QuotaIssues,
+  RelayingIssues,
+  RoutingErrors,
+  SpamRelated,
+  VirusRelated,
+  AuthenticationFailed,
+  TooManyRecipients,
+  Uncategorized,
+};
+
+std::string_view bounce_category_name(BounceCategory category);
+std::optional<BounceCategory> parse_bounce_category(std::string_view name);
+// Every category in CONTRACT order.
+const std::vector<BounceCategory>& all_bounce_categories();
+
+// "300/m": count events per period (s, m, h or d).
+struct Rate {
+  uint64_t count = 0;
+  Duration per{1000};
+  double per_second() const {
+    return per.count() > 0 ? static_cast<double>(count) * 1000.0 / static_cast<double>(per.count())
+                           : 0.0;
+  }
+  friend bool operator==(const Rate&, const Rate&) = default;
+};
+std::optional<Rate> parse_rate(std::string_view text);
+
+// An egress source IP (bound before connect).
+struct EgressSource {
+  std::string name;
+  IpAddress address;
+};
+
+struct EgressPool {
+  std::string name;
+  std::vector<std::string> sources;  // names from PolicyConfig::sources
+};
+
+// Shaping rules match exactly one of these.
+struct ShapingMatch {
+  enum class Kind { domain, mx_suffix, provider };
+  Kind kind = Kind::domain;
+  std::string value;  // lower-cased
+};
+
+struct ShapingRule {
+  ShapingMatch match;
+  std::optional<uint32_t> max_connections;
+  std::optional<uint32_t> max_messages_per_connection;
+  std::optional<Rate> message_rate;
+  std::optional<Rate> connection_rate;
+};
+
+// Matches an SMTP reply. Every given part must match; at least one is given.
+struct ResponseMatch {
+  std::optional<int> code;  // exact reply code, e.g. 421
+  std::string enhanced;     // "5.7.1", or a prefix of whole parts: "5.7", "5"
+  std::string text;         // the regex as written (a leading "(?i)" = ignore case)
+  std::shared_ptr<const std::regex> text_regex;  // ECMAScript, searched in the reply text
+  bool matches(int reply_code, std::string_view reply_enhanced, std::string_view reply_text) const;
+};
+
+struct BackoffAction {
+  enum class Kind { suspend, rate_factor, bounce };
+  Kind kind = Kind::suspend;
+  Duration suspend{0};        // kind == suspend
+  double rate_factor = 1.0;   // kind == rate_factor: 0 < factor < 1
+  Duration recover_after{0};  // kind == rate_factor
+};
+
+struct BackoffRule {
+  ResponseMatch match;
+  BackoffAction action;
+};
+
+// One step per day of the source's age; nullopt = unlimited.
+struct WarmupPlan {
+  std::string source;
+  std::vector<std::optional<Rate>> schedule;
+};
+
+struct BounceRule {
+  ResponseMatch match;
+  BounceCategory category = BounceCategory::Uncategorized;
+};
+
+struct PolicyConfig {
+  std::string campaign_header = "X-Campaign-ID";
+  std::vector<EgressSource> sources;
+  std::vector<EgressPool> pools;
+  std::vector<ShapingRule> shaping;  // first match wins
+  std::vector<BackoffRule> backoff;  // first match wins
+  std::vector<WarmupPlan> warmup;
+  std::vector<BounceRule> bounce_rules;  // tried before the shipped rules
+
+  const EgressSource* find_source(std::string_view name) const;
+  const EgressPool* find_pool(std::string_view name) const;
+  const WarmupPlan* find_warmup(std::string_view source) const;
+};
+
+}  // namespace ringmail::conf

@@ -1,0 +1,222 @@
+// tests/conf/config_policy_test.cc — the policy: section: rates, response
+// matches, backoff actions, warm-up schedules and bounce rules.
+#include "conf/config_policy.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include "conf/config.h"
+#include "conf/config_users.h"
+#include "tests/conf/conf_test_support.h"
+
+namespace ringmail::conf {
+namespace {
+
+using testing::has_problem;
+using testing::TempDir;
+
+constexpr const char* kBase =
+    "hostname: mx.example.test\n"                        // 1
+    "listeners: [{name: a, address: 127.0.0.1:2525}]\n"  // 2
+    "spool: {path: spool}\n"                             // 3
+    "policy:\n"                                          // 4
+    "  sources:\n"                                       // 5
+    "    - {name: ip1, address: 192.0.2.10}\n"           // 6
+    "    - {name: ip2, address: \"2001:db8::10\"}\n";    // 7
+
+class PolicyTest : public ::testing::Test {
+ protected:
+  LoadResult load(std::string_view policy_lines) {
+    file_ = dir_.write("ringmail.yaml", std::string(kBase) + std::string(policy_lines));
+    return load_config(file_);
+  }
+  std::string at(int line, std::string_view key_path) const {
+    return file_.string() + ":" + std::to_string(line) + ": " + std::string(key_path) + ": ";
+  }
+  TempDir dir_;
+  std::filesystem::path file_;
+};
+
+TEST(ParseRate, Table) {
+  EXPECT_EQ(parse_rate("300/m"), (Rate{300, std::chrono::minutes(1)}));
+  EXPECT_EQ(parse_rate("5/s"), (Rate{5, std::chrono::seconds(1)}));
+  EXPECT_EQ(parse_rate("50/h"), (Rate{50, std::chrono::hours(1)}));
+  EXPECT_EQ(parse_rate("1000/d"), (Rate{1000, std::chrono::hours(24)}));
+  EXPECT_DOUBLE_EQ(parse_rate("300/m")->per_second(), 5.0);
+  for (const char* bad : {"300", "/m", "300/", "300/w", "0/m", "-1/m", "1.5/s", "300 /m", "x/m"}) {
+    EXPECT_FALSE(parse_rate(bad).has_value()) << bad;
+  }
+}
+
+TEST(BounceCategories, RoundTrip) {
+  EXPECT_EQ(all_bounce_categories().size(), 29u);
+  for (BounceCategory category : all_bounce_categories()) {
+    EXPECT_EQ(parse_bounce_category(bounce_category_name(category)), category);
+  }
+  EXPECT_EQ(bounce_category_name(BounceCategory::InvalidRecipient), "InvalidRecipient");
+  EXPECT_FALSE(parse_bounce_category("invalidrecipient").has_value());
+}
+
+TEST_F(PolicyTest, FullPolicyLoads) {
+  auto result = load(
+      "  pools:\n"
+      "    - {name: default, sources: [ip1, ip2]}\n"
+      "  shaping:\n"
+      "    - match: {domain: Example.ORG}\n"
+      "      connection_rate: 10/s\n"
+      "    - match: {provider: yahoo}\n"
+      "      max_messages_per_connection: 20\n"
+      "  backoff:\n"
+      "    - match: {code: 421, enhanced: \"4.7\"}\n"
+      "      action: {rate_factor: 0.5, recover_after: 1h}\n"
+      "    - match: {enhanced: 5.7.1, text: blocked}\n"
+      "      action: {bounce: true}\n"
+      "  warmup:\n"
+      "    - {source: ip2, schedule: [50/h, 1000/d, unlimited]}\n"
+      "  bounce_rules:\n"
+      "    - match: {code: 550, text: \"(?i)user unknown\"}\n"
+      "      category: InvalidRecipient\n");
+  ASSERT_TRUE(result.errors.empty()) << testing::describe(result.errors);
+  const PolicyConfig& policy = *result.config->policy;
+  ASSERT_EQ(policy.sources.size(), 2u);
+  EXPECT_EQ(policy.find_source("ip2")->address.family, AF_INET6);
+  EXPECT_EQ(policy.find_pool("default")->sources.size(), 2u);
+  ASSERT_EQ(policy.shaping.size(), 2u);
+  EXPECT_EQ(policy.shaping[0].match.value, "example.org");
+  EXPECT_EQ(policy.shaping[0].connection_rate, (Rate{10, std::chrono::seconds(1)}));
+  EXPECT_FALSE(policy.shaping[0].max_connections.has_value());
+  EXPECT_EQ(policy.shaping[1].match.kind, ShapingMatch::Kind::provider);
+  ASSERT_EQ(policy.backoff.size(), 2u);
+  EXPECT_EQ(policy.backoff[0].action.kind, BackoffAction::Kind::rate_factor);
+  EXPECT_DOUBLE_EQ(policy.backoff[0].action.rate_factor, 0.5);
+  EXPECT_EQ(policy.backoff[0].action.recover_after, std::chrono::hours(1));
+  EXPECT_TRUE(policy.backoff[0].match.matches(421, "4.7.0", "anything"));
+  EXPECT_FALSE(policy.backoff[0].match.matches(421, "4.70.0", "anything"));
+  EXPECT_FALSE(policy.backoff[0].match.matches(451, "4.7.0", "anything"));
+  EXPECT_EQ(policy.backoff[1].action.kind, BackoffAction::Kind::bounce);
+  EXPECT_TRUE(policy.backoff[1].match.matches(554, "5.7.1", "Message blocked by policy"));
+  EXPECT_FALSE(policy.backoff[1].match.matches(554, "5.7.1", "Message BLOCKED"));
+  ASSERT_NE(policy.find_warmup("ip2"), nullptr);
+  const auto& schedule = policy.find_warmup("ip2")->schedule;
+  ASSERT_EQ(schedule.size(), 3u);
+  EXPECT_EQ(schedule[1], (Rate{1000, std::chrono::hours(24)}));
+  EXPECT_FALSE(schedule[2].has_value());
+  ASSERT_EQ(policy.bounce_rules.size(), 1u);
+  EXPECT_EQ(policy.bounce_rules[0].category, BounceCategory::InvalidRecipient);
+  EXPECT_TRUE(policy.bounce_rules[0].match.matches(550, "5.1.1", "No such USER UNKNOWN here"));
+}
+
+TEST_F(PolicyTest, RuleShapeProblems) {
+  auto result = load(
+      "  shaping:\n"                                         // 8
+      "    - match: {domain: a.test, mx_suffix: .b.test}\n"  // 9
+      "      message_rate: 300/w\n"                          // 10
+      "  backoff:\n"                                         // 11
+      "    - match: {}\n"                                    // 12
+      "      action: {suspend: 15m, bounce: true}\n"         // 13
+      "    - match: {code: 700}\n"                           // 14
+      "      action: {rate_factor: 1.5}\n"                   // 15
+      "    - match: {enhanced: 5.x.1}\n"                     // 16
+      "      action: {bounce: false}\n"                      // 17
+      "  warmup:\n"                                          // 18
+      "    - {source: ip1, schedule: [50/h, lots]}\n"        // 19
+      "    - {source: ip1, schedule: []}\n");                // 20
+  EXPECT_TRUE(has_problem(result.errors, at(9, "policy.shaping[0].match") +
+                                             "needs exactly one of domain, mx_suffix, provider"));
+  EXPECT_TRUE(
+      has_problem(result.errors, at(10, "policy.shaping[0].message_rate") + "bad rate \"300/w\""));
+  EXPECT_TRUE(has_problem(result.errors, at(12, "policy.backoff[0].match") +
+                                             "needs at least one of code, enhanced, text"));
+  EXPECT_TRUE(has_problem(result.errors, at(13, "policy.backoff[0].action") +
+                                             "needs exactly one of suspend, rate_factor, bounce"));
+  EXPECT_TRUE(has_problem(result.errors,
+                          at(14, "policy.backoff[1].match.code") + "must be between 200 and 599"));
+  EXPECT_TRUE(has_problem(
+      result.errors, at(15, "policy.backoff[1].action.rate_factor") + "must be between 0 and 1"));
+  EXPECT_TRUE(has_problem(
+      result.errors, at(15, "policy.backoff[1].action.recover_after") + "required key missing"));
+  EXPECT_TRUE(has_problem(result.errors, at(16, "policy.backoff[2].match.enhanced") +
+                                             "bad enhanced status code \"5.x.1\""));
+  EXPECT_TRUE(has_problem(result.errors, at(17, "policy.backoff[2].action.bounce") +
+                                             "only \"bounce: true\" is meaningful"));
+  EXPECT_TRUE(has_problem(result.errors,
+                          at(19, "policy.warmup[0].schedule[1]") + "bad warm-up step \"lots\""));
+  EXPECT_TRUE(has_problem(
+      result.errors, at(20, "policy.warmup[1].schedule") + "a schedule needs at least one step"));
+}
+
+TEST_F(PolicyTest, SourceProblemsAreReportedOnce) {
+  file_ = dir_.write("ringmail.yaml",
+                     "hostname: mx.example.test\n"
+                     "listeners: [{name: a, address: 127.0.0.1:2525}]\n"
+                     "spool: {path: spool}\n"
+                     "policy:\n"
+                     "  sources:\n"
+                     "    - {name: ip1, address: 192.0.2.10:25}\n"
+                     "    - {name: ip1, address: 192.0.2.11}\n"
+                     "  pools: [{name: p, sources: [ip1]}, {name: p, sources: [ip1]}]\n"
+                     "  warmup: [{source: ip1, schedule: [unlimited]}]\n");
+  auto result = load_config(file_);
+  EXPECT_TRUE(has_problem(result.errors, at(6, "policy.sources[0].address") +
+                                             "\"192.0.2.10:25\" is not an IP address"));
+  EXPECT_TRUE(
+      has_problem(result.errors, at(8, "policy.pools[1].name") + "duplicate pool name \"p\""));
+  for (const auto& e : result.errors) {
+    EXPECT_EQ(e.problem.find("unknown source"), std::string::npos) << e.to_string();
+  }
+}
+
+TEST(UsersFile, LoadsHashesAndReportsProblems) {
+  TempDir dir;
+  auto file = dir.write(
+      "users.yaml",
+      "# comment\n"
+      "- name: app1\n"
+      "  password: "
+      "'$6$rounds=5000$saltsalt$"
+      "Kq5d0eDk1xvRZ3Ls9eMZ2QzQ7s0Zb0v3kQ1yH1q1e2VfWmOe0Y1N0w3Tq9r8u7x6b5c4d3e2f1a0.0000000000'\n"
+      "- {name: app2, password: '$2b$12$abcdefghijklmnopqrstuuMZsQ2oZ4q5d6e7f8g9h0i1j2k3l4m5n6'}\n"
+      "- {name: app1, password: '$5$salt$0123456789abcdef0123456789abcdef01234567890'}\n"
+      "- {name: 'bad name', password: '$y$j9T$abc$def'}\n"
+      "- {name: app3, password: plain}\n"
+      "- {name: app4}\n");
+  UsersFile users = load_users_file(file);
+  ASSERT_EQ(users.users.size(), 2u) << testing::describe(users.errors);
+  EXPECT_EQ(users.users[0].name, "app1");
+  EXPECT_EQ(users.users[0].line, 2);
+  EXPECT_TRUE(users.users[0].password_hash.starts_with("$6$"));
+  EXPECT_EQ(users.users[1].name, "app2");
+  EXPECT_TRUE(
+      has_problem(users.errors, file.string() + ":5: users[2].name: user \"app1\" given twice"));
+  EXPECT_TRUE(
+      has_problem(users.errors, file.string() + ":6: users[3].name: user names must be printable"));
+  EXPECT_TRUE(
+      has_problem(users.errors, file.string() + ":7: users[4].password: not a crypt(3) hash"));
+  EXPECT_TRUE(
+      has_problem(users.errors, file.string() + ":8: users[5].password: required key missing"));
+}
+
+TEST(UsersFile, NotAListAndSyntaxErrors) {
+  TempDir dir;
+  auto map = dir.write("map.yaml", "app1: '$y$j9T$abc$def'\n");
+  EXPECT_TRUE(has_problem(load_users_file(map).errors, map.string() + ":1: expected a list"));
+  auto broken = dir.write("broken.yaml", "- name: a\n  password: x: y\n");
+  EXPECT_TRUE(
+      has_problem(load_users_file(broken).errors, broken.string() + ":2: YAML syntax error"));
+  auto missing = load_users_file(dir / "none.yaml");
+  ASSERT_EQ(missing.errors.size(), 1u);
+  EXPECT_TRUE(missing.users.empty());
+}
+
+TEST(CryptHash, Shapes) {
+  EXPECT_TRUE(looks_like_crypt_hash(
+      "$y$j9T$YV.5HfzG1NMMGA1VwLMp4/$AoPg6ls8AXjmC7WOCa5SvTTfRMgb640fvNXd4rGQas5"));
+  EXPECT_TRUE(looks_like_crypt_hash("$5$rounds=1000$salt$abcdefghijklmnop"));
+  EXPECT_FALSE(looks_like_crypt_hash("secret"));
+  EXPECT_FALSE(looks_like_crypt_hash("$1$salt$abcdefghijklmnopqrstuv"));  // md5crypt: too weak
+  EXPECT_FALSE(looks_like_crypt_hash("$y$j9T$salt$"));
+  EXPECT_FALSE(looks_like_crypt_hash("$y$j9T$salt hash$abcdefghijkl"));
+}
+
+}  // namespace
+}  // namespace ringmail::conf
