@@ -1,0 +1,121 @@
+#include "queue/delivery_log.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "queue/spool_message.h"
+
+namespace ringmail::queue {
+namespace {
+
+std::FILE* open_append(const std::filesystem::path& path, std::string* error) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    *error = "delivery log " + path.string() + ": " + std::strerror(errno);
+    return nullptr;
+  }
+  std::FILE* file = ::fdopen(fd, "a");
+  if (!file) {
+    *error = "delivery log " + path.string() + ": " + std::strerror(errno);
+    ::close(fd);
+    return nullptr;
+  }
+  return file;
+}
+
+// Network input may hold invalid UTF-8: replace it rather than throw.
+template <typename Json>
+std::string to_line(const Json& record) {
+  std::string line = record.dump(-1, ' ', false, Json::error_handler_t::replace);
+  line.push_back('\n');
+  return line;
+}
+
+}  // namespace
+
+std::unique_ptr<DeliveryLog> DeliveryLog::open(const std::filesystem::path& path,
+                                               std::string* error) {
+  std::FILE* file = open_append(path, error);
+  if (!file) return nullptr;
+  return std::unique_ptr<DeliveryLog>(new DeliveryLog(path, file));
+}
+
+DeliveryLog::DeliveryLog(std::filesystem::path path, std::FILE* file)
+    : path_(std::move(path)), file_(file) {}
+
+DeliveryLog::~DeliveryLog() {
+  if (file_) std::fclose(file_);
+}
+
+bool DeliveryLog::append(const std::string& lines) {
+  std::lock_guard lock(mutex_);
+  bool ok = std::fwrite(lines.data(), 1, lines.size(), file_) == lines.size();
+  ok = std::fflush(file_) == 0 && ok;
+  if (!ok && !failing_) {
+    spdlog::error("delivery log {}: write failed: {}", path_.string(), std::strerror(errno));
+  }
+  failing_ = !ok;
+  return ok;
+}
+
+bool DeliveryLog::write(const nlohmann::json& record) { return append(to_line(record)); }
+
+bool DeliveryLog::write_ordered(const nlohmann::ordered_json& record) {
+  return append(to_line(record));
+}
+
+bool DeliveryLog::write_all(std::span<const nlohmann::ordered_json> records) {
+  std::string lines;
+  for (const auto& record : records) lines += to_line(record);
+  return append(lines);
+}
+
+bool DeliveryLog::reopen(std::string* error) {
+  std::FILE* fresh = open_append(path_, error);
+  if (!fresh) return false;
+  std::lock_guard lock(mutex_);
+  std::fclose(file_);
+  file_ = fresh;
+  failing_ = false;
+  return true;
+}
+
+std::string format_rfc3339_ms(int64_t unix_ms) {
+  int64_t seconds = unix_ms / 1000;
+  int64_t millis = unix_ms % 1000;
+  if (millis < 0) {
+    millis += 1000;
+    seconds -= 1;
+  }
+  const std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(millis));
+  return buf;
+}
+
+nlohmann::ordered_json reception_record(const SpoolMessage& message, size_t recipient_index,
+                                        int64_t now_unix_ms) {
+  return nlohmann::ordered_json{
+      {"type", "Reception"},
+      {"time", format_rfc3339_ms(now_unix_ms)},
+      {"id", message.id.value},
+      {"sender", message.envelope.sender},
+      {"recipient", message.envelope.recipients[recipient_index].address},
+      {"tenant", message.meta.tenant},
+      {"campaign", message.meta.campaign},
+      {"listener", message.meta.listener},
+      {"client_ip", message.meta.client_ip},
+      {"size", message.meta.size},
+  };
+}
+
+}  // namespace ringmail::queue

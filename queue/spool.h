@@ -1,0 +1,109 @@
+// queue/spool.h — the Spool interface: where accepted messages become
+// durable, and where restart finds them again.
+//
+// Owns: nothing itself; implementations are the LMDB spool
+// (queue/spool_lmdb.h, production) and an in-memory spool
+// (queue/spool_memory.h, tests).
+//
+// Threads: store_batch() is called by one writer at a time (the SpoolWriter
+// thread); load_message(), for_each_recipient() and stats() may be called
+// from any thread, concurrently with a store. recover() runs once at
+// start-up, before the writer starts.
+//
+// Durability: when store_batch() returns ok, every message of the batch is
+// in one committed, synced transaction (LMDB) and survives kill -9 and power
+// loss. When it returns anything else, nothing of the batch was written.
+//
+// Trust: records read back from disk are treated as untrusted input; a
+// record that does not decode is reported and skipped, never a crash.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "queue/spool_message.h"
+
+namespace ringmail::queue {
+
+enum class StoreStatus {
+  ok,
+  spool_full,  // map full, ENOSPC or EDQUOT: the client gets 452 4.3.1
+  failed,      // any other error: the client gets a 451
+};
+inline const char* to_string(StoreStatus status) {
+  switch (status) {
+    case StoreStatus::ok:
+      return "ok";
+    case StoreStatus::spool_full:
+      return "spool_full";
+    case StoreStatus::failed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+struct StoreOutcome {
+  StoreStatus status = StoreStatus::failed;
+  std::string detail;  // for logs, never sent to a client
+  bool ok() const { return status == StoreStatus::ok; }
+};
+
+// What recover() found. Counts cover records that decoded; corrupt ones
+// are counted in corrupt_records and described (up to a bound) in problems.
+struct RecoverySummary {
+  uint32_t format_version = 0;
+  uint64_t messages = 0;
+  uint64_t recipients = 0;
+  std::array<uint64_t, 8> recipients_by_state{};  // indexed by RecipientState
+  uint64_t scheduled = 0;                         // entries of the next-attempt index
+  uint64_t corrupt_records = 0;
+  std::vector<std::string> problems;  // first kMaxProblems, human readable
+  double seconds = 0;
+
+  static constexpr size_t kMaxProblems = 100;
+  uint64_t count(RecipientState state) const {
+    return recipients_by_state[static_cast<size_t>(state)];
+  }
+};
+
+struct SpoolStats {
+  uint64_t map_size_bytes = 0;  // the configured capacity
+  uint64_t used_bytes = 0;      // pages in use (LMDB: last page number x page size)
+  uint64_t messages = 0;        // message records
+  uint64_t recipients = 0;      // recipient records
+};
+
+class Spool {
+ public:
+  virtual ~Spool() = default;
+
+  // Writes every message (envelope, metadata, recipients, indexes, content)
+  // in one transaction and commits it. All or nothing. Messages must have a
+  // non-empty id without NUL bytes and at least one recipient.
+  virtual StoreOutcome store_batch(std::span<SpoolMessage* const> messages) = 0;
+
+  // The message with its recipients' current state; content only when
+  // with_content. nullopt when absent or corrupt (corruption is logged).
+  virtual std::optional<SpoolMessage> load_message(const MessageId& id,
+                                                   bool with_content) const = 0;
+
+  // Calls visit(message, index) once per stored recipient that decodes, in
+  // message id order, with message.envelope.recipients filled in and
+  // message.content empty; index is the recipient's position in the
+  // message. Bodies are not read. visit must not store into this spool.
+  using RecipientVisitor = std::function<void(const SpoolMessage& message, size_t index)>;
+  virtual void for_each_recipient(const RecipientVisitor& visit) const = 0;
+
+  // Start-up check: format, every message and recipient record, the
+  // scheduler index. Logs and counts corrupt records; never throws.
+  virtual RecoverySummary recover() = 0;
+
+  virtual SpoolStats stats() const = 0;
+};
+
+}  // namespace ringmail::queue

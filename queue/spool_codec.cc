@@ -1,0 +1,344 @@
+#include "queue/spool_codec.h"
+
+#include <array>
+#include <cstring>
+#include <limits>
+
+namespace ringmail::queue {
+namespace {
+
+constexpr std::array<uint32_t, 256> make_crc_table() {
+  std::array<uint32_t, 256> table{};
+  for (uint32_t n = 0; n < 256; ++n) {
+    uint32_t c = n;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    table[n] = c;
+  }
+  return table;
+}
+constexpr auto kCrcTable = make_crc_table();
+
+void put_u8(std::string* out, uint8_t v) { out->push_back(static_cast<char>(v)); }
+
+void put_u32le(std::string* out, uint32_t v) {
+  char b[4];
+  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  out->append(b, 4);
+}
+
+void put_u64le(std::string* out, uint64_t v) {
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  out->append(b, 8);
+}
+
+void put_u32be(std::string* out, uint32_t v) {
+  char b[4];
+  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>((v >> (8 * (3 - i))) & 0xff);
+  out->append(b, 4);
+}
+
+void put_u64be(std::string* out, uint64_t v) {
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((v >> (8 * (7 - i))) & 0xff);
+  out->append(b, 8);
+}
+
+void put_str(std::string* out, std::string_view s) {
+  put_u32le(out, static_cast<uint32_t>(s.size()));
+  out->append(s);
+}
+
+uint32_t get_u32be(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+uint64_t get_u64be(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+// Bounds-checked reader over an untrusted record. The first failure sticks;
+// later reads return zero values, so decoders check ok() once per field
+// group rather than after every read.
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
+
+  uint8_t u8(const char* field) {
+    if (!need(1, field)) return 0;
+    return static_cast<uint8_t>(bytes_[pos_++]);
+  }
+  uint32_t u32le(const char* field) {
+    if (!need(4, field)) return 0;
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<uint8_t>(bytes_[pos_ + i])} << (8 * i);
+    pos_ += 4;
+    return v;
+  }
+  uint64_t u64le(const char* field) {
+    if (!need(8, field)) return 0;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<uint8_t>(bytes_[pos_ + i])} << (8 * i);
+    pos_ += 8;
+    return v;
+  }
+  void str(const char* field, std::string* out) {
+    const uint32_t len = u32le(field);
+    if (!need(len, field)) return;
+    out->assign(bytes_.data() + pos_, len);
+    pos_ += len;
+  }
+  bool flag(const char* field) {
+    const uint8_t v = u8(field);
+    if (ok() && v > 1) fail(std::string(field) + ": not a boolean (" + std::to_string(v) + ")");
+    return v == 1;
+  }
+
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+  size_t position() const { return pos_; }
+  size_t remaining() const { return bytes_.size() - pos_; }
+  void fail(std::string why) {
+    if (error_.empty()) error_ = std::move(why);
+  }
+
+ private:
+  bool need(size_t n, const char* field) {
+    if (!ok()) return false;
+    if (remaining() < n) {
+      fail(std::string("truncated at ") + field + " (offset " + std::to_string(pos_) + ", need " +
+           std::to_string(n) + ", have " + std::to_string(remaining()) + ")");
+      return false;
+    }
+    return true;
+  }
+
+  std::string_view bytes_;
+  size_t pos_ = 0;
+  std::string error_;
+};
+
+// Checks the version byte and the CRC trailer; on success *payload is the
+// bytes between them.
+DecodeResult open_checked_record(std::string_view bytes, const char* kind,
+                                 std::string_view* payload) {
+  if (bytes.size() < 5) {
+    return DecodeResult::failure(std::string(kind) + " record truncated (" +
+                                 std::to_string(bytes.size()) + " bytes)");
+  }
+  const uint8_t version = static_cast<uint8_t>(bytes[0]);
+  if (version != kRecordVersion) {
+    return DecodeResult::failure(std::string(kind) + " record has unknown version " +
+                                 std::to_string(version));
+  }
+  const std::string_view covered = bytes.substr(0, bytes.size() - 4);
+  Reader trailer(bytes.substr(bytes.size() - 4));
+  const uint32_t stored = trailer.u32le("crc");
+  if (stored != crc32(covered)) {
+    return DecodeResult::failure(std::string(kind) + " record checksum mismatch (" +
+                                 std::to_string(bytes.size()) + " bytes)");
+  }
+  *payload = covered.substr(1);
+  return {};
+}
+
+void append_crc(std::string* out, size_t record_start) {
+  const uint32_t crc = crc32(std::string_view(*out).substr(record_start));
+  put_u32le(out, crc);
+}
+
+void append_id_index(std::string* out, std::string_view id, uint32_t index) {
+  out->append(id);
+  out->push_back('\0');
+  put_u32be(out, index);
+}
+
+}  // namespace
+
+uint32_t crc32(std::string_view bytes, uint32_t crc) {
+  crc = ~crc;
+  for (const char ch : bytes) crc = kCrcTable[(crc ^ static_cast<uint8_t>(ch)) & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
+bool is_known_state(uint8_t byte) {
+  return byte <= static_cast<uint8_t>(RecipientState::cancelled);
+}
+
+bool is_active(RecipientState state) {
+  switch (state) {
+    case RecipientState::queued:
+    case RecipientState::in_flight:
+    case RecipientState::deferred:
+      return true;
+    case RecipientState::delivered:
+    case RecipientState::bounced:
+    case RecipientState::expired:
+    case RecipientState::suppressed:
+    case RecipientState::cancelled:
+      return false;
+  }
+  return false;
+}
+
+void encode_message_record(const SpoolMessage& m, std::string* out) {
+  const size_t start = out->size();
+  put_u8(out, kRecordVersion);
+  put_str(out, m.id.value);
+  put_str(out, m.envelope.sender);
+  put_str(out, m.envelope.body_type);
+  put_u8(out, m.envelope.smtputf8 ? 1 : 0);
+  put_str(out, m.envelope.dsn_ret);
+  put_str(out, m.envelope.dsn_envid);
+  put_u32le(out, static_cast<uint32_t>(m.envelope.recipients.size()));
+  put_str(out, m.meta.tenant);
+  put_str(out, m.meta.campaign);
+  put_str(out, m.meta.listener);
+  put_u64le(out, static_cast<uint64_t>(m.meta.received_unix_ms));
+  put_str(out, m.meta.client_ip);
+  put_str(out, m.meta.helo);
+  put_str(out, m.meta.tls);
+  put_u64le(out, m.meta.size);
+  put_u64le(out, m.content.size());
+  append_crc(out, start);
+}
+
+DecodeResult decode_message_record(std::string_view bytes, SpoolMessage* out,
+                                   MessageRecordInfo* info) {
+  std::string_view payload;
+  if (auto opened = open_checked_record(bytes, "message", &payload); !opened) return opened;
+  Reader r(payload);
+  r.str("id", &out->id.value);
+  r.str("sender", &out->envelope.sender);
+  r.str("body_type", &out->envelope.body_type);
+  out->envelope.smtputf8 = r.flag("smtputf8");
+  r.str("dsn_ret", &out->envelope.dsn_ret);
+  r.str("dsn_envid", &out->envelope.dsn_envid);
+  info->recipient_count = r.u32le("recipient_count");
+  if (r.ok() && (info->recipient_count == 0 || info->recipient_count > kMaxRecipientsPerRecord)) {
+    r.fail("implausible recipient count " + std::to_string(info->recipient_count));
+  }
+  r.str("tenant", &out->meta.tenant);
+  r.str("campaign", &out->meta.campaign);
+  r.str("listener", &out->meta.listener);
+  out->meta.received_unix_ms = static_cast<int64_t>(r.u64le("received_ms"));
+  r.str("client_ip", &out->meta.client_ip);
+  r.str("helo", &out->meta.helo);
+  r.str("tls", &out->meta.tls);
+  out->meta.size = r.u64le("size");
+  info->body_size = r.u64le("body_size");
+  if (r.ok() && r.remaining() != 0) {
+    r.fail(std::to_string(r.remaining()) + " trailing bytes");
+  }
+  if (!r.ok()) return DecodeResult::failure("message record: " + r.error());
+  out->envelope.recipients.clear();
+  return {};
+}
+
+void encode_recipient_record(const Recipient& rcpt, std::string* out) {
+  const size_t start = out->size();
+  put_u8(out, kRecordVersion);
+  put_str(out, rcpt.address);
+  put_str(out, rcpt.domain);
+  put_str(out, rcpt.dsn_notify);
+  put_str(out, rcpt.dsn_orcpt);
+  put_u8(out, static_cast<uint8_t>(rcpt.state));
+  put_u32le(out, rcpt.attempts);
+  put_u64le(out, static_cast<uint64_t>(rcpt.next_attempt_unix_ms));
+  append_crc(out, start);
+}
+
+DecodeResult decode_recipient_record(std::string_view bytes, Recipient* out) {
+  std::string_view payload;
+  if (auto opened = open_checked_record(bytes, "recipient", &payload); !opened) return opened;
+  Reader r(payload);
+  r.str("address", &out->address);
+  r.str("domain", &out->domain);
+  r.str("dsn_notify", &out->dsn_notify);
+  r.str("dsn_orcpt", &out->dsn_orcpt);
+  const uint8_t state = r.u8("state");
+  if (r.ok() && !is_known_state(state)) r.fail("unknown recipient state " + std::to_string(state));
+  out->state = static_cast<RecipientState>(state);
+  out->attempts = r.u32le("attempts");
+  out->next_attempt_unix_ms = static_cast<int64_t>(r.u64le("next_attempt_ms"));
+  if (r.ok() && r.remaining() != 0) {
+    r.fail(std::to_string(r.remaining()) + " trailing bytes");
+  }
+  if (!r.ok()) return DecodeResult::failure("recipient record: " + r.error());
+  return {};
+}
+
+void encode_body_into(std::string_view content, char* out) {
+  out[0] = static_cast<char>(kRecordVersion);
+  if (!content.empty()) std::memcpy(out + 1, content.data(), content.size());
+}
+
+DecodeResult decode_body(std::string_view bytes, std::string* content) {
+  if (bytes.empty()) return DecodeResult::failure("body record empty");
+  const uint8_t version = static_cast<uint8_t>(bytes[0]);
+  if (version != kRecordVersion) {
+    return DecodeResult::failure("body record has unknown version " + std::to_string(version));
+  }
+  content->assign(bytes.substr(1));
+  return {};
+}
+
+std::string recipient_key_prefix(std::string_view id) {
+  std::string key(id);
+  key.push_back('\0');
+  return key;
+}
+
+std::string recipient_key(std::string_view id, uint32_t index) {
+  std::string key;
+  key.reserve(id.size() + 5);
+  append_id_index(&key, id, index);
+  return key;
+}
+
+std::string next_attempt_key(int64_t next_attempt_ms, std::string_view id, uint32_t index) {
+  std::string key;
+  key.reserve(8 + id.size() + 5);
+  put_u64be(&key, next_attempt_ms < 0 ? 0 : static_cast<uint64_t>(next_attempt_ms));
+  append_id_index(&key, id, index);
+  return key;
+}
+
+std::string site_key(std::string_view site, std::string_view id, uint32_t index) {
+  std::string key;
+  key.reserve(site.size() + 1 + id.size() + 5);
+  key.append(site);
+  key.push_back('\0');
+  append_id_index(&key, id, index);
+  return key;
+}
+
+std::string campaign_key(std::string_view campaign, std::string_view id, uint32_t index) {
+  return site_key(campaign, id, index);
+}
+
+std::optional<RecipientKey> parse_recipient_key(std::string_view key) {
+  if (key.size() < 6) return std::nullopt;
+  const size_t sep = key.size() - 5;
+  if (key[sep] != '\0') return std::nullopt;
+  RecipientKey parsed;
+  parsed.id = key.substr(0, sep);
+  if (parsed.id.find('\0') != std::string_view::npos) return std::nullopt;
+  parsed.index = get_u32be(key.data() + sep + 1);
+  return parsed;
+}
+
+std::optional<NextAttemptKey> parse_next_attempt_key(std::string_view key) {
+  if (key.size() < 8 + 6) return std::nullopt;
+  const uint64_t ms = get_u64be(key.data());
+  if (ms > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
+  auto rest = parse_recipient_key(key.substr(8));
+  if (!rest) return std::nullopt;
+  return NextAttemptKey{static_cast<int64_t>(ms), rest->id, rest->index};
+}
+
+}  // namespace ringmail::queue

@@ -1,0 +1,589 @@
+#include "queue/spool_lmdb.h"
+
+#include <fcntl.h>
+#include <lmdb.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <system_error>
+
+#include "queue/spool_codec.h"
+
+namespace ringmail::queue {
+namespace {
+
+constexpr std::string_view kFormatKey = "format_version";
+constexpr std::string_view kCreatedKey = "created_unix_ms";
+
+MDB_val as_val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
+
+std::string_view as_view(const MDB_val& v) {
+  return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size);
+}
+
+std::string lmdb_error(const char* what, int rc) {
+  return std::string(what) + ": " + mdb_strerror(rc);
+}
+
+// Keys come from disk and may be garbage: print them safely.
+std::string printable(std::string_view bytes) {
+  std::string out;
+  for (const char ch : bytes) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(ch);
+    } else {
+      char buf[5];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+StoreOutcome failure(const char* what, int rc) {
+  const bool full = rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT;
+  return {full ? StoreStatus::spool_full : StoreStatus::failed, lmdb_error(what, rc)};
+}
+
+// Read-only transaction that aborts itself.
+class ReadTxn {
+ public:
+  explicit ReadTxn(MDB_env* env) { rc_ = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn_); }
+  ~ReadTxn() {
+    if (txn_) mdb_txn_abort(txn_);
+  }
+  ReadTxn(const ReadTxn&) = delete;
+  ReadTxn& operator=(const ReadTxn&) = delete;
+  int rc() const { return rc_; }
+  MDB_txn* get() const { return txn_; }
+
+ private:
+  MDB_txn* txn_ = nullptr;
+  int rc_ = 0;
+};
+
+class Cursor {
+ public:
+  Cursor(MDB_txn* txn, MDB_dbi dbi) { rc_ = mdb_cursor_open(txn, dbi, &cursor_); }
+  ~Cursor() {
+    if (cursor_) mdb_cursor_close(cursor_);
+  }
+  Cursor(const Cursor&) = delete;
+  Cursor& operator=(const Cursor&) = delete;
+  int rc() const { return rc_; }
+  // Positions the cursor; returns false at the end or on error.
+  bool get(MDB_cursor_op op) {
+    if (!cursor_) return false;
+    rc_ = mdb_cursor_get(cursor_, &key_, &value_, op);
+    return rc_ == MDB_SUCCESS;
+  }
+  bool seek(std::string_view key) {
+    key_ = as_val(key);
+    return get(MDB_SET_RANGE);
+  }
+  std::string_view key() const { return as_view(key_); }
+  std::string_view value() const { return as_view(value_); }
+
+ private:
+  MDB_cursor* cursor_ = nullptr;
+  MDB_val key_{};
+  MDB_val value_{};
+  int rc_ = 0;
+};
+
+// One message as found by a walk over "messages" and "recipients".
+struct WalkedMessage {
+  bool usable = false;             // the message record decoded
+  SpoolMessage message;            // recipients sized to recipient_count
+  std::vector<bool> recipient_ok;  // per index: its record exists and decoded
+  MessageRecordInfo info;
+};
+
+class LmdbSpool final : public Spool {
+ public:
+  LmdbSpool(MDB_env* env, std::filesystem::path dir) : env_(env), dir_(std::move(dir)) {}
+  ~LmdbSpool() override { mdb_env_close(env_); }
+
+  bool open_databases(std::string* error);
+
+  StoreOutcome store_batch(std::span<SpoolMessage* const> messages) override;
+  std::optional<SpoolMessage> load_message(const MessageId& id, bool with_content) const override;
+  void for_each_recipient(const RecipientVisitor& visit) const override;
+  RecoverySummary recover() override;
+  SpoolStats stats() const override;
+
+ private:
+  StoreOutcome put_message(MDB_txn* txn, const SpoolMessage& m, std::string* scratch);
+  // Merge-walks messages and their recipients in id order (both databases
+  // sort by id first), calling on_message for each message record and
+  // on_problem for each inconsistency. Never reads bodies.
+  void walk(MDB_txn* txn, const std::function<void(WalkedMessage&)>& on_message,
+            const std::function<void(std::string)>& on_problem) const;
+
+  MDB_env* env_;
+  std::filesystem::path dir_;
+  MDB_dbi meta_ = 0, messages_ = 0, bodies_ = 0, recipients_ = 0;
+  MDB_dbi idx_next_ = 0, idx_site_ = 0, idx_campaign_ = 0;
+  uint32_t format_version_ = 0;
+};
+
+bool LmdbSpool::open_databases(std::string* error) {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+  if (rc != MDB_SUCCESS) {
+    *error = lmdb_error("mdb_txn_begin", rc);
+    return false;
+  }
+  const struct {
+    const char* name;
+    MDB_dbi* dbi;
+  } dbs[] = {{"meta", &meta_},
+             {"messages", &messages_},
+             {"bodies", &bodies_},
+             {"recipients", &recipients_},
+             {"idx_next", &idx_next_},
+             {"idx_site", &idx_site_},
+             {"idx_campaign", &idx_campaign_}};
+  for (const auto& db : dbs) {
+    rc = mdb_dbi_open(txn, db.name, MDB_CREATE, db.dbi);
+    if (rc != MDB_SUCCESS) {
+      mdb_txn_abort(txn);
+      *error = lmdb_error((std::string("opening database ") + db.name).c_str(), rc);
+      return false;
+    }
+  }
+
+  MDB_val key = as_val(kFormatKey);
+  MDB_val value;
+  rc = mdb_get(txn, meta_, &key, &value);
+  if (rc == MDB_NOTFOUND) {
+    MDB_stat st;
+    mdb_stat(txn, messages_, &st);
+    if (st.ms_entries != 0) {
+      mdb_txn_abort(txn);
+      *error = "spool has messages but no format marker; refusing to guess its layout";
+      return false;
+    }
+    char be[4];
+    for (int i = 0; i < 4; ++i) be[i] = static_cast<char>(kSpoolFormatVersion >> (8 * (3 - i)));
+    MDB_val version{4, be};
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    const std::string created = std::to_string(now);
+    MDB_val created_key = as_val(kCreatedKey);
+    MDB_val created_val = as_val(created);
+    rc = mdb_put(txn, meta_, &key, &version, 0);
+    if (rc == MDB_SUCCESS) rc = mdb_put(txn, meta_, &created_key, &created_val, 0);
+    if (rc != MDB_SUCCESS) {
+      mdb_txn_abort(txn);
+      *error = lmdb_error("writing the format marker", rc);
+      return false;
+    }
+    format_version_ = kSpoolFormatVersion;
+  } else if (rc == MDB_SUCCESS) {
+    if (value.mv_size != 4) {
+      mdb_txn_abort(txn);
+      *error = "format marker is corrupt (" + std::to_string(value.mv_size) + " bytes)";
+      return false;
+    }
+    const auto* p = static_cast<const unsigned char*>(value.mv_data);
+    format_version_ =
+        (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+    if (format_version_ > kSpoolFormatVersion || format_version_ == 0) {
+      mdb_txn_abort(txn);
+      *error = "spool format " + std::to_string(format_version_) +
+               " is not supported by this ringmaild (it knows format " +
+               std::to_string(kSpoolFormatVersion) +
+               "); run the ringmaild that wrote it, or move the spool away";
+      return false;
+    }
+  } else {
+    mdb_txn_abort(txn);
+    *error = lmdb_error("reading the format marker", rc);
+    return false;
+  }
+  rc = mdb_txn_commit(txn);
+  if (rc != MDB_SUCCESS) {
+    *error = lmdb_error("committing the database handles", rc);
+    return false;
+  }
+  return true;
+}
+
+StoreOutcome LmdbSpool::put_message(MDB_txn* txn, const SpoolMessage& m, std::string* scratch) {
+  const std::string& id = m.id.value;
+  MDB_val key = as_val(id);
+
+  scratch->clear();
+  encode_message_record(m, scratch);
+  MDB_val value = as_val(*scratch);
+  int rc = mdb_put(txn, messages_, &key, &value, MDB_NOOVERWRITE);
+  if (rc == MDB_KEYEXIST) return {StoreStatus::failed, "duplicate message id " + id};
+  if (rc != MDB_SUCCESS) return failure("mdb_put(messages)", rc);
+
+  // Reserve the body in place: one copy, straight into the page.
+  MDB_val body{body_value_size(m.content), nullptr};
+  rc = mdb_put(txn, bodies_, &key, &body, MDB_RESERVE);
+  if (rc != MDB_SUCCESS) return failure("mdb_put(bodies)", rc);
+  encode_body_into(m.content, static_cast<char*>(body.mv_data));
+
+  MDB_val empty{0, nullptr};
+  for (uint32_t i = 0; i < m.envelope.recipients.size(); ++i) {
+    const Recipient& rcpt = m.envelope.recipients[i];
+    const std::string rkey = recipient_key(id, i);
+    scratch->clear();
+    encode_recipient_record(rcpt, scratch);
+    MDB_val k = as_val(rkey);
+    MDB_val v = as_val(*scratch);
+    rc = mdb_put(txn, recipients_, &k, &v, 0);
+    if (rc != MDB_SUCCESS) return failure("mdb_put(recipients)", rc);
+    if (!is_active(rcpt.state)) continue;
+
+    const std::string next = next_attempt_key(rcpt.next_attempt_unix_ms, id, i);
+    k = as_val(next);
+    rc = mdb_put(txn, idx_next_, &k, &empty, 0);
+    if (rc != MDB_SUCCESS) return failure("mdb_put(idx_next)", rc);
+    const std::string site = site_key(rcpt.domain, id, i);
+    k = as_val(site);
+    rc = mdb_put(txn, idx_site_, &k, &empty, 0);
+    if (rc != MDB_SUCCESS) return failure("mdb_put(idx_site)", rc);
+    if (!m.meta.campaign.empty()) {
+      const std::string campaign = campaign_key(m.meta.campaign, id, i);
+      k = as_val(campaign);
+      rc = mdb_put(txn, idx_campaign_, &k, &empty, 0);
+      if (rc != MDB_SUCCESS) return failure("mdb_put(idx_campaign)", rc);
+    }
+  }
+  return {StoreStatus::ok, {}};
+}
+
+StoreOutcome LmdbSpool::store_batch(std::span<SpoolMessage* const> messages) {
+  for (const SpoolMessage* m : messages) {
+    if (m->id.value.empty() || m->id.value.find('\0') != std::string::npos) {
+      return {StoreStatus::failed, "message id is empty or contains NUL"};
+    }
+    if (m->envelope.recipients.empty() || m->envelope.recipients.size() > kMaxRecipientsPerRecord) {
+      return {StoreStatus::failed, "message " + m->id.value + " has " +
+                                       std::to_string(m->envelope.recipients.size()) +
+                                       " recipients"};
+    }
+  }
+  if (messages.empty()) return {StoreStatus::ok, {}};
+
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+  if (rc != MDB_SUCCESS) return failure("mdb_txn_begin", rc);
+  std::string scratch;
+  scratch.reserve(512);
+  for (const SpoolMessage* m : messages) {
+    StoreOutcome outcome = put_message(txn, *m, &scratch);
+    if (!outcome.ok()) {
+      mdb_txn_abort(txn);
+      return outcome;
+    }
+  }
+  rc = mdb_txn_commit(txn);  // frees txn whatever happens; syncs data then meta page
+  if (rc != MDB_SUCCESS) return failure("mdb_txn_commit", rc);
+  return {StoreStatus::ok, {}};
+}
+
+void LmdbSpool::walk(MDB_txn* txn, const std::function<void(WalkedMessage&)>& on_message,
+                     const std::function<void(std::string)>& on_problem) const {
+  Cursor mc(txn, messages_);
+  Cursor rc(txn, recipients_);
+  if (mc.rc() != MDB_SUCCESS || rc.rc() != MDB_SUCCESS) {
+    on_problem(lmdb_error("mdb_cursor_open", mc.rc() != MDB_SUCCESS ? mc.rc() : rc.rc()));
+    return;
+  }
+  bool have_rcpt = rc.get(MDB_FIRST);
+  // Recipient records whose message record is gone cannot be delivered.
+  auto report_orphan = [&](std::string_view rkey) {
+    const auto parsed = parse_recipient_key(rkey);
+    if (parsed) {
+      on_problem("recipient record " + printable(parsed->id) + "/" + std::to_string(parsed->index) +
+                 " has no message record");
+    } else {
+      on_problem("malformed recipients key '" + printable(rkey) + "'");
+    }
+  };
+
+  WalkedMessage w;
+  std::vector<bool> seen;  // per index: some record was found, even a corrupt one
+  for (bool have = mc.get(MDB_FIRST); have; have = mc.get(MDB_NEXT)) {
+    const std::string_view id = mc.key();
+    w.usable = false;
+    w.message = SpoolMessage{};
+    w.info = MessageRecordInfo{};
+    if (auto decoded = decode_message_record(mc.value(), &w.message, &w.info); !decoded) {
+      on_problem("message " + printable(id) + ": " + decoded.error);
+    } else if (w.message.id.value != id) {
+      on_problem("message " + printable(id) + ": record names id " + printable(w.message.id.value));
+    } else {
+      w.usable = true;
+      w.message.envelope.recipients.assign(w.info.recipient_count, Recipient{});
+      w.recipient_ok.assign(w.info.recipient_count, false);
+      seen.assign(w.info.recipient_count, false);
+    }
+
+    while (have_rcpt) {
+      const auto parsed = parse_recipient_key(rc.key());
+      if (parsed && parsed->id >= id) break;
+      report_orphan(rc.key());
+      have_rcpt = rc.get(MDB_NEXT);
+    }
+    while (have_rcpt) {
+      const auto parsed = parse_recipient_key(rc.key());
+      if (!parsed || parsed->id != id) break;
+      if (w.usable && parsed->index < w.info.recipient_count) seen[parsed->index] = true;
+      if (w.usable) {
+        if (parsed->index >= w.info.recipient_count) {
+          on_problem("recipient " + printable(id) + "/" + std::to_string(parsed->index) +
+                     " is beyond the message's " + std::to_string(w.info.recipient_count) +
+                     " recipients");
+        } else if (auto decoded = decode_recipient_record(
+                       rc.value(), &w.message.envelope.recipients[parsed->index]);
+                   !decoded) {
+          on_problem("recipient " + printable(id) + "/" + std::to_string(parsed->index) + ": " +
+                     decoded.error);
+        } else {
+          w.recipient_ok[parsed->index] = true;
+        }
+      }
+      have_rcpt = rc.get(MDB_NEXT);
+    }
+    if (w.usable) {
+      for (uint32_t i = 0; i < w.info.recipient_count; ++i) {
+        if (!seen[i])
+          on_problem("recipient " + printable(id) + "/" + std::to_string(i) + " is missing");
+      }
+    }
+    on_message(w);
+  }
+  while (have_rcpt) {
+    report_orphan(rc.key());
+    have_rcpt = rc.get(MDB_NEXT);
+  }
+}
+
+std::optional<SpoolMessage> LmdbSpool::load_message(const MessageId& id, bool with_content) const {
+  ReadTxn txn(env_);
+  if (txn.rc() != MDB_SUCCESS) {
+    spdlog::error("spool: {}", lmdb_error("mdb_txn_begin", txn.rc()));
+    return std::nullopt;
+  }
+  MDB_val key = as_val(id.value);
+  MDB_val value;
+  int rc = mdb_get(txn.get(), messages_, &key, &value);
+  if (rc != MDB_SUCCESS) {
+    if (rc != MDB_NOTFOUND) spdlog::error("spool: {}", lmdb_error("mdb_get(messages)", rc));
+    return std::nullopt;
+  }
+  SpoolMessage m;
+  MessageRecordInfo info;
+  if (auto decoded = decode_message_record(as_view(value), &m, &info); !decoded) {
+    spdlog::warn("spool: message {}: {}", printable(id.value), decoded.error);
+    return std::nullopt;
+  }
+  if (m.id != id) {
+    spdlog::warn("spool: message {}: record names id {}", printable(id.value),
+                 printable(m.id.value));
+    return std::nullopt;
+  }
+
+  m.envelope.recipients.assign(info.recipient_count, Recipient{});
+  std::vector<bool> found(info.recipient_count, false);
+  const std::string prefix = recipient_key_prefix(id.value);
+  Cursor cursor(txn.get(), recipients_);
+  for (bool have = cursor.seek(prefix); have && cursor.key().starts_with(prefix);
+       have = cursor.get(MDB_NEXT)) {
+    const auto parsed = parse_recipient_key(cursor.key());
+    if (!parsed || parsed->id != id.value || parsed->index >= info.recipient_count) {
+      spdlog::warn("spool: message {}: stray recipients key '{}'", printable(id.value),
+                   printable(cursor.key()));
+      return std::nullopt;
+    }
+    auto decoded = decode_recipient_record(cursor.value(), &m.envelope.recipients[parsed->index]);
+    if (!decoded) {
+      spdlog::warn("spool: recipient {}/{}: {}", printable(id.value), parsed->index, decoded.error);
+      return std::nullopt;
+    }
+    found[parsed->index] = true;
+  }
+  for (uint32_t i = 0; i < info.recipient_count; ++i) {
+    if (!found[i]) {
+      spdlog::warn("spool: message {}: recipient {} is missing", printable(id.value), i);
+      return std::nullopt;
+    }
+  }
+
+  if (with_content) {
+    rc = mdb_get(txn.get(), bodies_, &key, &value);
+    if (rc != MDB_SUCCESS) {
+      spdlog::warn("spool: message {}: {}", printable(id.value), lmdb_error("body", rc));
+      return std::nullopt;
+    }
+    if (auto decoded = decode_body(as_view(value), &m.content); !decoded) {
+      spdlog::warn("spool: message {}: {}", printable(id.value), decoded.error);
+      return std::nullopt;
+    }
+    if (m.content.size() != info.body_size) {
+      spdlog::warn("spool: message {}: body has {} octets, record says {}", printable(id.value),
+                   m.content.size(), info.body_size);
+      return std::nullopt;
+    }
+  }
+  return m;
+}
+
+void LmdbSpool::for_each_recipient(const RecipientVisitor& visit) const {
+  ReadTxn txn(env_);
+  if (txn.rc() != MDB_SUCCESS) {
+    spdlog::error("spool: {}", lmdb_error("mdb_txn_begin", txn.rc()));
+    return;
+  }
+  walk(
+      txn.get(),
+      [&](WalkedMessage& w) {
+        if (!w.usable) return;
+        for (size_t i = 0; i < w.recipient_ok.size(); ++i) {
+          if (w.recipient_ok[i]) visit(w.message, i);
+        }
+      },
+      [](std::string problem) { spdlog::warn("spool: skipping {}", problem); });
+}
+
+RecoverySummary LmdbSpool::recover() {
+  const auto started = std::chrono::steady_clock::now();
+  RecoverySummary summary;
+  summary.format_version = format_version_;
+  auto problem = [&summary](std::string what) {
+    ++summary.corrupt_records;
+    if (summary.problems.size() < RecoverySummary::kMaxProblems) {
+      spdlog::warn("spool recovery: {}", what);
+      summary.problems.push_back(std::move(what));
+    }
+  };
+
+  ReadTxn txn(env_);
+  if (txn.rc() != MDB_SUCCESS) {
+    problem(lmdb_error("mdb_txn_begin", txn.rc()));
+    return summary;
+  }
+  uint64_t expected_scheduled = 0;
+  walk(
+      txn.get(),
+      [&](WalkedMessage& w) {
+        if (!w.usable) return;
+        // The body's length is in its LMDB node: checking it reads no body page.
+        MDB_val key = as_val(w.message.id.value);
+        MDB_val body;
+        const int rc = mdb_get(txn.get(), bodies_, &key, &body);
+        if (rc != MDB_SUCCESS) {
+          problem("message " + printable(w.message.id.value) + ": " + lmdb_error("body", rc));
+          return;
+        }
+        if (body.mv_size != w.info.body_size + 1) {
+          problem("message " + printable(w.message.id.value) + ": body has " +
+                  std::to_string(body.mv_size) + " bytes, record says " +
+                  std::to_string(w.info.body_size + 1));
+          return;
+        }
+        ++summary.messages;
+        for (size_t i = 0; i < w.recipient_ok.size(); ++i) {
+          if (!w.recipient_ok[i]) continue;
+          const RecipientState state = w.message.envelope.recipients[i].state;
+          ++summary.recipients;
+          ++summary.recipients_by_state[static_cast<size_t>(state)];
+          if (is_active(state)) ++expected_scheduled;
+        }
+      },
+      problem);
+
+  Cursor next(txn.get(), idx_next_);
+  for (bool have = next.get(MDB_FIRST); have; have = next.get(MDB_NEXT)) {
+    if (parse_next_attempt_key(next.key())) {
+      ++summary.scheduled;
+    } else {
+      problem("malformed idx_next key '" + printable(next.key()) + "'");
+    }
+  }
+  if (summary.scheduled != expected_scheduled) {
+    const std::string what = "idx_next has " + std::to_string(summary.scheduled) + " entries for " +
+                             std::to_string(expected_scheduled) + " active recipients";
+    spdlog::warn("spool recovery: {}", what);
+    if (summary.problems.size() < RecoverySummary::kMaxProblems) summary.problems.push_back(what);
+  }
+  summary.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return summary;
+}
+
+SpoolStats LmdbSpool::stats() const {
+  SpoolStats stats;
+  MDB_envinfo info;
+  MDB_stat env_stat;
+  if (mdb_env_info(env_, &info) == MDB_SUCCESS && mdb_env_stat(env_, &env_stat) == MDB_SUCCESS) {
+    stats.map_size_bytes = info.me_mapsize;
+    stats.used_bytes = (uint64_t{info.me_last_pgno} + 1) * env_stat.ms_psize;
+  }
+  ReadTxn txn(env_);
+  if (txn.rc() == MDB_SUCCESS) {
+    MDB_stat st;
+    if (mdb_stat(txn.get(), messages_, &st) == MDB_SUCCESS) stats.messages = st.ms_entries;
+    if (mdb_stat(txn.get(), recipients_, &st) == MDB_SUCCESS) stats.recipients = st.ms_entries;
+  }
+  return stats;
+}
+
+// A new data.mdb is only durable once the directory entry naming it is.
+void sync_directory(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+std::unique_ptr<Spool> open_lmdb_spool(const std::filesystem::path& dir, uint64_t map_size,
+                                       std::string* error) {
+  auto fail = [&](const std::string& why) -> std::unique_ptr<Spool> {
+    *error = "spool " + dir.string() + ": " + why;
+    return nullptr;
+  };
+  std::error_code ec;
+  if (std::filesystem::create_directories(dir, ec)) {
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::replace, ec);
+    if (!dir.parent_path().empty()) sync_directory(dir.parent_path());
+  } else if (ec) {
+    return fail("cannot create directory: " + ec.message());
+  }
+
+  MDB_env* env = nullptr;
+  int rc = mdb_env_create(&env);
+  if (rc != MDB_SUCCESS) return fail(lmdb_error("mdb_env_create", rc));
+  rc = mdb_env_set_maxdbs(env, 16);
+  if (rc == MDB_SUCCESS) rc = mdb_env_set_mapsize(env, map_size);
+  if (rc == MDB_SUCCESS) rc = mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0600);
+  if (rc != MDB_SUCCESS) {
+    mdb_env_close(env);
+    return fail(lmdb_error("mdb_env_open", rc));
+  }
+  int stale_readers = 0;
+  mdb_reader_check(env, &stale_readers);
+  if (stale_readers > 0) spdlog::info("spool: cleared {} stale reader slots", stale_readers);
+
+  auto spool = std::make_unique<LmdbSpool>(env, dir);  // owns env from here on
+  std::string why;
+  if (!spool->open_databases(&why)) return fail(why);
+  sync_directory(dir);
+  return spool;
+}
+
+}  // namespace ringmail::queue

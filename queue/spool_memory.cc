@@ -1,0 +1,101 @@
+#include "queue/spool_memory.h"
+
+#include <set>
+
+#include "queue/spool_codec.h"
+
+namespace ringmail::queue {
+
+MemorySpool::MemorySpool(uint64_t capacity_bytes) : capacity_(capacity_bytes) {}
+
+StoreOutcome MemorySpool::store_batch(std::span<SpoolMessage* const> messages) {
+  std::lock_guard lock(mutex_);
+  ++store_calls_;
+  if (!injected_failures_.empty()) {
+    const StoreStatus status = injected_failures_.front();
+    injected_failures_.pop_front();
+    return {status, "injected failure"};
+  }
+  uint64_t added = 0;
+  std::set<std::string_view> batch_ids;
+  for (const SpoolMessage* m : messages) {
+    if (m->id.value.empty() || m->id.value.find('\0') != std::string::npos) {
+      return {StoreStatus::failed, "message id is empty or contains NUL"};
+    }
+    if (m->envelope.recipients.empty()) {
+      return {StoreStatus::failed, "message " + m->id.value + " has no recipients"};
+    }
+    if (messages_.contains(m->id.value) || !batch_ids.insert(m->id.value).second) {
+      return {StoreStatus::failed, "duplicate message id " + m->id.value};
+    }
+    added += m->content.size();
+  }
+  if (added > capacity_ - used_) {
+    return {StoreStatus::spool_full, "memory spool capacity reached"};
+  }
+  for (const SpoolMessage* m : messages) messages_.emplace(m->id.value, *m);
+  used_ += added;
+  return {StoreStatus::ok, {}};
+}
+
+std::optional<SpoolMessage> MemorySpool::load_message(const MessageId& id,
+                                                      bool with_content) const {
+  std::lock_guard lock(mutex_);
+  auto it = messages_.find(id.value);
+  if (it == messages_.end()) return std::nullopt;
+  SpoolMessage copy = it->second;
+  if (!with_content) copy.content.clear();
+  return copy;
+}
+
+void MemorySpool::for_each_recipient(const RecipientVisitor& visit) const {
+  std::vector<SpoolMessage> snapshot;
+  {
+    std::lock_guard lock(mutex_);
+    snapshot.reserve(messages_.size());
+    for (const auto& [id, m] : messages_) {
+      snapshot.push_back(m);
+      snapshot.back().content.clear();
+    }
+  }
+  for (const SpoolMessage& m : snapshot) {
+    for (size_t i = 0; i < m.envelope.recipients.size(); ++i) visit(m, i);
+  }
+}
+
+RecoverySummary MemorySpool::recover() {
+  std::lock_guard lock(mutex_);
+  RecoverySummary summary;
+  summary.format_version = 1;
+  summary.messages = messages_.size();
+  for (const auto& [id, m] : messages_) {
+    for (const Recipient& r : m.envelope.recipients) {
+      ++summary.recipients;
+      ++summary.recipients_by_state[static_cast<size_t>(r.state)];
+      if (is_active(r.state)) ++summary.scheduled;
+    }
+  }
+  return summary;
+}
+
+SpoolStats MemorySpool::stats() const {
+  std::lock_guard lock(mutex_);
+  SpoolStats stats;
+  stats.map_size_bytes = capacity_;
+  stats.used_bytes = used_;
+  stats.messages = messages_.size();
+  for (const auto& [id, m] : messages_) stats.recipients += m.envelope.recipients.size();
+  return stats;
+}
+
+void MemorySpool::fail_next_stores(StoreStatus status, int count) {
+  std::lock_guard lock(mutex_);
+  for (int i = 0; i < count; ++i) injected_failures_.push_back(status);
+}
+
+uint64_t MemorySpool::store_calls() const {
+  std::lock_guard lock(mutex_);
+  return store_calls_;
+}
+
+}  // namespace ringmail::queue

@@ -1,0 +1,111 @@
+// queue/spool_writer.h — group commit: the one thread that writes the spool.
+//
+// Owns: the spool writer thread and the queue of commit requests. submit()
+// may be called from any thread (shards); it holds a mutex only to push the
+// request and wakes the writer. The writer takes everything that arrived
+// (up to a bound), stores it with one Spool::store_batch() — one
+// transaction, one fsync — and then calls each request's `done` on the
+// writer thread. While a commit runs, new requests gather for the next one,
+// so the batch grows with the load and throughput does not fall to one
+// fsync per message.
+//
+// Durability: `done` with StoreStatus::ok is called only after the batch's
+// commit returned (synced); that is when the session may say 250. Reception
+// records go to the delivery log after the commit, never before, and before
+// `done` runs. If a batch of several messages is refused (spool_full, or one
+// bad message), its messages are retried one by one so that those that fit
+// are still accepted.
+//
+// `done` runs on the writer thread and must be cheap (post to a shard).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "queue/spool.h"
+
+namespace ringmail::admin {
+class Counter;
+class Gauge;
+class Histogram;
+class MetricsRegistry;
+}  // namespace ringmail::admin
+
+namespace ringmail::queue {
+
+class DeliveryLog;
+
+struct SpoolWriterOptions {
+  size_t max_batch_messages = 1024;
+  uint64_t max_batch_bytes = 64ull << 20;  // content octets per transaction
+  // queue_recipients{state="queued"} starts here (RecoverySummary::count(queued)).
+  uint64_t initial_queued_recipients = 0;
+};
+
+class SpoolWriter {
+ public:
+  using Done = std::function<void(const SpoolMessage& message, StoreStatus status,
+                                  const std::string& detail)>;
+
+  // spool must outlive the writer; metrics and log may be null (tests).
+  // The thread starts here.
+  SpoolWriter(Spool& spool, admin::MetricsRegistry* metrics, DeliveryLog* log,
+              SpoolWriterOptions options = {});
+  ~SpoolWriter();  // stop()
+  SpoolWriter(const SpoolWriter&) = delete;
+  SpoolWriter& operator=(const SpoolWriter&) = delete;
+
+  // Any thread. After stop(), `done` is called at once, on the caller's
+  // thread, with StoreStatus::failed.
+  void submit(std::unique_ptr<SpoolMessage> message, Done done);
+
+  // Commits everything submitted so far, then joins the thread. Idempotent.
+  void stop();
+
+  // Counters for tests and benchmarks (any thread).
+  uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
+  uint64_t committed_messages() const { return committed_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Request {
+    std::unique_ptr<SpoolMessage> message;
+    Done done;
+  };
+
+  void run();
+  void commit(std::vector<Request>& batch);
+  void complete(std::vector<Request>& batch, size_t first, size_t last, const StoreOutcome& outcome,
+                int64_t now_ms);
+  admin::Counter* received_counter(const std::string& listener);
+
+  Spool& spool_;
+  admin::MetricsRegistry* metrics_;
+  DeliveryLog* log_;
+  SpoolWriterOptions options_;
+
+  admin::Histogram* commit_seconds_ = nullptr;
+  admin::Gauge* queued_recipients_ = nullptr;
+  admin::Counter* spool_full_total_ = nullptr;
+  std::unordered_map<std::string, admin::Counter*> received_by_listener_;  // writer thread only
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<Request> pending_;  // guarded by mutex_
+  bool stopping_ = false;         // guarded by mutex_
+  std::mutex stop_mutex_;         // serialises stop()
+  std::thread thread_;
+
+  std::atomic<uint64_t> batches_{0};
+  std::atomic<uint64_t> committed_{0};
+};
+
+}  // namespace ringmail::queue
