@@ -8,7 +8,8 @@ packages=(
   liburing-dev libssl-dev libc-ares-dev liblmdb-dev lmdb-utils libyaml-cpp-dev
   libspdlog-dev libfmt-dev libsystemd-dev libcrypt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  openssl whois swaks postfix dnsmasq-base python3 python3-aiosmtpd python3-dkim
+  openssl whois swaks libnet-ssleay-perl libio-socket-ssl-perl postfix dnsmasq-base
+  python3 python3-aiosmtpd python3-dkim prometheus
   libmilter-dev opendkim opendkim-tools systemd
 )
 
