@@ -56,7 +56,7 @@ struct Envelope {
 };
 
 struct MessageMetadata {
-  std::string tenant;    // AUTH user, or "relay:<listener>" for relay clients
+  std::string tenant;    // AUTH user, or the relay_networks entry a relay client matched
   std::string campaign;  // from the campaign header, "" if none
   std::string listener;  // listener name
   int64_t received_unix_ms = 0;
