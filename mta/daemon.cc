@@ -1,0 +1,329 @@
+#include "mta/daemon.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <systemd/sd-daemon.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "admin-api/metrics_registry.h"
+#include "conf/config.h"
+#include "conf/config_users.h"
+#include "mta/auth_service.h"
+#include "mta/inbound_server.h"
+#include "mta/tls_context.h"
+#include "queue/delivery_log.h"
+#include "queue/spool.h"
+#include "queue/spool_dump.h"
+#include "queue/spool_lmdb.h"
+#include "queue/spool_writer.h"
+#include "ringmail_version.h"
+
+namespace ringmail::mta {
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+struct Options {
+  std::string config_file;
+  bool check_config = false;
+  bool spool_dump = false;
+  bool version = false;
+};
+
+void print_usage(std::FILE* out) {
+  std::fputs(
+      "usage: ringmaild -c FILE [--check-config | --spool-dump]\n"
+      "       ringmaild --version\n"
+      "  -c, --config FILE   configuration file (YAML)\n"
+      "      --check-config  validate FILE and every file it names, then exit\n"
+      "      --spool-dump    print queued recipients as JSON lines, then exit\n"
+      "      --version       print the version\n",
+      out);
+}
+
+// Returns -1 when the options are fine, otherwise the exit code.
+int parse_options(int argc, char** argv, Options* options) {
+  enum { kCheckConfig = 1000, kSpoolDump, kVersion };
+  static const option long_options[] = {
+      {"config", required_argument, nullptr, 'c'},
+      {"check-config", no_argument, nullptr, kCheckConfig},
+      {"spool-dump", no_argument, nullptr, kSpoolDump},
+      {"version", no_argument, nullptr, kVersion},
+      {"help", no_argument, nullptr, 'h'},
+      {nullptr, 0, nullptr, 0},
+  };
+  int opt;
+  opterr = 0;
+  while ((opt = getopt_long(argc, argv, "c:h", long_options, nullptr)) != -1) {
+    switch (opt) {
+      case 'c':
+        options->config_file = optarg;
+        break;
+      case kCheckConfig:
+        options->check_config = true;
+        break;
+      case kSpoolDump:
+        options->spool_dump = true;
+        break;
+      case kVersion:
+        options->version = true;
+        break;
+      case 'h':
+        print_usage(stdout);
+        return kExitOk;
+      default:
+        std::fprintf(stderr, "ringmaild: bad option '%s'\n", argv[optind - 1]);
+        print_usage(stderr);
+        return kExitUsage;
+    }
+  }
+  if (optind < argc) {
+    std::fprintf(stderr, "ringmaild: unexpected argument '%s'\n", argv[optind]);
+    print_usage(stderr);
+    return kExitUsage;
+  }
+  if (options->version) return -1;
+  if (options->config_file.empty()) {
+    std::fputs("ringmaild: -c FILE is required\n", stderr);
+    print_usage(stderr);
+    return kExitUsage;
+  }
+  if (options->check_config && options->spool_dump) {
+    std::fputs("ringmaild: --check-config and --spool-dump exclude each other\n", stderr);
+    return kExitUsage;
+  }
+  return -1;
+}
+
+std::shared_ptr<const conf::Config> load_and_report(const std::string& file) {
+  conf::LoadResult result = conf::load_config(file);
+  for (const auto& w : result.warnings) std::fprintf(stderr, "%s (warning)\n", w.to_string().c_str());
+  for (const auto& e : result.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+  return result.config;
+}
+
+void setup_logging(const conf::Config& config) {
+  static bool done = false;
+  if (!done) {
+    auto logger = std::make_shared<spdlog::logger>(
+        "ringmaild", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    spdlog::set_default_logger(logger);
+    // systemd's journal adds its own timestamps; keep ours for plain stderr.
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
+    done = true;
+  }
+  spdlog::set_level(spdlog::level::from_str(config.log.level));
+  spdlog::flush_on(spdlog::level::info);
+}
+
+void raise_file_limit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+// Everything that lives from start-up to shutdown, in start-up order
+// (members are destroyed in reverse: server, writer, spool).
+class Daemon {
+ public:
+  explicit Daemon(std::shared_ptr<const conf::Config> config) : config_(std::move(config)) {}
+
+  bool start(std::string* error) {
+    metrics_.gauge("build_info", "Ringmail build", {{"version", RINGMAIL_VERSION}}).set(1);
+    if (!config_->log.delivery_log.empty()) {
+      delivery_log_ = queue::DeliveryLog::open(config_->log.delivery_log, error);
+      if (!delivery_log_) {
+        *error = "delivery log " + config_->log.delivery_log.string() + ": " + *error;
+        return false;
+      }
+    }
+    spool_ = queue::open_lmdb_spool(config_->spool.path, config_->spool.max_size, error);
+    if (!spool_) {
+      *error = "spool " + config_->spool.path.string() + ": " + *error;
+      return false;
+    }
+    const queue::RecoverySummary recovered = spool_->recover();
+    spdlog::info("spool {}: {} messages, {} recipients queued, {} corrupt records ({:.3f} s)",
+                 config_->spool.path.string(), recovered.messages,
+                 recovered.count(queue::RecipientState::queued), recovered.corrupt_records,
+                 recovered.seconds);
+    for (const auto& problem : recovered.problems) spdlog::warn("spool: {}", problem);
+    queue::SpoolWriterOptions writer_options;
+    writer_options.initial_queued_recipients = recovered.count(queue::RecipientState::queued);
+    writer_ = std::make_unique<queue::SpoolWriter>(*spool_, &metrics_, delivery_log_.get(),
+                                                   writer_options);
+
+    if (!load_tls(*config_, &tls_, error)) return false;
+    if (!config_->auth.users_file.empty()) {
+      conf::UsersFile users = conf::load_users_file(config_->auth.users_file);
+      if (!users.errors.empty()) {
+        *error = users.errors.front().to_string();
+        return false;
+      }
+      auth_ = std::make_unique<AuthService>(std::move(users.users));
+    }
+    const unsigned cores = std::thread::hardware_concurrency();
+    server_ = std::make_unique<InboundServer>(
+        InboundDependencies{writer_.get(), auth_.get(), &metrics_}, cores ? int(cores) : 1);
+    return server_->start(config_, tls_, error);
+  }
+
+  // SIGHUP: a config that fails validation changes nothing.
+  void reload(const std::string& file) {
+    sd_notify(0, "RELOADING=1");
+    std::shared_ptr<const conf::Config> fresh = load_and_report(file);
+    std::string error;
+    std::shared_ptr<const TlsContext> tls;
+    conf::UsersFile users;
+    if (fresh && !load_tls(*fresh, &tls, &error)) fresh = nullptr;
+    if (fresh && !fresh->auth.users_file.empty()) {
+      users = conf::load_users_file(fresh->auth.users_file);
+      if (!users.errors.empty()) {
+        error = users.errors.front().to_string();
+        fresh = nullptr;
+      }
+    }
+    if (!fresh) {
+      spdlog::error("reload of {} refused{}{}; the running configuration stays in force", file,
+                    error.empty() ? "" : ": ", error);
+    } else {
+      warn_about_restart_only_changes(*fresh);
+      setup_logging(*fresh);
+      if (auth_) auth_->replace_users(std::move(users.users));
+      if (delivery_log_ && !delivery_log_->reopen(&error))
+        spdlog::error("delivery log: reopen failed: {}", error);
+      server_->reload(fresh, tls);
+      config_ = fresh;
+      tls_ = tls;
+      spdlog::info("configuration reloaded from {}", file);
+    }
+    sd_notify(0, "READY=1");
+  }
+
+  void stop() {
+    const auto timeout = config_->limits.shutdown_timeout;
+    spdlog::info("stopping: finishing sessions in progress (at most {} ms)", timeout.count());
+    if (server_) server_->stop(timeout);
+    if (writer_) writer_->stop();  // commits what the sessions handed over
+    spool_.reset();
+    spdlog::info("stopped; spool closed cleanly");
+  }
+
+ private:
+  static bool load_tls(const conf::Config& config, std::shared_ptr<const TlsContext>* tls,
+                       std::string* error) {
+    tls->reset();
+    if (config.tls.certificate.empty()) return true;
+    *tls = TlsContext::load_server(config.tls.certificate, config.tls.private_key, error);
+    if (!*tls) {
+      *error = "tls: " + *error;
+      return false;
+    }
+    return true;
+  }
+
+  void warn_about_restart_only_changes(const conf::Config& fresh) const {
+    bool listeners_changed = fresh.listeners.size() != config_->listeners.size();
+    for (size_t i = 0; !listeners_changed && i < fresh.listeners.size(); ++i)
+      listeners_changed = fresh.listeners[i].address.text != config_->listeners[i].address.text ||
+                          fresh.listeners[i].name != config_->listeners[i].name;
+    if (listeners_changed)
+      spdlog::warn("listener names or addresses changed: they take effect at the next restart");
+    if (fresh.spool.path != config_->spool.path)
+      spdlog::warn("spool.path changed: it takes effect at the next restart");
+    if ((fresh.auth.users_file.empty()) != (config_->auth.users_file.empty()))
+      spdlog::warn("auth.users_file added or removed: it takes effect at the next restart");
+  }
+
+  std::shared_ptr<const conf::Config> config_;
+  admin::MetricsRegistry metrics_;
+  std::unique_ptr<queue::DeliveryLog> delivery_log_;
+  std::unique_ptr<queue::Spool> spool_;
+  std::unique_ptr<queue::SpoolWriter> writer_;
+  std::shared_ptr<const TlsContext> tls_;
+  std::unique_ptr<AuthService> auth_;
+  std::unique_ptr<InboundServer> server_;
+};
+
+int dump_spool(const conf::Config& config) {
+  std::string error;
+  auto spool = queue::open_lmdb_spool(config.spool.path, config.spool.max_size, &error);
+  if (!spool) {
+    std::fprintf(stderr, "ringmaild: spool %s: %s\n", config.spool.path.c_str(), error.c_str());
+    return kExitFailure;
+  }
+  queue::dump_spool_json_lines(*spool, std::cout);
+  std::cout.flush();
+  return kExitOk;
+}
+
+}  // namespace
+
+int run_ringmaild(int argc, char** argv) {
+  Options options;
+  if (int rc = parse_options(argc, argv, &options); rc >= 0) return rc;
+  if (options.version) {
+    std::printf("ringmaild %s\n", RINGMAIL_VERSION);
+    return kExitOk;
+  }
+  std::shared_ptr<const conf::Config> config = load_and_report(options.config_file);
+  if (!config) return kExitFailure;
+  if (options.check_config) {
+    std::printf("%s: configuration ok\n", config->source_file.c_str());
+    return kExitOk;
+  }
+  if (options.spool_dump) return dump_spool(*config);
+
+  // Signals are taken synchronously by this thread; block them before any
+  // other thread exists so that every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  raise_file_limit();
+  setup_logging(*config);
+
+  Daemon daemon(config);
+  std::string error;
+  if (!daemon.start(&error)) {
+    spdlog::critical("start-up failed: {}", error);
+    std::fprintf(stderr, "ringmaild: %s\n", error.c_str());
+    daemon.stop();
+    return kExitFailure;
+  }
+  spdlog::info("ringmaild {} ready ({} listeners)", RINGMAIL_VERSION, config->listeners.size());
+  sd_notify(0, "READY=1\nSTATUS=accepting mail");
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      spdlog::info("SIGHUP: reloading {}", options.config_file);
+      daemon.reload(options.config_file);
+      continue;
+    }
+    spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    sd_notify(0, "STOPPING=1");
+    daemon.stop();
+    return kExitOk;
+  }
+}
+
+}  // namespace ringmail::mta
