@@ -211,8 +211,8 @@ struct MetricsRegistry::Family {
   MetricType type = MetricType::counter;
   std::vector<double> bounds;  // histograms: the family's buckets
   // unique_ptr keeps each metric at a stable address for its callers.
-  using Metric = std::variant<std::unique_ptr<Counter>, std::unique_ptr<Gauge>,
-                              std::unique_ptr<Histogram>>;
+  using Metric =
+      std::variant<std::unique_ptr<Counter>, std::unique_ptr<Gauge>, std::unique_ptr<Histogram>>;
   std::map<Labels, Metric> series;
 };
 
@@ -258,8 +258,7 @@ Counter& MetricsRegistry::counter(std::string_view name, std::string_view help,
   return *std::get<std::unique_ptr<Counter>>(it->second);
 }
 
-Gauge& MetricsRegistry::gauge(std::string_view name, std::string_view help,
-                              const Labels& labels) {
+Gauge& MetricsRegistry::gauge(std::string_view name, std::string_view help, const Labels& labels) {
   std::lock_guard lock(mutex_);
   Family& family = find_or_create(families_, name, help, MetricType::gauge);
   Labels key = normalize_labels(labels, family.name, family.type);

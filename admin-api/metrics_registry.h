@@ -67,7 +67,7 @@ class Histogram {
 
  private:
   std::vector<double> bounds_;
-  std::unique_ptr<MetricCell[]> buckets_;  // (bounds+1) x kMetricCells
+  std::unique_ptr<MetricCell[]> buckets_;    // (bounds+1) x kMetricCells
   std::unique_ptr<MetricCell[]> sum_micro_;  // kMetricCells, sum in millionths
 };
 
@@ -90,8 +90,8 @@ class MetricsRegistry {
   // `name` without the ringmail_ prefix, e.g. "messages_received_total".
   Counter& counter(std::string_view name, std::string_view help, const Labels& labels = {});
   Gauge& gauge(std::string_view name, std::string_view help, const Labels& labels = {});
-  Histogram& histogram(std::string_view name, std::string_view help,
-                       const Labels& labels = {}, std::vector<double> upper_bounds = {});
+  Histogram& histogram(std::string_view name, std::string_view help, const Labels& labels = {},
+                       std::vector<double> upper_bounds = {});
   // Declares a family with no series yet (e.g. messages_bounced_total
   // before the first bounce): render() shows its HELP and TYPE lines.
   void declare(std::string_view name, std::string_view help, MetricType type);

@@ -100,8 +100,8 @@ struct DkimKey {
   std::string domain;
   std::string selector;
   std::filesystem::path private_key;
-  std::vector<std::string> headers = {"from",       "to", "subject", "date",
-                                      "message-id", "list-unsubscribe"};
+  std::vector<std::string> headers = {"from", "to",         "subject",
+                                      "date", "message-id", "list-unsubscribe"};
 };
 
 enum class MilterFailure { tempfail, accept, reject };
@@ -120,7 +120,7 @@ struct AdminConfig {
 };
 
 struct LogConfig {
-  std::string level = "info";  // trace debug info warn error critical off
+  std::string level = "info";          // trace debug info warn error critical off
   std::filesystem::path delivery_log;  // empty: no delivery log
 };
 
@@ -140,7 +140,7 @@ struct Config {
   DeliveryConfig delivery;
   std::vector<DkimKey> dkim;
   std::vector<Milter> milters;
-  std::shared_ptr<const PolicyConfig> policy;  // never null after load_config()
+  std::shared_ptr<const PolicyConfig> policy;     // never null after load_config()
   std::string campaign_header = "X-Campaign-ID";  // policy.campaign_header
   AdminConfig admin;
   LogConfig log;

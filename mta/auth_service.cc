@@ -68,8 +68,8 @@ std::shared_ptr<const AuthService::UserTable> build_table(std::vector<conf::User
     unsigned char random[16];
     RAND_bytes(random, sizeof random);
     char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-    if (crypt_gensalt_rn("$y$", 0, reinterpret_cast<const char*>(random), sizeof random,
-                         setting, sizeof setting)) {
+    if (crypt_gensalt_rn("$y$", 0, reinterpret_cast<const char*>(random), sizeof random, setting,
+                         sizeof setting)) {
       table->decoy_setting = setting;
     }
   }
@@ -203,8 +203,7 @@ AuthOutcome AuthService::check(AuthRequest& request, crypt_data& scratch) {
   bool match = false;
   if (result && result[0] != '*') {
     size_t length = std::strlen(result);
-    match = known && length == setting.size() &&
-            CRYPTO_memcmp(result, setting.data(), length) == 0;
+    match = known && length == setting.size() && CRYPTO_memcmp(result, setting.data(), length) == 0;
   } else if (known) {
     spdlog::warn("auth: the password hash of user '{}' is not usable by crypt(3)",
                  request.username);

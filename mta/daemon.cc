@@ -2,6 +2,8 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 
@@ -10,9 +12,6 @@
 #include <memory>
 #include <string>
 #include <thread>
-
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "admin-api/metrics_registry.h"
 #include "conf/config.h"
@@ -109,7 +108,8 @@ int parse_options(int argc, char** argv, Options* options) {
 
 std::shared_ptr<const conf::Config> load_and_report(const std::string& file) {
   conf::LoadResult result = conf::load_config(file);
-  for (const auto& w : result.warnings) std::fprintf(stderr, "%s (warning)\n", w.to_string().c_str());
+  for (const auto& w : result.warnings)
+    std::fprintf(stderr, "%s (warning)\n", w.to_string().c_str());
   for (const auto& e : result.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
   return result.config;
 }

@@ -4,6 +4,7 @@
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -15,8 +16,6 @@
 #include <functional>
 #include <mutex>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "admin-api/metrics_registry.h"
 #include "mta/auth_service.h"
@@ -237,8 +236,8 @@ class InboundShard {
     }
     ring_ok_ = true;
     const size_t ring_bytes = kBufferCount * sizeof(io_uring_buf);
-    void* mem = ::mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
-                       -1, 0);
+    void* mem =
+        ::mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (mem == MAP_FAILED) {
       *error = "mmap of the buffer ring failed";
       return false;
@@ -254,10 +253,11 @@ class InboundShard {
       *error = std::string("io_uring_register_buf_ring: ") + std::strerror(-rc);
       return false;
     }
-    buffers_.reset(static_cast<char*>(std::aligned_alloc(4096, size_t(kBufferCount) * kBufferSize)));
+    buffers_.reset(
+        static_cast<char*>(std::aligned_alloc(4096, size_t(kBufferCount) * kBufferSize)));
     for (unsigned i = 0; i < kBufferCount; ++i) {
-      io_uring_buf_ring_add(buffer_ring_, buffers_.get() + size_t(i) * kBufferSize, kBufferSize,
-                            i, io_uring_buf_ring_mask(kBufferCount), int(i));
+      io_uring_buf_ring_add(buffer_ring_, buffers_.get() + size_t(i) * kBufferSize, kBufferSize, i,
+                            io_uring_buf_ring_mask(kBufferCount), int(i));
     }
     io_uring_buf_ring_advance(buffer_ring_, kBufferCount);
 
@@ -275,9 +275,9 @@ class InboundShard {
                                        {{"direction", "inbound"}});
     connections_refused_ = &metrics->counter(
         "connections_refused_total", "Inbound connections refused with 421 (max_connections)");
-    tls_failures_ = &metrics->counter("tls_handshake_failures_total",
-                                      "Inbound TLS handshakes that failed",
-                                      {{"direction", "inbound"}});
+    tls_failures_ =
+        &metrics->counter("tls_handshake_failures_total", "Inbound TLS handshakes that failed",
+                          {{"direction", "inbound"}});
     return true;
   }
 
@@ -393,8 +393,10 @@ class InboundShard {
     if (server_.connections_.load(std::memory_order_relaxed) >=
         int(config.limits.max_connections)) {
       // A fresh socket has an empty send buffer: this cannot block.
-      std::string reply = "421 4.7.0 " + config.hostname + " Too many connections, try again later\r\n";
-      [[maybe_unused]] ssize_t n = ::send(fd, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      std::string reply =
+          "421 4.7.0 " + config.hostname + " Too many connections, try again later\r\n";
+      [[maybe_unused]] ssize_t n =
+          ::send(fd, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       ::close(fd);
       connections_refused_->inc();
       return;
@@ -834,7 +836,8 @@ std::shared_ptr<const ShardSettings> make_settings(std::shared_ptr<const conf::C
     SessionSettings ss;
     ss.hostname = config->hostname;
     ss.listener_name = l.name;
-    ss.mode = l.mode == conf::ListenerMode::submission ? SessionMode::submission : SessionMode::relay;
+    ss.mode =
+        l.mode == conf::ListenerMode::submission ? SessionMode::submission : SessionMode::relay;
     ss.starttls_available = l.tls == conf::TlsMode::starttls && tls != nullptr;
     ss.require_tls_for_auth = l.require_tls_for_auth;
     ss.auth_available = auth_available;

@@ -28,26 +28,26 @@ enum class SessionMode { submission, relay };
 // Copied from the Config when the connection is accepted, so that a reload
 // never changes the rules under a session in progress.
 struct SessionSettings {
-  std::string hostname;        // greeting and Received: by
+  std::string hostname;  // greeting and Received: by
   std::string listener_name;
   SessionMode mode = SessionMode::relay;
   bool starttls_available = false;  // listener tls: starttls and a TLS context exists
   bool require_tls_for_auth = true;
-  bool auth_available = false;      // a users_file is configured
+  bool auth_available = false;  // a users_file is configured
   uint64_t max_message_size = 50ull << 20;
   uint32_t max_recipients = 1000;
   std::string campaign_header = "X-Campaign-ID";
 };
 
 struct ConnectionInfo {
-  std::string peer_ip;    // textual, no brackets
+  std::string peer_ip;  // textual, no brackets
   uint16_t peer_port = 0;
   std::string local_ip;
   uint16_t local_port = 0;
   // The relay_networks entry the peer matched ("127.0.0.0/8"), "" if none.
   // It is the tenant of mail accepted on a relay listener.
   std::string relay_network;
-  bool implicit_tls = false;  // TLS is already up when start() is called
+  bool implicit_tls = false;    // TLS is already up when start() is called
   std::string tls_description;  // set with implicit_tls: "TLSv1.3 <cipher>"
   int64_t now_unix_ms = 0;      // connection time
 };

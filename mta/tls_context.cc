@@ -69,8 +69,8 @@ std::shared_ptr<TlsContext> TlsContext::load_server(const std::filesystem::path&
   std::shared_ptr<TlsContext> context(new TlsContext(raw));
 
   SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
-  SSL_CTX_set_options(raw, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(
+      raw, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   // Idle connections should not keep 34 KiB of record buffers each.
   SSL_CTX_set_mode(raw, SSL_MODE_RELEASE_BUFFERS);
   if (SSL_CTX_set_cipher_list(raw, kTls12Ciphers) != 1) {
@@ -222,9 +222,7 @@ std::string TlsSession::take_output() {
   return out;
 }
 
-bool TlsSession::has_output() const {
-  return network_out_ && BIO_ctrl_pending(network_out_) > 0;
-}
+bool TlsSession::has_output() const { return network_out_ && BIO_ctrl_pending(network_out_) > 0; }
 
 std::string TlsSession::description() const {
   if (!handshake_done_) return {};

@@ -18,12 +18,12 @@
 // output buffer. No durability promises.
 #pragma once
 
+#include <openssl/types.h>
+
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <openssl/types.h>
 
 namespace ringmail::mta {
 

@@ -24,14 +24,22 @@ MessageId make_message_id() {
 
 const char* to_string(RecipientState state) {
   switch (state) {
-    case RecipientState::queued: return "queued";
-    case RecipientState::in_flight: return "in_flight";
-    case RecipientState::deferred: return "deferred";
-    case RecipientState::delivered: return "delivered";
-    case RecipientState::bounced: return "bounced";
-    case RecipientState::expired: return "expired";
-    case RecipientState::suppressed: return "suppressed";
-    case RecipientState::cancelled: return "cancelled";
+    case RecipientState::queued:
+      return "queued";
+    case RecipientState::in_flight:
+      return "in_flight";
+    case RecipientState::deferred:
+      return "deferred";
+    case RecipientState::delivered:
+      return "delivered";
+    case RecipientState::bounced:
+      return "bounced";
+    case RecipientState::expired:
+      return "expired";
+    case RecipientState::suppressed:
+      return "suppressed";
+    case RecipientState::cancelled:
+      return "cancelled";
   }
   return "unknown";
 }

@@ -62,8 +62,8 @@ struct MessageMetadata {
   int64_t received_unix_ms = 0;
   std::string client_ip;
   std::string helo;
-  std::string tls;       // e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384", "" if clear text
-  uint64_t size = 0;     // content size in octets
+  std::string tls;    // e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384", "" if clear text
+  uint64_t size = 0;  // content size in octets
 };
 
 struct SpoolMessage {

@@ -22,15 +22,13 @@ TEST(MetricsRegistry, RendersExactTextSortedAndEscaped) {
   MetricsRegistry registry;
   registry.counter("messages_received_total", "Messages accepted.", {{"listener", "submission"}})
       .inc(3);
-  registry.counter("messages_received_total", "Messages accepted.", {{"listener", "relay"}})
-      .inc();
-  registry.gauge("smtp_sessions_active", "Open SMTP sessions.", {{"direction", "inbound"}})
-      .set(-2);
+  registry.counter("messages_received_total", "Messages accepted.", {{"listener", "relay"}}).inc();
+  registry.gauge("smtp_sessions_active", "Open SMTP sessions.", {{"direction", "inbound"}}).set(-2);
   registry.gauge("build_info", "Build information.", {{"version", "1.0 \"x\"\\y\nz"}}).set(1);
   registry.declare("messages_bounced_total", "Bounces by category.\nSecond \\ line.",
                    MetricType::counter);
-  Histogram& h = registry.histogram("spool_commit_seconds", "Spool commit latency.", {},
-                                    {0.5, 0.001, 2});
+  Histogram& h =
+      registry.histogram("spool_commit_seconds", "Spool commit latency.", {}, {0.5, 0.001, 2});
   h.observe(0.0005);  // <= 0.001
   h.observe(0.001);   // exactly on a bound counts in that bucket
   h.observe(1.5);     // <= 2
@@ -62,15 +60,17 @@ TEST(MetricsRegistry, RendersExactTextSortedAndEscaped) {
 
 TEST(MetricsRegistry, SameSeriesReturnsSameObjectWhateverTheLabelOrder) {
   MetricsRegistry registry;
-  Counter& a = registry.counter("dkim_signatures_total", "h", {{"domain", "d"}, {"algorithm", "x"}});
-  Counter& b = registry.counter("dkim_signatures_total", "h", {{"algorithm", "x"}, {"domain", "d"}});
+  Counter& a =
+      registry.counter("dkim_signatures_total", "h", {{"domain", "d"}, {"algorithm", "x"}});
+  Counter& b =
+      registry.counter("dkim_signatures_total", "h", {{"algorithm", "x"}, {"domain", "d"}});
   EXPECT_EQ(&a, &b);
   a.inc(2);
   b.inc(5);
   EXPECT_EQ(a.value(), 7u);
-  EXPECT_NE(registry.render().find(
-                "ringmail_dkim_signatures_total{algorithm=\"x\",domain=\"d\"} 7\n"),
-            std::string::npos);
+  EXPECT_NE(
+      registry.render().find("ringmail_dkim_signatures_total{algorithm=\"x\",domain=\"d\"} 7\n"),
+      std::string::npos);
 }
 
 TEST(MetricsRegistry, UnlabeledCounterRendersWithoutBraces) {
@@ -160,8 +160,7 @@ bool promtool_available() { return std::system("command -v promtool >/dev/null 2
 TEST(MetricsRegistry, PromtoolAcceptsRenderedText) {
   if (!promtool_available()) GTEST_SKIP() << "promtool not installed (package prometheus)";
   MetricsRegistry registry;
-  registry.counter("messages_received_total", "Messages accepted.", {{"listener", "relay"}})
-      .inc(9);
+  registry.counter("messages_received_total", "Messages accepted.", {{"listener", "relay"}}).inc(9);
   registry.counter("messages_bounced_total", "Bounces.", {{"category", "InvalidRecipient"}});
   registry.declare("messages_deferred_total", "Deferrals by site.", MetricType::counter);
   registry.gauge("build_info", "Build information.", {{"version", "0.1.0 \"q\"\\\n"}}).set(1);
@@ -170,8 +169,8 @@ TEST(MetricsRegistry, PromtoolAcceptsRenderedText) {
   h.observe(0.004);
   h.observe(0.2);
 
-  auto dir = std::filesystem::temp_directory_path() /
-             ("ringmail-metrics-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("ringmail-metrics-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   auto file = dir / "metrics.txt";
   {
@@ -179,7 +178,8 @@ TEST(MetricsRegistry, PromtoolAcceptsRenderedText) {
     out << registry.render();
   }
   auto log = dir / "promtool.log";
-  std::string cmd = "promtool check metrics < '" + file.string() + "' > '" + log.string() + "' 2>&1";
+  std::string cmd =
+      "promtool check metrics < '" + file.string() + "' > '" + log.string() + "' 2>&1";
   int rc = std::system(cmd.c_str());
   std::ifstream in(log);
   std::string output((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

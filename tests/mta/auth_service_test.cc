@@ -143,8 +143,11 @@ TEST_F(AuthServiceTest, CacheEntriesExpireAndTheCacheIsBounded) {
   auto now = std::make_shared<std::atomic<int64_t>>(0);  // minutes
   AuthServiceOptions options;
   options.cache_capacity = 2;
-  options.clock = [now] { return std::chrono::steady_clock::time_point(std::chrono::minutes(*now)); };
-  AuthService service({{"bob", bob_sha512_, 1}, {"carl", mkpasswd("sha-512", "carl-pw"), 2},
+  options.clock = [now] {
+    return std::chrono::steady_clock::time_point(std::chrono::minutes(*now));
+  };
+  AuthService service({{"bob", bob_sha512_, 1},
+                       {"carl", mkpasswd("sha-512", "carl-pw"), 2},
                        {"dora", mkpasswd("sha-512", "dora-pw"), 3}},
                       options);
   ASSERT_EQ(verify_sync(service, request("bob", "s3cret-Bob")).status, Status::ok);
@@ -167,7 +170,9 @@ TEST_F(AuthServiceTest, CacheEntriesExpireAndTheCacheIsBounded) {
 TEST_F(AuthServiceTest, DelayGrowsWithFailuresPerClientAndDecays) {
   auto now = std::make_shared<std::atomic<int64_t>>(0);  // seconds
   AuthServiceOptions options;
-  options.clock = [now] { return std::chrono::steady_clock::time_point(std::chrono::seconds(*now)); };
+  options.clock = [now] {
+    return std::chrono::steady_clock::time_point(std::chrono::seconds(*now));
+  };
   AuthService service(fast_users(), options);
 
   std::vector<int64_t> delays;
@@ -177,8 +182,8 @@ TEST_F(AuthServiceTest, DelayGrowsWithFailuresPerClientAndDecays) {
     EXPECT_EQ(o.status, Status::invalid);
     delays.push_back(o.delay.count());
   }
-  EXPECT_EQ(delays, (std::vector<int64_t>{500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500,
-                                          5000, 5000, 5000}));
+  EXPECT_EQ(delays, (std::vector<int64_t>{500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000,
+                                          5000, 5000}));
 
   // Another client is not slowed by the first one's failures.
   EXPECT_EQ(verify_sync(service, request("bob", "x", "198.51.100.7")).delay, 500ms);

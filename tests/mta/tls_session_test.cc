@@ -2,8 +2,6 @@
 // moves the bytes) against the server TlsSession, with a certificate made at
 // test time. What is checked is what a peer sees: completed handshakes,
 // verified certificates, application bytes, alerts and close_notify.
-#include "mta/tls_context.h"
-
 #include <gtest/gtest.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -17,6 +15,8 @@
 #include <fstream>
 #include <random>
 #include <string>
+
+#include "mta/tls_context.h"
 
 namespace ringmail::mta {
 namespace {
@@ -51,7 +51,8 @@ void write_pem(const fs::path& path, X509* cert, EVP_PKEY* key) {
 // An OpenSSL client whose network is two memory BIOs.
 class Client {
  public:
-  explicit Client(const fs::path& trusted_cert, int max_version = 0, SSL_SESSION* resume = nullptr) {
+  explicit Client(const fs::path& trusted_cert, int max_version = 0,
+                  SSL_SESSION* resume = nullptr) {
     ctx_ = SSL_CTX_new(TLS_client_method());
     if (max_version) {
       SSL_CTX_set_min_proto_version(ctx_, 0);
@@ -355,7 +356,7 @@ TEST_F(TlsSessionTest, TruncatedHandshakeWaitsAndCanBeDropped) {
     EXPECT_FALSE(server.has_output());
     EXPECT_EQ(server.write("too early"), TlsStatus::failed);
     server.shutdown();  // before the handshake: no-op, no crash
-  }  // dropped mid-handshake
+  }                     // dropped mid-handshake
   {
     // The full ClientHello gets the server's flight, then the client vanishes.
     TlsSession server(*context_);
