@@ -1,0 +1,184 @@
+"""bench/bench_util.py — small helpers for bench/run_inbound.py.
+
+Owns: per-process-group CPU accounting through transient cgroups, idle
+waiting, free-port picking, readiness waiting (sd_notify socket or port),
+and reading a process's RSS. Used from the single-threaded bench driver
+only; not network-facing beyond loopback probes.
+"""
+
+import os
+import socket
+import time
+
+
+class CpuCgroup:
+    """A transient cgroup that accounts the CPU of the processes put in it.
+
+    Prefers cgroup v2 (cpu.stat usage_usec) at /sys/fs/cgroup or, on hybrid
+    hosts, /sys/fs/cgroup/unified; falls back to v1 cpuacct (cpuacct.usage,
+    ns). Exited processes stay accounted, which /proc sampling would miss.
+    """
+
+    def __init__(self, name):
+        self.path = None
+        self.kind = None
+        candidates = []
+        if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+            candidates.append(("v2", "/sys/fs/cgroup"))
+        if os.path.exists("/sys/fs/cgroup/unified/cgroup.controllers"):
+            candidates.append(("v2", "/sys/fs/cgroup/unified"))
+        if os.path.exists("/sys/fs/cgroup/cpuacct/cpuacct.usage"):
+            candidates.append(("v1", "/sys/fs/cgroup/cpuacct"))
+        for kind, root in candidates:
+            path = os.path.join(root, name)
+            try:
+                os.makedirs(path, exist_ok=True)
+                self.usage_usec_of(kind, path)
+            except OSError:
+                continue
+            self.path, self.kind = path, kind
+            return
+        raise RuntimeError("no writable cgroup (v2 cpu.stat or v1 cpuacct) for CPU accounting")
+
+    @staticmethod
+    def usage_usec_of(kind, path):
+        if kind == "v2":
+            with open(os.path.join(path, "cpu.stat")) as f:
+                for line in f:
+                    key, value = line.split()
+                    if key == "usage_usec":
+                        return int(value)
+            raise OSError("no usage_usec in cpu.stat")
+        with open(os.path.join(path, "cpuacct.usage")) as f:
+            return int(f.read()) // 1000
+
+    def usage_usec(self):
+        return self.usage_usec_of(self.kind, self.path)
+
+    def add_pid(self, pid):
+        with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+
+    def preexec(self):
+        """A preexec_fn for subprocess: the child joins this cgroup before exec."""
+        procs = os.path.join(self.path, "cgroup.procs")
+
+        def join():
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+        return join
+
+    def pids(self):
+        with open(os.path.join(self.path, "cgroup.procs")) as f:
+            return [int(x) for x in f.read().split()]
+
+    def remove(self):
+        # Move leftovers (there should be none) to the root, then remove.
+        root = os.path.dirname(self.path)
+        for pid in self.pids():
+            try:
+                with open(os.path.join(root, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+            except OSError:
+                pass
+        try:
+            os.rmdir(self.path)
+        except OSError:
+            pass
+
+
+def system_busy_usec():
+    """(busy, total) CPU time of the whole machine in µs, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    tick = 1_000_000 // os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    total = sum(fields[:8])
+    return (total - idle) * tick, total * tick
+
+
+def wait_idle(cgroup, max_wait=30.0, interval=0.5, threshold=0.03, machine_threshold=0.35):
+    """Waits until `cgroup` uses < threshold of one core and the machine is
+    mostly idle (busy < machine_threshold of all cores). Returns the
+    machine's busy fraction of the last interval (other workers share it)."""
+    deadline = time.monotonic() + max_wait
+    quiet = 0
+    busy_frac = 1.0
+    while time.monotonic() < deadline:
+        c0 = cgroup.usage_usec()
+        b0, t0 = system_busy_usec()
+        time.sleep(interval)
+        c1 = cgroup.usage_usec()
+        b1, t1 = system_busy_usec()
+        own = (c1 - c0) / (interval * 1e6)
+        busy_frac = (b1 - b0) / max(1, t1 - t0)
+        # The MTA must be quiet; the machine should be, but other workers may
+        # keep it busy: after half the wait, settle for a quiet MTA alone.
+        machine_ok = busy_frac < machine_threshold or time.monotonic() > deadline - max_wait / 2
+        quiet = quiet + 1 if own < threshold and machine_ok else 0
+        if quiet >= 2:
+            break
+    return busy_frac
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def smtp_greets(port, timeout=1.0):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            ok = s.recv(512).startswith(b"220")
+            s.sendall(b"QUIT\r\n")
+            return ok
+    except OSError:
+        return False
+
+
+class NotifySocket:
+    """A unix datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+
+    def __init__(self, path):
+        self.path = path
+        if os.path.exists(path):
+            os.unlink(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.setblocking(False)
+        self.messages = []
+
+    def poll(self):
+        while True:
+            try:
+                self.messages.append(self.sock.recv(4096).decode(errors="replace"))
+            except BlockingIOError:
+                return
+
+    def ready(self):
+        self.poll()
+        return any("READY=1" in m.split("\n") for m in self.messages)
+
+    def close(self):
+        self.sock.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    if n == 0:
+        return 0.0
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
