@@ -201,13 +201,20 @@ bool parse(int argc, char** argv, Options* opt) {
     std::string_view a = argv[i];
     if (i + 1 >= argc) return false;
     const char* v = argv[++i];
-    if (a == "--host") opt->host = v;
-    else if (a == "--port") opt->port = std::atoi(v);
-    else if (a == "--connections") opt->connections = std::atoi(v);
-    else if (a == "--rate") opt->rate = std::atof(v);
-    else if (a == "--messages") opt->messages = std::atol(v);
-    else if (a == "--size") opt->size = std::atol(v);
-    else return false;
+    if (a == "--host")
+      opt->host = v;
+    else if (a == "--port")
+      opt->port = std::atoi(v);
+    else if (a == "--connections")
+      opt->connections = std::atoi(v);
+    else if (a == "--rate")
+      opt->rate = std::atof(v);
+    else if (a == "--messages")
+      opt->messages = std::atol(v);
+    else if (a == "--size")
+      opt->size = std::atol(v);
+    else
+      return false;
   }
   return opt->port > 0 && opt->connections > 0 && opt->rate > 0 && opt->messages > 0 &&
          opt->size > 0;
@@ -276,11 +283,12 @@ int main(int argc, char** argv) {
   std::sort(all_late.begin(), all_late.end());
   const double achieved = static_cast<double>(all.size()) / seconds;
 
-  std::fprintf(stderr,
-               "sent %zu messages (%ld errors) in %.2f s: %.0f msgs/s (target %.0f); "
-               "end-of-DATA->250 p50 %.3f ms, p99 %.3f ms, max %.3f ms; send lateness p99 %.3f ms\n",
-               all.size(), errors.load(), seconds, achieved, opt.rate, percentile(all, 0.5),
-               percentile(all, 0.99), all.empty() ? 0.0 : all.back(), percentile(all_late, 0.99));
+  std::fprintf(
+      stderr,
+      "sent %zu messages (%ld errors) in %.2f s: %.0f msgs/s (target %.0f); "
+      "end-of-DATA->250 p50 %.3f ms, p99 %.3f ms, max %.3f ms; send lateness p99 %.3f ms\n",
+      all.size(), errors.load(), seconds, achieved, opt.rate, percentile(all, 0.5),
+      percentile(all, 0.99), all.empty() ? 0.0 : all.back(), percentile(all_late, 0.99));
   if (!first_error.empty()) std::fprintf(stderr, "first error: %s", first_error.c_str());
   std::printf(
       "{\"count\":%zu,\"errors\":%ld,\"seconds\":%.3f,\"rate\":%.1f,\"target_rate\":%.1f,"
