@@ -102,6 +102,11 @@ struct DkimKey {
   std::filesystem::path private_key;
   std::vector<std::string> headers = {"from", "to",         "subject",
                                       "date", "message-id", "list-unsubscribe"};
+  // canonicalization: "relaxed/relaxed" (default), "simple/simple", … (header/body)
+  bool simple_header_canonicalization = false;
+  bool simple_body_canonicalization = false;
+  std::optional<Duration> expire_after;  // x= = t= + expire_after
+  bool match_subdomains = false;         // also sign mail from sub.domain
 };
 
 enum class MilterFailure { tempfail, accept, reject };

@@ -407,7 +407,8 @@ class Loader {
     auto items = r_.list(*item);
     if (!items) return;
     for (const Item& element : *items) {
-      auto fields = r_.map(element, {"domain", "selector", "private_key", "headers"});
+      auto fields = r_.map(element, {"domain", "selector", "private_key", "headers",
+                                     "canonicalization", "expire_after", "subdomains"});
       if (!fields) continue;
       DkimKey key;
       bool ok = true;
@@ -459,6 +460,35 @@ class Loader {
           key.headers = std::move(names);
         }
       }
+      if (auto canon_item = fields->get("canonicalization")) {
+        if (auto canon = r_.string(*canon_item)) {
+          const std::string c = lower(*canon);
+          const auto slash = c.find('/');
+          const std::string head = c.substr(0, slash);
+          const std::string body = slash == std::string::npos ? head : c.substr(slash + 1);
+          auto known = [](const std::string& v) { return v == "relaxed" || v == "simple"; };
+          if (known(head) && known(body)) {
+            key.simple_header_canonicalization = head == "simple";
+            key.simple_body_canonicalization = body == "simple";
+          } else {
+            r_.error(canon_item->line, canon_item->path,
+                     "\"" + *canon +
+                         "\" is not relaxed/relaxed, simple/simple, relaxed/simple or "
+                         "simple/relaxed");
+            ok = false;
+          }
+        } else {
+          ok = false;
+        }
+      }
+      if (fields->get("expire_after")) {
+        if (auto d = r_.duration(*fields, "expire_after", Need::optional)) {
+          key.expire_after = *d;
+        } else {
+          ok = false;
+        }
+      }
+      if (auto sub = r_.boolean(*fields, "subdomains", Need::optional)) key.match_subdomains = *sub;
       if (!ok) continue;
       for (const DkimKey& other : config_.dkim) {
         if (other.domain == key.domain && other.selector == key.selector) {
@@ -491,6 +521,12 @@ class Loader {
       r_.error(item.line, item.path,
                "the RSA key in " + path.string() + " has " + std::to_string(bits) +
                    " bits; receivers reject DKIM keys under 1024 bits (use 2048)");
+      return false;
+    }
+    if (bits > 4096) {
+      r_.error(item.line, item.path,
+               "the RSA key in " + path.string() + " has " + std::to_string(bits) +
+                   " bits; DKIM keys over 4096 bits are not verifiable by most receivers");
       return false;
     }
     if (bits < 2048) {

@@ -17,6 +17,7 @@
 #include "conf/config.h"
 #include "conf/config_users.h"
 #include "mta/auth_service.h"
+#include "mta/dkim_signer.h"
 #include "mta/inbound_server.h"
 #include "mta/tls_context.h"
 #include "queue/delivery_log.h"
@@ -38,6 +39,7 @@ struct Options {
   std::string config_file;
   bool check_config = false;
   bool spool_dump = false;
+  std::string spool_show;  // message id
   bool version = false;
 };
 
@@ -48,17 +50,19 @@ void print_usage(std::FILE* out) {
       "  -c, --config FILE   configuration file (YAML)\n"
       "      --check-config  validate FILE and every file it names, then exit\n"
       "      --spool-dump    print queued recipients as JSON lines, then exit\n"
+      "      --spool-show ID print the spooled message ID as it will be delivered\n"
       "      --version       print the version\n",
       out);
 }
 
 // Returns -1 when the options are fine, otherwise the exit code.
 int parse_options(int argc, char** argv, Options* options) {
-  enum { kCheckConfig = 1000, kSpoolDump, kVersion };
+  enum { kCheckConfig = 1000, kSpoolDump, kSpoolShow, kVersion };
   static const option long_options[] = {
       {"config", required_argument, nullptr, 'c'},
       {"check-config", no_argument, nullptr, kCheckConfig},
       {"spool-dump", no_argument, nullptr, kSpoolDump},
+      {"spool-show", required_argument, nullptr, kSpoolShow},
       {"version", no_argument, nullptr, kVersion},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
@@ -75,6 +79,9 @@ int parse_options(int argc, char** argv, Options* options) {
         break;
       case kSpoolDump:
         options->spool_dump = true;
+        break;
+      case kSpoolShow:
+        options->spool_show = optarg;
         break;
       case kVersion:
         options->version = true;
@@ -99,8 +106,10 @@ int parse_options(int argc, char** argv, Options* options) {
     print_usage(stderr);
     return kExitUsage;
   }
-  if (options->check_config && options->spool_dump) {
-    std::fputs("ringmaild: --check-config and --spool-dump exclude each other\n", stderr);
+  if (int(options->check_config) + int(options->spool_dump) + int(!options->spool_show.empty()) >
+      1) {
+    std::fputs("ringmaild: --check-config, --spool-dump and --spool-show exclude each other\n",
+               stderr);
     return kExitUsage;
   }
   return -1;
@@ -168,6 +177,7 @@ class Daemon {
                                                    writer_options);
 
     if (!load_tls(*config_, &tls_, error)) return false;
+    if (!load_dkim(*config_, &dkim_, error)) return false;
     if (!config_->auth.users_file.empty()) {
       conf::UsersFile users = conf::load_users_file(config_->auth.users_file);
       if (!users.errors.empty()) {
@@ -179,7 +189,7 @@ class Daemon {
     const unsigned cores = std::thread::hardware_concurrency();
     server_ = std::make_unique<InboundServer>(
         InboundDependencies{writer_.get(), auth_.get(), &metrics_}, cores ? int(cores) : 1);
-    return server_->start(config_, tls_, error);
+    return server_->start(config_, tls_, dkim_, error);
   }
 
   // SIGHUP: a config that fails validation changes nothing.
@@ -189,7 +199,9 @@ class Daemon {
     std::string error;
     std::shared_ptr<const TlsContext> tls;
     conf::UsersFile users;
+    std::shared_ptr<const DkimSignerSet> dkim;
     if (fresh && !load_tls(*fresh, &tls, &error)) fresh = nullptr;
+    if (fresh && !load_dkim(*fresh, &dkim, &error)) fresh = nullptr;
     if (fresh && !fresh->auth.users_file.empty()) {
       users = conf::load_users_file(fresh->auth.users_file);
       if (!users.errors.empty()) {
@@ -206,9 +218,10 @@ class Daemon {
       if (auth_) auth_->replace_users(std::move(users.users));
       if (delivery_log_ && !delivery_log_->reopen(&error))
         spdlog::error("delivery log: reopen failed: {}", error);
-      server_->reload(fresh, tls);
+      server_->reload(fresh, tls, dkim);
       config_ = fresh;
       tls_ = tls;
+      dkim_ = dkim;
       spdlog::info("configuration reloaded from {}", file);
     }
     sd_notify(0, "READY=1");
@@ -236,6 +249,20 @@ class Daemon {
     return true;
   }
 
+  // Keys are parsed once here, never per message.
+  static bool load_dkim(const conf::Config& config, std::shared_ptr<const DkimSignerSet>* dkim,
+                        std::string* error) {
+    std::vector<std::string> errors, warnings;
+    std::shared_ptr<const DkimSignerSet> set = DkimSignerSet::load(config.dkim, &errors, &warnings);
+    for (const auto& w : warnings) spdlog::warn("{}", w);
+    if (!set) {
+      *error = errors.empty() ? "dkim: cannot load keys" : errors.front();
+      return false;
+    }
+    *dkim = std::move(set);
+    return true;
+  }
+
   void warn_about_restart_only_changes(const conf::Config& fresh) const {
     bool listeners_changed = fresh.listeners.size() != config_->listeners.size();
     for (size_t i = 0; !listeners_changed && i < fresh.listeners.size(); ++i)
@@ -255,6 +282,7 @@ class Daemon {
   std::unique_ptr<queue::Spool> spool_;
   std::unique_ptr<queue::SpoolWriter> writer_;
   std::shared_ptr<const TlsContext> tls_;
+  std::shared_ptr<const DkimSignerSet> dkim_;
   std::unique_ptr<AuthService> auth_;
   std::unique_ptr<InboundServer> server_;
 };
@@ -268,6 +296,22 @@ int dump_spool(const conf::Config& config) {
   }
   queue::dump_spool_json_lines(*spool, std::cout);
   std::cout.flush();
+  return kExitOk;
+}
+
+int show_message(const conf::Config& config, const std::string& id) {
+  std::string error;
+  auto spool = queue::open_lmdb_spool(config.spool.path, config.spool.max_size, &error);
+  if (!spool) {
+    std::fprintf(stderr, "ringmaild: spool %s: %s\n", config.spool.path.c_str(), error.c_str());
+    return kExitFailure;
+  }
+  std::optional<queue::SpoolMessage> message = spool->load_message(queue::MessageId{id}, true);
+  if (!message) {
+    std::fprintf(stderr, "ringmaild: no message %s in the spool\n", id.c_str());
+    return kExitFailure;
+  }
+  std::fwrite(message->content.data(), 1, message->content.size(), stdout);
   return kExitOk;
 }
 
@@ -287,6 +331,7 @@ int run_ringmaild(int argc, char** argv) {
     return kExitOk;
   }
   if (options.spool_dump) return dump_spool(*config);
+  if (!options.spool_show.empty()) return show_message(*config, options.spool_show);
 
   // Signals are taken synchronously by this thread; block them before any
   // other thread exists so that every thread inherits the mask.

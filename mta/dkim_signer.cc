@@ -321,7 +321,17 @@ std::unique_ptr<DkimSignerSet> DkimSignerSet::load(const std::vector<DkimKeyConf
   for (const DkimKeyConfig& key : keys) {
     std::string error;
     std::string warning;
-    std::unique_ptr<DkimSigner> signer = DkimSigner::load(key, &error, &warning);
+    DkimSignerOptions options;
+    options.header_canonicalization = key.simple_header_canonicalization
+                                          ? DkimCanonicalization::simple
+                                          : DkimCanonicalization::relaxed;
+    options.body_canonicalization = key.simple_body_canonicalization
+                                        ? DkimCanonicalization::simple
+                                        : DkimCanonicalization::relaxed;
+    if (key.expire_after)
+      options.expire_after = std::chrono::duration_cast<std::chrono::seconds>(*key.expire_after);
+    options.match_subdomains = key.match_subdomains;
+    std::unique_ptr<DkimSigner> signer = DkimSigner::load(key, options, &error, &warning);
     const std::string label = "dkim " + key.domain + "/" + key.selector + ": ";
     if (!warning.empty() && warnings != nullptr) warnings->push_back(label + warning);
     if (!signer) {

@@ -16,9 +16,11 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "admin-api/metrics_registry.h"
 #include "mta/auth_service.h"
+#include "mta/dkim_signer.h"
 #include "mta/smtp_server_session.h"
 #include "mta/tls_context.h"
 #include "queue/spool_writer.h"
@@ -124,7 +126,8 @@ int open_listener(const conf::SocketAddress& address, std::string* error) {
 struct ShardSettings {
   std::shared_ptr<const conf::Config> config;
   std::shared_ptr<const TlsContext> tls;
-  std::vector<SessionSettings> sessions;  // one per listener, same order
+  std::shared_ptr<const DkimSignerSet> dkim;  // null or empty: no signing
+  std::vector<SessionSettings> sessions;      // one per listener, same order
 };
 
 struct Connection {
@@ -593,7 +596,38 @@ class InboundShard {
     flush(slot, *c);
   }
 
+  // DKIM signs once per message, here on the shard (the cores sign in
+  // parallel), before the commit: a retry or a second recipient never re-signs.
+  void sign(const DkimSignerSet& signers, queue::SpoolMessage& message) {
+    const int64_t now = unix_now_ms() / 1000;
+    std::vector<DkimSignerSet::Signature> signatures = signers.sign(message.content, now);
+    if (signatures.empty()) return;
+    std::string signed_content;
+    size_t total = message.content.size();
+    for (const auto& sig : signatures) total += sig.header_field.size();
+    signed_content.reserve(total);
+    for (const auto& sig : signatures) {
+      signed_content += sig.header_field;
+      dkim_counter(sig.signer->domain(), sig.signer->algorithm_name()).inc();
+    }
+    signed_content += message.content;
+    message.content = std::move(signed_content);
+    message.meta.size = message.content.size();
+  }
+
+  admin::Counter& dkim_counter(std::string_view domain, std::string_view algorithm) {
+    std::string key = std::string(domain) + '\0' + std::string(algorithm);
+    auto it = dkim_counters_.find(key);
+    if (it != dkim_counters_.end()) return *it->second;
+    admin::Counter& counter = server_.deps_.metrics->counter(
+        "dkim_signatures_total", "DKIM signatures made, by signing domain and algorithm",
+        {{"domain", std::string(domain)}, {"algorithm", std::string(algorithm)}});
+    dkim_counters_.emplace(std::move(key), &counter);
+    return counter;
+  }
+
   void submit_commit(uint32_t slot, Connection& c, std::unique_ptr<queue::SpoolMessage> message) {
+    if (c.settings->dkim && !c.settings->dkim->empty()) sign(*c.settings->dkim, *message);
     const uint32_t generation = c.generation;
     server_.deps_.spool_writer->submit(
         std::move(message),
@@ -824,14 +858,17 @@ class InboundShard {
   admin::Gauge* sessions_active_ = nullptr;
   admin::Counter* connections_refused_ = nullptr;
   admin::Counter* tls_failures_ = nullptr;
+  std::unordered_map<std::string, admin::Counter*> dkim_counters_;
 };
 
 namespace {
 
 std::shared_ptr<const ShardSettings> make_settings(std::shared_ptr<const conf::Config> config,
                                                    std::shared_ptr<const TlsContext> tls,
+                                                   std::shared_ptr<const DkimSignerSet> dkim,
                                                    bool auth_available) {
   auto s = std::make_shared<ShardSettings>();
+  s->dkim = std::move(dkim);
   for (const auto& l : config->listeners) {
     SessionSettings ss;
     ss.hostname = config->hostname;
@@ -862,8 +899,9 @@ InboundServer::~InboundServer() {
 }
 
 bool InboundServer::start(std::shared_ptr<const conf::Config> config,
-                          std::shared_ptr<const TlsContext> tls, std::string* error) {
-  auto settings = make_settings(config, std::move(tls), deps_.auth != nullptr);
+                          std::shared_ptr<const TlsContext> tls,
+                          std::shared_ptr<const DkimSignerSet> dkim, std::string* error) {
+  auto settings = make_settings(config, std::move(tls), std::move(dkim), deps_.auth != nullptr);
   std::vector<std::unique_ptr<InboundShard>> shards;
   for (int i = 0; i < shard_count_; ++i) {
     auto shard = std::make_unique<InboundShard>(*this, i);
@@ -892,8 +930,10 @@ bool InboundServer::start(std::shared_ptr<const conf::Config> config,
 }
 
 void InboundServer::reload(std::shared_ptr<const conf::Config> config,
-                           std::shared_ptr<const TlsContext> tls) {
-  auto settings = make_settings(std::move(config), std::move(tls), deps_.auth != nullptr);
+                           std::shared_ptr<const TlsContext> tls,
+                           std::shared_ptr<const DkimSignerSet> dkim) {
+  auto settings =
+      make_settings(std::move(config), std::move(tls), std::move(dkim), deps_.auth != nullptr);
   for (auto& shard : shards_) {
     InboundShard* s = shard.get();
     s->post([s, settings] { s->set_settings(settings); });

@@ -33,6 +33,7 @@ class SpoolWriter;
 namespace ringmail::mta {
 
 class AuthService;
+class DkimSignerSet;
 class TlsContext;
 class InboundShard;
 
@@ -51,11 +52,14 @@ class InboundServer {
 
   // Binds every listener on every shard and starts the shard threads.
   // On failure returns false with a one-line reason and leaves nothing running.
+  // `dkim` signs each accepted message once, before its spool commit
+  // (may be null: no signing).
   bool start(std::shared_ptr<const conf::Config> config, std::shared_ptr<const TlsContext> tls,
-             std::string* error);
+             std::shared_ptr<const DkimSignerSet> dkim, std::string* error);
   // New sessions use the new config and TLS context; sessions in progress
   // keep theirs. Listener addresses cannot change without a restart.
-  void reload(std::shared_ptr<const conf::Config> config, std::shared_ptr<const TlsContext> tls);
+  void reload(std::shared_ptr<const conf::Config> config, std::shared_ptr<const TlsContext> tls,
+              std::shared_ptr<const DkimSignerSet> dkim);
   // Stops accepting, lets transactions in progress finish until `timeout`,
   // then says 421 to whoever is left and joins the shards.
   void stop(std::chrono::milliseconds timeout);
