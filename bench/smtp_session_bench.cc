@@ -89,7 +89,7 @@ void BM_DataStreaming(benchmark::State& state) {
       break;
     }
     benchmark::DoNotOptimize(out.commit->content.data());
-    session.commit_finished({CommitResult::Status::committed, ""});
+    session.commit_finished({CommitResult::Status::committed, "", ""});
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) *
                           static_cast<int64_t>(wire.size()));

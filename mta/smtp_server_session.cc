@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <limits>
 
@@ -796,6 +797,21 @@ SessionOutput SmtpServerSession::auth_finished(const AuthResult& result) {
   return out;
 }
 
+namespace {
+// A filter's reply is passed to the client only if it is a well-formed 4xx
+// or 5xx reply on one line (a multi-line or 2xx reply from a milter would
+// confuse the client about the message's fate).
+bool valid_filter_reply(const std::string& reply) {
+  if (reply.size() < 4 || (reply[0] != '4' && reply[0] != '5')) return false;
+  if (!std::isdigit(static_cast<unsigned char>(reply[1])) ||
+      !std::isdigit(static_cast<unsigned char>(reply[2])) || reply[3] != ' ')
+    return false;
+  for (char ch : reply)
+    if (ch == '\r' || ch == '\n' || ch == '\0') return false;
+  return true;
+}
+}  // namespace
+
 SessionOutput SmtpServerSession::commit_finished(const CommitResult& result) {
   SessionOutput out;
   Impl& s = *impl_;
@@ -811,6 +827,10 @@ SessionOutput SmtpServerSession::commit_finished(const CommitResult& result) {
       break;
     case CommitResult::Status::failed:
       s.reply("451 4.3.0 Local error, try again later");
+      break;
+    case CommitResult::Status::rejected:
+      s.reply(valid_filter_reply(result.reply) ? result.reply
+                                               : "451 4.7.1 Message refused by a filter");
       break;
   }
   s.resume();

@@ -67,9 +67,12 @@ struct AuthResult {
 };
 
 struct CommitResult {
-  enum class Status { committed, spool_full, failed };
+  // rejected: a filter (milter) refused the message; `reply` is its complete
+  // SMTP reply ("550 5.7.1 text", "451 4.7.1 text"), sent as is.
+  enum class Status { committed, spool_full, failed, rejected };
   Status status = Status::failed;
   std::string detail;  // for logs, never sent to the client
+  std::string reply;   // with rejected only
 };
 
 // What the event loop must do after a call. Replies are plaintext; the loop

@@ -170,7 +170,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   SessionOutput end = (rng.next() & 1) ? session.shutdown() : session.idle_timeout();
   check_replies(end.replies);
   if (session.waiting()) {
-    SessionOutput done = session.commit_finished({CommitResult::Status::committed, ""});
+    SessionOutput done = session.commit_finished({CommitResult::Status::committed, "", ""});
     check_replies(done.replies);
     if (!done.close) broken("shutdown deferred past the commit", done.replies);
   } else if (!end.close && !end.replies.empty()) {

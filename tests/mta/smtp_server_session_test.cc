@@ -76,6 +76,7 @@ class Client {
       if (!hold_commits) {
         CommitResult r;
         r.status = commit_status;
+        r.reply = commit_reply;
         replies += absorb(session_.commit_finished(r));
       }
     }
@@ -98,6 +99,7 @@ class Client {
   std::vector<std::string> committed_ids;
   std::vector<AuthRequest> auths;
   CommitResult::Status commit_status = CommitResult::Status::committed;
+  std::string commit_reply;  // with Status::rejected
   AuthResult::Status auth_status = AuthResult::Status::ok;
   bool hold_commits = false;
   bool hold_auth = false;
@@ -384,7 +386,7 @@ TEST(SmtpSessionPipelining, WholeTransactionInOneReceive) {
   EXPECT_TRUE(c.session_.waiting());
   // More input while waiting is kept for later.
   EXPECT_EQ(c.session_.receive("NOOP\r\n").replies, "");
-  SessionOutput done = c.session_.commit_finished({CommitResult::Status::committed, ""});
+  SessionOutput done = c.session_.commit_finished({CommitResult::Status::committed, "", ""});
   EXPECT_EQ(done.replies,
             "250 2.0.0 Ok: queued as " + id + "\r\n250 2.1.0 Ok\r\n221 2.0.0 Bye\r\n");
   EXPECT_TRUE(done.close);
@@ -714,6 +716,24 @@ TEST(SmtpSessionCommit, SpoolFullAndFailureReset) {
   EXPECT_FALSE(c.session_.in_transaction());
 }
 
+TEST(SmtpSessionCommit, FilterRejectionRepliesAsTheFilterSaid) {
+  Client c;
+  c.send("EHLO a\r\n");
+  c.commit_status = CommitResult::Status::rejected;
+  c.commit_reply = "550 5.7.9 custom text";
+  EXPECT_EQ(last_reply(c.send(kSimpleTransaction)), "550 5.7.9 custom text\r\n");
+  EXPECT_FALSE(c.session_.in_transaction());
+  // A reply that would mislead the client (2xx, multi-line, no code) is not
+  // passed through.
+  for (const char* bad : {"250 2.0.0 fine", "550-5.7.1 a\r\n550 5.7.1 b", "oops", ""}) {
+    c.commit_reply = bad;
+    EXPECT_EQ(last_reply(c.send(kSimpleTransaction)), "451 4.7.1 Message refused by a filter\r\n")
+        << bad;
+  }
+  c.commit_status = CommitResult::Status::committed;
+  EXPECT_EQ(last_reply(c.send(kSimpleTransaction)).rfind("250 2.0.0 Ok: queued as ", 0), 0u);
+}
+
 TEST(SmtpSessionEnd, IdleTimeoutAndShutdown) {
   Client c;
   SessionOutput idle = c.session_.idle_timeout();
@@ -733,7 +753,7 @@ TEST(SmtpSessionEnd, ShutdownWaitsForTheCommitReply) {
   SessionOutput stop = c.session_.shutdown();
   EXPECT_EQ(stop.replies, "");
   EXPECT_FALSE(stop.close);
-  SessionOutput done = c.session_.commit_finished({CommitResult::Status::committed, ""});
+  SessionOutput done = c.session_.commit_finished({CommitResult::Status::committed, "", ""});
   EXPECT_EQ(without_ids(done.replies),
             "250 2.0.0 Ok: queued as ID\r\n421 4.3.2 mx.test Service shutting down\r\n");
   EXPECT_TRUE(done.close);
@@ -798,7 +818,7 @@ TEST(SmtpSessionMessage, PipelinedInputOverflowWhileWaitingCloses) {
   ASSERT_TRUE(c.session_.waiting());
   std::string junk(256 * 1024, 'j');
   for (int i = 0; i < 5; ++i) c.session_.receive(junk);
-  SessionOutput done = c.session_.commit_finished({CommitResult::Status::committed, ""});
+  SessionOutput done = c.session_.commit_finished({CommitResult::Status::committed, "", ""});
   EXPECT_EQ(without_ids(done.replies),
             "250 2.0.0 Ok: queued as ID\r\n421 4.7.0 mx.test Too much pipelined input\r\n");
   EXPECT_TRUE(done.close);
