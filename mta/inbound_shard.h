@@ -1,0 +1,182 @@
+// mta/inbound_shard.h — one shard of the inbound server: a thread with its
+// own io_uring, its SO_REUSEPORT listening sockets, and every connection it
+// accepted. Private to mta/inbound_*.cc; callers use mta/inbound_server.h.
+//
+// Owns: the ring, the provided-buffer ring, the connections and their
+// sessions. Everything here runs on the shard's thread except post(),
+// which any thread may call to run work on it (spool and auth answers).
+// inbound_shard.cc moves bytes and completions; inbound_shard_actions.cc
+// carries out what a session asked for (TLS, commits, DKIM, AUTH).
+//
+// SECURITY: faces the network; protocol decisions are the session's.
+#pragma once
+
+#include <liburing.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "mta/auth_service.h"
+#include "mta/inbound_server.h"
+#include "mta/smtp_server_session.h"
+#include "mta/tls_context.h"
+
+namespace ringmail::admin {
+class Counter;
+class Gauge;
+}  // namespace ringmail::admin
+
+namespace ringmail::mta {
+
+class DkimSignerSet;
+
+using Clock = std::chrono::steady_clock;
+
+// io_uring user_data: operation in the top byte, connection slot (or
+// listener index) in the next 24 bits, slot generation in the low 32 bits.
+enum class Op : uint8_t { accept = 1, recv, send, wake, tick, auth_delay, ignore };
+
+inline uint64_t pack(Op op, uint32_t slot, uint32_t generation) {
+  return (uint64_t(op) << 56) | (uint64_t(slot & 0xffffffu) << 32) | generation;
+}
+inline Op op_of(uint64_t data) { return Op(data >> 56); }
+inline uint32_t slot_of(uint64_t data) { return uint32_t(data >> 32) & 0xffffffu; }
+inline uint32_t generation_of(uint64_t data) { return uint32_t(data); }
+
+int64_t unix_now_ms();
+
+struct PeerAddress {
+  std::string ip;
+  uint16_t port = 0;
+  int family = 0;
+  uint8_t bytes[16] = {};
+};
+
+// What a shard needs from the config; swapped whole on reload.
+struct ShardSettings {
+  std::shared_ptr<const conf::Config> config;
+  std::shared_ptr<const TlsContext> tls;
+  std::shared_ptr<const DkimSignerSet> dkim;  // null or empty: no signing
+  std::vector<SessionSettings> sessions;      // one per listener, same order
+};
+
+struct Connection {
+  uint32_t generation = 0;
+  int fd = -1;
+  size_t listener = 0;
+  PeerAddress peer;
+  PeerAddress local;
+  std::string relay_network;
+  std::shared_ptr<const ShardSettings> settings;  // as at accept time
+  std::unique_ptr<SmtpServerSession> session;     // null until implicit TLS is up
+  std::unique_ptr<TlsSession> tls;
+  bool tls_up = false;
+  std::string pending_out;  // bytes for the wire, waiting for the send in flight
+  std::string sending;      // the bytes of the send in flight
+  bool send_in_flight = false;
+  bool recv_armed = false;
+  bool close_after_flush = false;
+  bool closing = false;  // shutdown(2) done; waiting for operations to end
+  bool shutdown_said = false;
+  bool auth_delay_armed = false;
+  AuthOutcome delayed_auth{};
+  __kernel_timespec auth_delay_ts{};
+  Clock::time_point last_activity{};
+  Clock::time_point close_requested{};
+};
+
+class InboundShard {
+ public:
+  InboundShard(InboundServer& server, int index) : server_(server), index_(index) {}
+  void adopt_listener(int fd) { listen_fds_.push_back(fd); }
+  ~InboundShard();
+  void set_settings(std::shared_ptr<const ShardSettings> settings);
+  bool run(std::string* error);
+
+  // Runs fn on this shard's thread. Callable from any thread.
+  void post(std::function<void()> fn);
+  void request_stop(std::chrono::milliseconds timeout);
+  void join();
+
+ private:
+  bool setup(std::string* error);
+  io_uring_sqe* sqe();
+  void arm_accept(size_t listener);
+  void arm_wake();
+  void arm_tick();
+  void arm_recv(uint32_t slot, Connection& c);
+  void loop();
+  void handle(uint64_t data, int res, unsigned flags);
+  Connection* lookup(uint32_t slot, uint32_t generation);
+  void on_accept(uint32_t listener, int res, unsigned flags);
+  void create_session(Connection& c, const std::string& tls_description);
+  uint32_t allocate_slot();
+  void on_recv(uint32_t slot, uint32_t generation, int res, unsigned flags);
+  void on_bytes(uint32_t slot, Connection& c, std::string_view bytes);
+
+  // Carries out what the session asked for.
+  void apply(uint32_t slot, Connection& c, SessionOutput out);
+  void queue_plaintext(uint32_t slot, Connection& c, std::string_view text);
+  void queue_wire(uint32_t, Connection& c, std::string bytes);
+  void flush(uint32_t slot, Connection& c);
+  void on_send(uint32_t slot, uint32_t generation, int res);
+
+  // DKIM signs once per message, here on the shard (the cores sign in
+  // parallel), before the commit: a retry or a second recipient never re-signs.
+  void sign(const DkimSignerSet& signers, queue::SpoolMessage& message);
+  admin::Counter& dkim_counter(std::string_view domain, std::string_view algorithm);
+  void submit_commit(uint32_t slot, Connection& c, std::unique_ptr<queue::SpoolMessage> message);
+  void start_auth(uint32_t slot, Connection& c, AuthRequest request);
+  static AuthResult to_result(const AuthOutcome& outcome);
+  void deliver_auth(uint32_t slot, Connection& c, const AuthOutcome& outcome);
+  void on_auth_delay(uint32_t slot, uint32_t generation);
+
+  // Stops reading and writing; the slot is freed once no operation refers
+  // to its buffers any more.
+  void close_now(uint32_t slot, Connection& c);
+  void maybe_finish_close(uint32_t slot, Connection& c);
+  void on_wake();
+  void on_tick();
+  void begin_stop(std::chrono::milliseconds timeout);
+
+  // Between transactions a client can simply be told to come back later.
+  void say_shutdown_if_idle(uint32_t slot, Connection& c);
+  void check_stopped();
+  InboundServer& server_;
+  int index_;
+  std::thread thread_;
+  io_uring ring_{};
+  bool ring_ok_ = false;
+  io_uring_buf_ring* buffer_ring_ = nullptr;
+  struct FreeDeleter {
+    void operator()(char* p) const { std::free(p); }
+  };
+  std::unique_ptr<char, FreeDeleter> buffers_;
+  int wake_fd_ = -1;
+  uint64_t wake_value_ = 0;
+  __kernel_timespec tick_ts_{};
+  std::vector<int> listen_fds_;
+  std::shared_ptr<const ShardSettings> settings_;
+  std::vector<std::unique_ptr<Connection>> connections_;
+  std::vector<uint32_t> free_slots_;
+  uint32_t generation_counter_ = 0;
+  bool running_ = true;
+  bool stopping_ = false;
+  Clock::time_point stop_deadline_{};
+  std::mutex post_mutex_;
+  std::vector<std::function<void()>> posted_;
+  admin::Gauge* sessions_active_ = nullptr;
+  admin::Counter* connections_refused_ = nullptr;
+  admin::Counter* tls_failures_ = nullptr;
+  std::unordered_map<std::string, admin::Counter*> dkim_counters_;
+};
+
+}  // namespace ringmail::mta

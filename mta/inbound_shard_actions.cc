@@ -1,0 +1,221 @@
+// Carries out what a session asked for: replies (through TLS when it is
+// up), STARTTLS, DKIM signing and the spool commit, AUTH checks.
+#include <spdlog/spdlog.h>
+
+#include "admin-api/metrics_registry.h"
+#include "mta/dkim_signer.h"
+#include "mta/inbound_shard.h"
+#include "queue/spool_writer.h"
+
+namespace ringmail::mta {
+
+void InboundShard::create_session(Connection& c, const std::string& tls_description) {
+  ConnectionInfo info;
+  info.peer_ip = c.peer.ip;
+  info.peer_port = c.peer.port;
+  info.local_ip = c.local.ip;
+  info.local_port = c.local.port;
+  info.relay_network = c.relay_network;
+  info.implicit_tls = !tls_description.empty();
+  info.tls_description = tls_description;
+  info.now_unix_ms = unix_now_ms();
+  c.session = std::make_unique<SmtpServerSession>(c.settings->sessions[c.listener], info);
+  c.session->set_now(info.now_unix_ms);
+}
+
+void InboundShard::on_bytes(uint32_t slot, Connection& c, std::string_view bytes) {
+  c.last_activity = Clock::now();
+  if (!c.tls) {
+    c.session->set_now(unix_now_ms());
+    apply(slot, c, c.session->receive(bytes));
+    return;
+  }
+  std::string plain;
+  TlsStatus status = c.tls->feed(bytes, plain);
+  queue_wire(slot, c, c.tls->take_output());
+  if (status == TlsStatus::failed) {
+    tls_failures_->inc();
+    spdlog::info("inbound TLS from [{}]:{} failed: {}", c.peer.ip, c.peer.port, c.tls->error());
+    c.close_after_flush = true;
+    flush(slot, c);
+    return;
+  }
+  if (!c.tls_up && c.tls->handshake_done()) {
+    c.tls_up = true;
+    if (!c.session) {  // implicit TLS: the dialogue starts now
+      create_session(c, c.tls->description());
+      apply(slot, c, c.session->start());
+    } else {
+      c.session->set_now(unix_now_ms());
+      apply(slot, c, c.session->tls_established(c.tls->description()));
+    }
+  }
+  if (!plain.empty() && c.session && !c.closing) {
+    c.session->set_now(unix_now_ms());
+    apply(slot, c, c.session->receive(plain));
+  }
+  if (status == TlsStatus::closed) c.close_after_flush = true;
+  flush(slot, c);  // handshake records need sending even when no reply was made
+}
+
+// Carries out what the session asked for.
+void InboundShard::apply(uint32_t slot, Connection& c, SessionOutput out) {
+  if (!out.replies.empty()) queue_plaintext(slot, c, out.replies);
+  if (out.start_tls) {
+    if (c.settings->tls) {
+      c.tls = std::make_unique<TlsSession>(*c.settings->tls);
+      c.tls_up = false;
+    } else {
+      out.close = true;
+    }
+  }
+  if (out.close) c.close_after_flush = true;
+  if (out.commit) submit_commit(slot, c, std::move(out.commit));
+  if (out.auth) start_auth(slot, c, std::move(*out.auth));
+  flush(slot, c);
+}
+
+void InboundShard::queue_plaintext(uint32_t slot, Connection& c, std::string_view text) {
+  if (c.tls && c.tls_up) {
+    if (c.tls->write(text) != TlsStatus::ok) c.close_after_flush = true;
+    queue_wire(slot, c, c.tls->take_output());
+  } else {
+    queue_wire(slot, c, std::string(text));
+  }
+}
+
+// DKIM signs once per message, here on the shard (the cores sign in
+// parallel), before the commit: a retry or a second recipient never re-signs.
+void InboundShard::sign(const DkimSignerSet& signers, queue::SpoolMessage& message) {
+  const int64_t now = unix_now_ms() / 1000;
+  std::vector<DkimSignerSet::Signature> signatures = signers.sign(message.content, now);
+  if (signatures.empty()) return;
+  std::string signed_content;
+  size_t total = message.content.size();
+  for (const auto& sig : signatures) total += sig.header_field.size();
+  signed_content.reserve(total);
+  for (const auto& sig : signatures) {
+    signed_content += sig.header_field;
+    dkim_counter(sig.signer->domain(), sig.signer->algorithm_name()).inc();
+  }
+  signed_content += message.content;
+  message.content = std::move(signed_content);
+  message.meta.size = message.content.size();
+}
+
+admin::Counter& InboundShard::dkim_counter(std::string_view domain, std::string_view algorithm) {
+  std::string key = std::string(domain) + '\0' + std::string(algorithm);
+  auto it = dkim_counters_.find(key);
+  if (it != dkim_counters_.end()) return *it->second;
+  admin::Counter& counter = server_.deps_.metrics->counter(
+      "dkim_signatures_total", "DKIM signatures made, by signing domain and algorithm",
+      {{"domain", std::string(domain)}, {"algorithm", std::string(algorithm)}});
+  dkim_counters_.emplace(std::move(key), &counter);
+  return counter;
+}
+
+void InboundShard::submit_commit(uint32_t slot, Connection& c,
+                                 std::unique_ptr<queue::SpoolMessage> message) {
+  if (c.settings->dkim && !c.settings->dkim->empty()) sign(*c.settings->dkim, *message);
+  const uint32_t generation = c.generation;
+  server_.deps_.spool_writer->submit(
+      std::move(message),
+      [this, slot, generation](const queue::SpoolMessage&, queue::StoreStatus status,
+                               const std::string& detail) {
+        CommitResult result;
+        result.detail = detail;
+        switch (status) {
+          case queue::StoreStatus::ok:
+            result.status = CommitResult::Status::committed;
+            break;
+          case queue::StoreStatus::spool_full:
+            result.status = CommitResult::Status::spool_full;
+            break;
+          case queue::StoreStatus::failed:
+            result.status = CommitResult::Status::failed;
+            break;
+        }
+        post([this, slot, generation, result] {
+          Connection* c = lookup(slot, generation);
+          if (!c || c->closing || !c->session) return;
+          c->session->set_now(unix_now_ms());
+          apply(slot, *c, c->session->commit_finished(result));
+          if (stopping_) say_shutdown_if_idle(slot, *c);
+        });
+      });
+}
+
+void InboundShard::start_auth(uint32_t slot, Connection& c, AuthRequest request) {
+  AuthService* auth = server_.deps_.auth;
+  if (!auth) {
+    AuthResult r;
+    r.status = AuthResult::Status::temporary_failure;
+    apply(slot, c, c.session->auth_finished(r));
+    return;
+  }
+  if (auto cached = auth->try_cached(request)) {
+    deliver_auth(slot, c, *cached);
+    return;
+  }
+  const uint32_t generation = c.generation;
+  auth->verify(std::move(request), [this, slot, generation](AuthOutcome outcome) {
+    post([this, slot, generation, outcome] {
+      if (Connection* c = lookup(slot, generation); c && !c->closing)
+        deliver_auth(slot, *c, outcome);
+    });
+  });
+}
+
+AuthResult InboundShard::to_result(const AuthOutcome& outcome) {
+  AuthResult r;
+  switch (outcome.status) {
+    case AuthOutcome::Status::ok:
+      r.status = AuthResult::Status::ok;
+      break;
+    case AuthOutcome::Status::invalid:
+      r.status = AuthResult::Status::invalid_credentials;
+      break;
+    case AuthOutcome::Status::tempfail:
+      r.status = AuthResult::Status::temporary_failure;
+      break;
+  }
+  return r;
+}
+
+void InboundShard::deliver_auth(uint32_t slot, Connection& c, const AuthOutcome& outcome) {
+  if (outcome.delay.count() > 0) {  // failed AUTH is slowed down per client
+    c.delayed_auth = outcome;
+    c.auth_delay_ts.tv_sec = outcome.delay.count() / 1000;
+    c.auth_delay_ts.tv_nsec = (outcome.delay.count() % 1000) * 1000000;
+    c.auth_delay_armed = true;
+    io_uring_sqe* s = sqe();
+    io_uring_prep_timeout(s, &c.auth_delay_ts, 0, 0);
+    io_uring_sqe_set_data64(s, pack(Op::auth_delay, slot, c.generation));
+    io_uring_submit(&ring_);  // the timespec is read at submission
+    return;
+  }
+  c.session->set_now(unix_now_ms());
+  apply(slot, c, c.session->auth_finished(to_result(outcome)));
+}
+
+void InboundShard::on_auth_delay(uint32_t slot, uint32_t generation) {
+  Connection* c = lookup(slot, generation);
+  if (!c) return;
+  c->auth_delay_armed = false;
+  if (c->closing) {
+    maybe_finish_close(slot, *c);
+    return;
+  }
+  c->session->set_now(unix_now_ms());
+  apply(slot, *c, c->session->auth_finished(to_result(c->delayed_auth)));
+}
+
+// Between transactions a client can simply be told to come back later.
+void InboundShard::say_shutdown_if_idle(uint32_t slot, Connection& c) {
+  if (c.closing || c.shutdown_said || !c.session) return;
+  if (c.session->in_transaction() || c.session->waiting()) return;
+  c.shutdown_said = true;
+  apply(slot, c, c.session->shutdown());
+}
+
+}  // namespace ringmail::mta
