@@ -39,7 +39,8 @@ build: debug
 
 # First run generates var/ (TLS cert, DKIM key, admin token, a dev user),
 # then runs the daemon in the foreground on 127.0.0.1:2587 and :2525.
-run: deps release
+run: deps build/release/build.ninja
+	ninja -C build/release -j$(JOBS) ringmaild
 	@bash scripts/dev-setup.sh
 	exec build/release/ringmaild -c $(DEV_CONFIG)
 
@@ -75,8 +76,7 @@ format-check:
 	@clang-format --dry-run --Werror $(FORMAT_FILES) && echo "format-check: ok"
 
 bench: release
-	build/release/smtp_session_bench
-	build/release/spool_commit_bench
+	for b in build/release/*_bench; do echo "== $$b"; $$b || exit 1; done
 	bash bench/run_inbound.sh
 
 clean:
