@@ -465,7 +465,9 @@ class Loader {
           const std::string c = lower(*canon);
           const auto slash = c.find('/');
           const std::string head = c.substr(0, slash);
-          const std::string body = slash == std::string::npos ? head : c.substr(slash + 1);
+          // As in a DKIM c= tag, one word names the header canonicalization
+          // and the body's is then simple (RFC 6376 3.5).
+          const std::string body = slash == std::string::npos ? "simple" : c.substr(slash + 1);
           auto known = [](const std::string& v) { return v == "relaxed" || v == "simple"; };
           if (known(head) && known(body)) {
             key.simple_header_canonicalization = head == "simple";
@@ -483,7 +485,13 @@ class Loader {
       }
       if (fields->get("expire_after")) {
         if (auto d = r_.duration(*fields, "expire_after", Need::optional)) {
-          key.expire_after = *d;
+          if (*d < std::chrono::seconds(1)) {
+            r_.error(fields->get("expire_after")->line, fields->get("expire_after")->path,
+                     "must be at least 1s (x= must be later than t=, RFC 6376 3.5)");
+            ok = false;
+          } else {
+            key.expire_after = *d;
+          }
         } else {
           ok = false;
         }

@@ -132,7 +132,8 @@ class DkimSigner {
 // Every configured key, and the choice of keys for a message.
 class DkimSignerSet {
  public:
-  // Loads every entry with default options. On any error returns null and
+  // Loads every entry with the options its config names (canonicalization,
+  // expire_after, subdomains). On any error returns null and
   // appends "dkim <domain>/<selector>: problem" lines to *errors; weak keys
   // append to *warnings. errors/warnings may be null.
   static std::unique_ptr<DkimSignerSet> load(const std::vector<DkimKeyConfig>& keys,

@@ -545,6 +545,182 @@ TEST_F(ConfigLoaderTest, DkimKeyProblems) {
   EXPECT_TRUE(has_problem(result.errors, at(14, "dkim[3].headers") + "must include \"from\""));
 }
 
+// An RSA key of `bits` made of four primes: OpenSSL finds four ~1 kbit
+// primes in well under a second, where two ~2 kbit primes for a key over
+// 4096 bits take several seconds. The loader only looks at the modulus size.
+EVP_PKEY* make_four_prime_rsa_key(unsigned bits) {
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr);
+  EVP_PKEY* key = nullptr;
+  if (ctx != nullptr && EVP_PKEY_keygen_init(ctx) == 1 &&
+      EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, static_cast<int>(bits)) == 1 &&
+      EVP_PKEY_CTX_set_rsa_keygen_primes(ctx, 4) == 1) {
+    EVP_PKEY_generate(ctx, &key);
+  }
+  EVP_PKEY_CTX_free(ctx);
+  return key;
+}
+
+TEST_F(ConfigLoaderTest, DkimOptionDefaults) {
+  auto result =
+      load(std::string(kMinimal) +
+           "dkim:\n"
+           "  - {domain: Example.TEST, selector: rsa, private_key: dkim/example.test.pem}\n");
+  ASSERT_TRUE(result.errors.empty()) << testing::describe(result.errors);
+  ASSERT_EQ(result.config->dkim.size(), 1u);
+  const DkimKey& key = result.config->dkim[0];
+  EXPECT_EQ(key.domain, "example.test");
+  EXPECT_FALSE(key.simple_header_canonicalization);  // relaxed/relaxed
+  EXPECT_FALSE(key.simple_body_canonicalization);
+  EXPECT_FALSE(key.expire_after.has_value());
+  EXPECT_FALSE(key.match_subdomains);
+}
+
+TEST_F(ConfigLoaderTest, DkimCanonicalizationValues) {
+  auto result = load(std::string(kMinimal) +
+                     "dkim:\n"
+                     "  - {domain: example.test, selector: s1, private_key: dkim/ed25519.pem,\n"
+                     "     canonicalization: relaxed/relaxed}\n"
+                     "  - {domain: example.test, selector: s2, private_key: dkim/ed25519.pem,\n"
+                     "     canonicalization: simple/simple}\n"
+                     "  - {domain: example.test, selector: s3, private_key: dkim/ed25519.pem,\n"
+                     "     canonicalization: relaxed/simple}\n"
+                     "  - {domain: example.test, selector: s4, private_key: dkim/ed25519.pem,\n"
+                     "     canonicalization: simple/relaxed}\n"
+                     "  - {domain: example.test, selector: s5, private_key: dkim/ed25519.pem,\n"
+                     "     canonicalization: Simple/Relaxed}\n");
+  ASSERT_TRUE(result.errors.empty()) << testing::describe(result.errors);
+  ASSERT_EQ(result.config->dkim.size(), 5u);
+  struct Expected {
+    const char* selector;
+    bool simple_header;
+    bool simple_body;
+  };
+  const Expected expected[] = {{"s1", false, false},
+                               {"s2", true, true},
+                               {"s3", false, true},
+                               {"s4", true, false},
+                               {"s5", true, false}};
+  for (size_t i = 0; i < std::size(expected); ++i) {
+    const DkimKey& key = result.config->dkim[i];
+    SCOPED_TRACE(key.selector);
+    EXPECT_EQ(key.selector, expected[i].selector);
+    EXPECT_EQ(key.simple_header_canonicalization, expected[i].simple_header);
+    EXPECT_EQ(key.simple_body_canonicalization, expected[i].simple_body);
+  }
+}
+
+TEST_F(ConfigLoaderTest, DkimBadCanonicalization) {
+  auto result = load(std::string(kMinimal) +
+                     "dkim:\n"
+                     "  - {domain: example.test, selector: s1, private_key: dkim/ed25519.pem,\n"
+                     "     canonicalization: nofws}\n"
+                     "  - {domain: example.test, selector: s2, private_key: dkim/ed25519.pem,\n"
+                     "     canonicalization: relaxed/strict}\n"
+                     "  - {domain: example.test, selector: s3, private_key: dkim/ed25519.pem,\n"
+                     "     canonicalization: relaxed/relaxed/relaxed}\n"
+                     "  - {domain: example.test, selector: s4, private_key: dkim/ed25519.pem,\n"
+                     "     canonicalization: [relaxed, simple]}\n");
+  ASSERT_EQ(result.config, nullptr);
+  EXPECT_TRUE(has_problem(result.errors, at(11, "dkim[0].canonicalization") +
+                                             "\"nofws\" is not relaxed/relaxed, simple/simple, "
+                                             "relaxed/simple or simple/relaxed"));
+  EXPECT_TRUE(
+      has_problem(result.errors, at(13, "dkim[1].canonicalization") + "\"relaxed/strict\" is not"));
+  EXPECT_TRUE(has_problem(
+      result.errors, at(15, "dkim[2].canonicalization") + "\"relaxed/relaxed/relaxed\" is not"));
+  EXPECT_TRUE(has_problem(result.errors,
+                          at(17, "dkim[3].canonicalization") + "expected a string, got a list"));
+}
+
+TEST_F(ConfigLoaderTest, DkimExpireAfter) {
+  auto result = load(std::string(kMinimal) +
+                     "dkim:\n"
+                     "  - {domain: example.test, selector: s1, private_key: dkim/ed25519.pem,\n"
+                     "     expire_after: 1d}\n"
+                     "  - {domain: example.test, selector: s2, private_key: dkim/ed25519.pem,\n"
+                     "     expire_after: 90m}\n");
+  ASSERT_TRUE(result.errors.empty()) << testing::describe(result.errors);
+  ASSERT_EQ(result.config->dkim.size(), 2u);
+  EXPECT_EQ(result.config->dkim[0].expire_after, std::chrono::hours(24));
+  EXPECT_EQ(result.config->dkim[1].expire_after, std::chrono::minutes(90));
+}
+
+TEST_F(ConfigLoaderTest, DkimBadExpireAfter) {
+  auto result = load(std::string(kMinimal) +
+                     "dkim:\n"
+                     "  - {domain: example.test, selector: s1, private_key: dkim/ed25519.pem,\n"
+                     "     expire_after: 1y}\n"
+                     "  - {domain: example.test, selector: s2, private_key: dkim/ed25519.pem,\n"
+                     "     expire_after: -1d}\n"
+                     "  - {domain: example.test, selector: s3, private_key: dkim/ed25519.pem,\n"
+                     "     expire_after: soon}\n");
+  ASSERT_EQ(result.config, nullptr);
+  EXPECT_TRUE(has_problem(result.errors, at(11, "dkim[0].expire_after") + "bad duration \"1y\""));
+  EXPECT_TRUE(has_problem(result.errors, at(13, "dkim[1].expire_after") + "bad duration \"-1d\""));
+  EXPECT_TRUE(has_problem(result.errors, at(15, "dkim[2].expire_after") + "bad duration \"soon\""));
+}
+
+TEST_F(ConfigLoaderTest, DkimExpireAfterUnderASecondWouldMakeXEqualT) {
+  auto result = load(std::string(kMinimal) +
+                     "dkim:\n"
+                     "  - {domain: example.test, selector: s1, private_key: dkim/ed25519.pem,\n"
+                     "     expire_after: 0s}\n"
+                     "  - {domain: example.test, selector: s2, private_key: dkim/ed25519.pem,\n"
+                     "     expire_after: 500ms}\n");
+  ASSERT_EQ(result.config, nullptr);
+  EXPECT_TRUE(has_problem(result.errors, at(11, "dkim[0].expire_after") + "must be at least 1s"));
+  EXPECT_TRUE(has_problem(result.errors, at(13, "dkim[1].expire_after") + "must be at least 1s"));
+}
+
+TEST_F(ConfigLoaderTest, DkimOneWordCanonicalizationMeansSimpleBodyAsInCTag) {
+  auto result = load(std::string(kMinimal) +
+                     "dkim:\n"
+                     "  - {domain: example.test, selector: s1, private_key: dkim/ed25519.pem,\n"
+                     "     canonicalization: relaxed}\n");
+  ASSERT_TRUE(result.errors.empty()) << testing::describe(result.errors);
+  EXPECT_FALSE(result.config->dkim[0].simple_header_canonicalization);
+  EXPECT_TRUE(result.config->dkim[0].simple_body_canonicalization);
+}
+
+TEST_F(ConfigLoaderTest, DkimSubdomains) {
+  auto result = load(std::string(kMinimal) +
+                     "dkim:\n"
+                     "  - {domain: example.test, selector: s1, private_key: dkim/ed25519.pem,\n"
+                     "     subdomains: true}\n"
+                     "  - {domain: example.test, selector: s2, private_key: dkim/ed25519.pem,\n"
+                     "     subdomains: false}\n");
+  ASSERT_TRUE(result.errors.empty()) << testing::describe(result.errors);
+  ASSERT_EQ(result.config->dkim.size(), 2u);
+  EXPECT_TRUE(result.config->dkim[0].match_subdomains);
+  EXPECT_FALSE(result.config->dkim[1].match_subdomains);
+
+  auto bad = load(std::string(kMinimal) +
+                  "dkim:\n"
+                  "  - {domain: example.test, selector: s1, private_key: dkim/ed25519.pem,\n"
+                  "     subdomains: maybe}\n"
+                  "  - {domain: example.test, selector: s2, private_key: dkim/ed25519.pem,\n"
+                  "     subdomains: [true]}\n");
+  ASSERT_EQ(bad.config, nullptr);
+  EXPECT_TRUE(has_problem(bad.errors,
+                          at(11, "dkim[0].subdomains") + "expected true or false, got \"maybe\""));
+  EXPECT_TRUE(has_problem(bad.errors, at(13, "dkim[1].subdomains") + "expected true or false"));
+}
+
+TEST_F(ConfigLoaderTest, DkimRsaKeyOver4096BitsIsRefused) {
+  EVP_PKEY* big = make_four_prime_rsa_key(4104);
+  ASSERT_NE(big, nullptr);
+  ASSERT_EQ(EVP_PKEY_get_bits(big), 4104);
+  testing::write_private_key(big, dir_ / "dkim/rsa4104.pem");
+  EVP_PKEY_free(big);
+  auto result = load(std::string(kMinimal) +
+                     "dkim:\n"
+                     "  - {domain: example.test, selector: s1, private_key: dkim/rsa4104.pem}\n");
+  ASSERT_EQ(result.config, nullptr);
+  EXPECT_TRUE(has_problem(result.errors, at(10, "dkim[0].private_key") + "the RSA key in " +
+                                             (dir_ / "dkim/rsa4104.pem").string() +
+                                             " has 4104 bits; DKIM keys over 4096 bits"));
+}
+
 TEST_F(ConfigLoaderTest, DeliveryLogDirectoryMustExist) {
   auto result = load(std::string(kMinimal) + "log:\n  delivery_log: logs/delivery.jsonl\n");
   EXPECT_TRUE(has_problem(result.errors, at(10, "log.delivery_log") + "the directory " +

@@ -5,8 +5,8 @@ ports, a private temp dir (self-signed certificate, users file with crypt(3)
 hashes made by mkpasswd, YAML config written from a dict, spool, delivery
 log), starting the daemon with NOTIFY_SOCKET and waiting for READY=1 (the
 only readiness signal used), stopping it (SIGTERM, SIGKILL), reading
---spool-dump and the delivery log, and a small raw-socket SMTP client for
-probes that real clients refuse to send.
+--spool-dump, --spool-show and the delivery log, and a small raw-socket
+SMTP client for probes that real clients refuse to send.
 
 Every process a test starts is registered for cleanup with the TestCase, so
 it is killed even when the test fails. Set RINGMAIL_KEEP_TMP=1 to keep the
@@ -455,14 +455,16 @@ class Ringmail:
             rows = [r for r in rows if r.get("type") == type_]
         return rows
 
-    def spool_bytes(self):
-        """Raw bytes of every file in the spool dir (LMDB stores values as-is)."""
-        chunks = []
-        for root, _, files in os.walk(self.spool_dir):
-            for name in files:
-                with open(os.path.join(root, name), "rb") as f:
-                    chunks.append(f.read())
-        return b"\0".join(chunks)
+    def spool_show(self, message_id):
+        """The spooled message as stored (`--spool-show ID`), as bytes.
+
+        Works while the daemon runs (LMDB readers do not block the writer)
+        and after it stopped; fails the test when the id is unknown."""
+        out = self.run_cli("--spool-show", message_id, timeout=120)
+        self.case.assertEqual(out.returncode, 0,
+                              f"--spool-show {message_id} failed: "
+                              f"{out.stderr.decode('utf-8', 'replace')}")
+        return out.stdout
 
 
 # --------------------------------------------------------------------------
