@@ -9,7 +9,7 @@ packages=(
   libspdlog-dev libfmt-dev libsystemd-dev libcrypt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   openssl whois swaks libnet-ssleay-perl libio-socket-ssl-perl postfix dnsmasq-base
-  python3 python3-aiosmtpd python3-dkim prometheus
+  python3 python3-aiosmtpd python3-dkim python3-nacl prometheus
   libmilter-dev opendkim opendkim-tools systemd
 )
 
