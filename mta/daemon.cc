@@ -19,6 +19,7 @@
 #include "mta/auth_service.h"
 #include "mta/dkim_signer.h"
 #include "mta/inbound_server.h"
+#include "mta/milter_client.h"
 #include "mta/tls_context.h"
 #include "queue/delivery_log.h"
 #include "queue/spool.h"
@@ -186,9 +187,11 @@ class Daemon {
       }
       auth_ = std::make_unique<AuthService>(std::move(users.users));
     }
+    if (!config_->milters.empty()) milters_ = std::make_unique<MilterClient>(config_->milters);
     const unsigned cores = std::thread::hardware_concurrency();
     server_ = std::make_unique<InboundServer>(
-        InboundDependencies{writer_.get(), auth_.get(), &metrics_}, cores ? int(cores) : 1);
+        InboundDependencies{writer_.get(), auth_.get(), milters_.get(), &metrics_},
+        cores ? int(cores) : 1);
     return server_->start(config_, tls_, dkim_, error);
   }
 
@@ -231,7 +234,12 @@ class Daemon {
     const auto timeout = config_->limits.shutdown_timeout;
     spdlog::info("stopping: finishing sessions in progress (at most {} ms)", timeout.count());
     if (server_) server_->stop(timeout);
+    // Milter and auth answers are posted to the shards: end those services
+    // while the (stopped) shards still exist.
+    milters_.reset();
+    auth_.reset();
     if (writer_) writer_->stop();  // commits what the sessions handed over
+    server_.reset();
     spool_.reset();
     spdlog::info("stopped; spool closed cleanly");
   }
@@ -272,6 +280,13 @@ class Daemon {
       spdlog::warn("listener names or addresses changed: they take effect at the next restart");
     if (fresh.spool.path != config_->spool.path)
       spdlog::warn("spool.path changed: it takes effect at the next restart");
+    bool milters_changed = fresh.milters.size() != config_->milters.size();
+    for (size_t i = 0; !milters_changed && i < fresh.milters.size(); ++i)
+      milters_changed = fresh.milters[i].name != config_->milters[i].name ||
+                        fresh.milters[i].address.text != config_->milters[i].address.text ||
+                        fresh.milters[i].on_failure != config_->milters[i].on_failure ||
+                        fresh.milters[i].timeout != config_->milters[i].timeout;
+    if (milters_changed) spdlog::warn("milters changed: they take effect at the next restart");
     if ((fresh.auth.users_file.empty()) != (config_->auth.users_file.empty()))
       spdlog::warn("auth.users_file added or removed: it takes effect at the next restart");
   }
@@ -284,6 +299,7 @@ class Daemon {
   std::shared_ptr<const TlsContext> tls_;
   std::shared_ptr<const DkimSignerSet> dkim_;
   std::unique_ptr<AuthService> auth_;
+  std::unique_ptr<MilterClient> milters_;
   std::unique_ptr<InboundServer> server_;
 };
 

@@ -33,6 +33,7 @@ class SpoolWriter;
 namespace ringmail::mta {
 
 class AuthService;
+class MilterClient;
 class DkimSignerSet;
 class TlsContext;
 class InboundShard;
@@ -40,6 +41,7 @@ class InboundShard;
 struct InboundDependencies {
   queue::SpoolWriter* spool_writer = nullptr;  // required
   AuthService* auth = nullptr;                 // null when no users_file
+  MilterClient* milters = nullptr;             // null or empty: no milters
   admin::MetricsRegistry* metrics = nullptr;   // required
 };
 

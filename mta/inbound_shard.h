@@ -37,6 +37,7 @@ class Gauge;
 namespace ringmail::mta {
 
 class DkimSignerSet;
+struct MilterOutcome;
 
 using Clock = std::chrono::steady_clock;
 
@@ -134,6 +135,9 @@ class InboundShard {
   void sign(const DkimSignerSet& signers, queue::SpoolMessage& message);
   admin::Counter& dkim_counter(std::string_view domain, std::string_view algorithm);
   void submit_commit(uint32_t slot, Connection& c, std::unique_ptr<queue::SpoolMessage> message);
+  void after_milters(uint32_t slot, Connection& c, MilterOutcome outcome);
+  void sign_and_store(uint32_t slot, Connection& c, std::unique_ptr<queue::SpoolMessage> message);
+  void finish_commit(uint32_t slot, Connection& c, const CommitResult& result);
   void start_auth(uint32_t slot, Connection& c, AuthRequest request);
   static AuthResult to_result(const AuthOutcome& outcome);
   void deliver_auth(uint32_t slot, Connection& c, const AuthOutcome& outcome);

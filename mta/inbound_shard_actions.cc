@@ -5,6 +5,7 @@
 #include "admin-api/metrics_registry.h"
 #include "mta/dkim_signer.h"
 #include "mta/inbound_shard.h"
+#include "mta/milter_client.h"
 #include "queue/spool_writer.h"
 
 namespace ringmail::mta {
@@ -114,8 +115,86 @@ admin::Counter& InboundShard::dkim_counter(std::string_view domain, std::string_
   return counter;
 }
 
+// A complete message goes through the milters (off the shard), then DKIM,
+// then the spool. The client hears nothing until the spool has answered.
 void InboundShard::submit_commit(uint32_t slot, Connection& c,
                                  std::unique_ptr<queue::SpoolMessage> message) {
+  MilterClient* milters = server_.deps_.milters;
+  if (!milters || milters->empty()) {
+    sign_and_store(slot, c, std::move(message));
+    return;
+  }
+  auto job = std::make_shared<MilterJob>();
+  job->message = std::move(*message);
+  MilterContext& context = job->context;
+  const SessionSettings& settings = c.settings->sessions[c.listener];
+  context.hostname = settings.hostname;
+  context.daemon_name = settings.listener_name;
+  context.local_ip = c.local.ip;
+  context.client_ip = c.peer.ip;
+  context.client_port = c.peer.port;
+  context.helo = job->message.meta.helo;
+  if (settings.mode == SessionMode::submission) context.auth_user = job->message.meta.tenant;
+  const uint32_t generation = c.generation;
+  milters->run(job, [this, slot, generation](MilterOutcome outcome) {
+    auto shared = std::make_shared<MilterOutcome>(std::move(outcome));
+    post([this, slot, generation, shared] {
+      Connection* c = lookup(slot, generation);
+      // A client that left before its reply never saw a 250: nothing to keep.
+      if (!c || c->closing || !c->session) return;
+      after_milters(slot, *c, std::move(*shared));
+    });
+  });
+}
+
+void InboundShard::after_milters(uint32_t slot, Connection& c, MilterOutcome outcome) {
+  const queue::SpoolMessage& m = outcome.message;
+  for (const MilterReport& report : outcome.milters) {
+    if (!report.failure.empty())
+      spdlog::warn("milter {} failed for {}: {}", report.milter, m.id.value, report.failure);
+  }
+  // Milters run after DATA, so a recipient one refuses was already given
+  // 250 at RCPT; it is dropped from the message and the refusal logged.
+  for (const MilterRejectedRecipient& r : outcome.verdict.rejected_recipients)
+    spdlog::warn("message {}: milter refused recipient <{}>: {}", m.id.value, r.address, r.reply);
+  CommitResult result;
+  switch (outcome.verdict.action) {
+    case MilterAction::reject:
+    case MilterAction::tempfail:
+    case MilterAction::replycode:
+      spdlog::info("message {} from [{}] refused by a milter: {}", m.id.value, c.peer.ip,
+                   outcome.verdict.reply);
+      result.status = CommitResult::Status::rejected;
+      result.reply = outcome.verdict.reply;
+      finish_commit(slot, c, result);
+      return;
+    case MilterAction::discard:
+      // The client is told the message was taken (RFC: discard is silent).
+      spdlog::info("message {} from [{}] discarded by a milter", m.id.value, c.peer.ip);
+      result.status = CommitResult::Status::committed;
+      finish_commit(slot, c, result);
+      return;
+    case MilterAction::quarantine:
+      spdlog::info("message {} quarantined by a milter: {}", m.id.value,
+                   outcome.verdict.quarantine_reason);
+      for (auto& r : outcome.message.envelope.recipients)
+        r.state = queue::RecipientState::quarantined;
+      break;
+    case MilterAction::proceed:
+    case MilterAction::accept:
+      break;
+  }
+  sign_and_store(slot, c, std::make_unique<queue::SpoolMessage>(std::move(outcome.message)));
+}
+
+void InboundShard::finish_commit(uint32_t slot, Connection& c, const CommitResult& result) {
+  c.session->set_now(unix_now_ms());
+  apply(slot, c, c.session->commit_finished(result));
+  if (stopping_) say_shutdown_if_idle(slot, c);
+}
+
+void InboundShard::sign_and_store(uint32_t slot, Connection& c,
+                                  std::unique_ptr<queue::SpoolMessage> message) {
   if (c.settings->dkim && !c.settings->dkim->empty()) sign(*c.settings->dkim, *message);
   const uint32_t generation = c.generation;
   server_.deps_.spool_writer->submit(
@@ -138,9 +217,7 @@ void InboundShard::submit_commit(uint32_t slot, Connection& c,
         post([this, slot, generation, result] {
           Connection* c = lookup(slot, generation);
           if (!c || c->closing || !c->session) return;
-          c->session->set_now(unix_now_ms());
-          apply(slot, *c, c->session->commit_finished(result));
-          if (stopping_) say_shutdown_if_idle(slot, *c);
+          finish_commit(slot, *c, result);
         });
       });
 }

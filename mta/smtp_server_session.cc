@@ -798,17 +798,29 @@ SessionOutput SmtpServerSession::auth_finished(const AuthResult& result) {
 }
 
 namespace {
-// A filter's reply is passed to the client only if it is a well-formed 4xx
-// or 5xx reply on one line (a multi-line or 2xx reply from a milter would
-// confuse the client about the message's fate).
+// A filter's reply is passed to the client only if it is a well-formed
+// 4xx or 5xx reply: one line "NNN text", or several "NNN-text" lines joined
+// by CRLF ending in "NNN text", all with the same code. Anything else (2xx,
+// bare LF, NUL, mixed codes) could mislead the client about the message.
 bool valid_filter_reply(const std::string& reply) {
   if (reply.size() < 4 || (reply[0] != '4' && reply[0] != '5')) return false;
-  if (!std::isdigit(static_cast<unsigned char>(reply[1])) ||
-      !std::isdigit(static_cast<unsigned char>(reply[2])) || reply[3] != ' ')
-    return false;
-  for (char ch : reply)
-    if (ch == '\r' || ch == '\n' || ch == '\0') return false;
-  return true;
+  const std::string code = reply.substr(0, 3);
+  size_t pos = 0;
+  for (;;) {
+    const size_t end = reply.find("\r\n", pos);
+    const std::string_view line = std::string_view(reply).substr(
+        pos, end == std::string::npos ? std::string::npos : end - pos);
+    if (line.size() < 4 || line.substr(0, 3) != code) return false;
+    if (!std::isdigit(static_cast<unsigned char>(code[1])) ||
+        !std::isdigit(static_cast<unsigned char>(code[2])))
+      return false;
+    for (char ch : line)
+      if (ch == '\r' || ch == '\n' || ch == '\0') return false;
+    const bool last = end == std::string::npos;
+    if (line[3] != (last ? ' ' : '-')) return false;
+    if (last) return true;
+    pos = end + 2;
+  }
 }
 }  // namespace
 

@@ -59,7 +59,7 @@ struct RecoverySummary {
   uint32_t format_version = 0;
   uint64_t messages = 0;
   uint64_t recipients = 0;
-  std::array<uint64_t, 8> recipients_by_state{};  // indexed by RecipientState
+  std::array<uint64_t, 9> recipients_by_state{};  // indexed by RecipientState
   uint64_t scheduled = 0;                         // entries of the next-attempt index
   uint64_t corrupt_records = 0;
   std::vector<std::string> problems;  // first kMaxProblems, human readable

@@ -166,7 +166,7 @@ uint32_t crc32(std::string_view bytes, uint32_t crc) {
 }
 
 bool is_known_state(uint8_t byte) {
-  return byte <= static_cast<uint8_t>(RecipientState::cancelled);
+  return byte <= static_cast<uint8_t>(RecipientState::quarantined);
 }
 
 bool is_active(RecipientState state) {
@@ -180,6 +180,7 @@ bool is_active(RecipientState state) {
     case RecipientState::expired:
     case RecipientState::suppressed:
     case RecipientState::cancelled:
+    case RecipientState::quarantined:
       return false;
   }
   return false;

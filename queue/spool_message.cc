@@ -40,6 +40,8 @@ const char* to_string(RecipientState state) {
       return "suppressed";
     case RecipientState::cancelled:
       return "cancelled";
+    case RecipientState::quarantined:
+      return "quarantined";
   }
   return "unknown";
 }

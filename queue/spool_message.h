@@ -33,6 +33,9 @@ enum class RecipientState : uint8_t {
   expired = 5,
   suppressed = 6,
   cancelled = 7,
+  // Held by a milter's quarantine: kept in the spool, never scheduled,
+  // until an operator releases it.
+  quarantined = 8,
 };
 const char* to_string(RecipientState state);
 

@@ -725,7 +725,10 @@ TEST(SmtpSessionCommit, FilterRejectionRepliesAsTheFilterSaid) {
   EXPECT_FALSE(c.session_.in_transaction());
   // A reply that would mislead the client (2xx, multi-line, no code) is not
   // passed through.
-  for (const char* bad : {"250 2.0.0 fine", "550-5.7.1 a\r\n550 5.7.1 b", "oops", ""}) {
+  c.commit_reply = "550-5.7.1 first line\r\n550 5.7.1 second line";
+  EXPECT_EQ(last_reply(c.send(kSimpleTransaction)), "550 5.7.1 second line\r\n");
+  for (const char* bad : {"250 2.0.0 fine", "550-5.7.1 a\r\n451 4.7.1 b",
+                          "550-5.7.1 a\n550 5.7.1 b", "550-5.7.1 a\r\n550-5.7.1 b", "oops", ""}) {
     c.commit_reply = bad;
     EXPECT_EQ(last_reply(c.send(kSimpleTransaction)), "451 4.7.1 Message refused by a filter\r\n")
         << bad;
