@@ -733,21 +733,9 @@ LoadResult load_config(const std::filesystem::path& file) {
     absolute = absolute.lexically_normal();
     Reader reader(label, absolute.parent_path(), &result.errors, &result.warnings);
 
-    std::ifstream stream(file, std::ios::binary);
-    if (!stream) {
-      reader.error(0, "", std::string("cannot read the config file: ") + std::strerror(errno));
-      return result;
-    }
-    std::stringstream text;
-    text << stream.rdbuf();
-
-    YAML::Node root;
-    try {
-      root = YAML::Load(text.str());
-    } catch (const YAML::ParserException& e) {
-      reader.error(e.mark.line >= 0 ? e.mark.line + 1 : 0, "", "YAML syntax error: " + e.msg);
-      return result;
-    }
+    std::optional<YAML::Node> loaded = reader.load_file(file, "config file");
+    if (!loaded) return result;
+    YAML::Node root = *loaded;
 
     auto config = std::make_shared<Config>();
     config->source_file = absolute;

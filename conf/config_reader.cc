@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <system_error>
 
 namespace ringmail::conf::detail {
@@ -65,6 +66,23 @@ Reader::Reader(std::string file_label, std::filesystem::path base_dir,
       base_dir_(std::move(base_dir)),
       errors_(errors),
       warnings_(warnings) {}
+
+std::optional<YAML::Node> Reader::load_file(const std::filesystem::path& file,
+                                            std::string_view what) {
+  std::ifstream stream(file, std::ios::binary);
+  if (!stream) {
+    error(0, "", "cannot read the " + std::string(what) + ": " + std::strerror(errno));
+    return std::nullopt;
+  }
+  std::stringstream text;
+  text << stream.rdbuf();
+  try {
+    return YAML::Load(text.str());
+  } catch (const YAML::ParserException& e) {
+    error(e.mark.line >= 0 ? e.mark.line + 1 : 0, "", "YAML syntax error: " + e.msg);
+    return std::nullopt;
+  }
+}
 
 void Reader::error(int line, std::string key_path, std::string problem) {
   errors_->push_back(ConfigError{file_label_, line, std::move(key_path), std::move(problem)});

@@ -74,6 +74,10 @@ class Reader {
   size_t error_count() const { return errors_->size(); }
 
   void error(int line, std::string key_path, std::string problem);
+  // Reads and parses a whole YAML file; on failure reports one error
+  // (unreadable file, or the syntax error with its line) and returns nullopt.
+  // `what` names the file in messages ("config file", "users file").
+  std::optional<YAML::Node> load_file(const std::filesystem::path& file, std::string_view what);
   void warning(int line, std::string key_path, std::string problem);
 
   // A mapping with only the allowed keys; unknown and repeated keys are

@@ -49,20 +49,9 @@ UsersFile load_users_file(const std::filesystem::path& file) {
   std::vector<ConfigError> warnings;
   detail::Reader r(file.string(), file.parent_path(), &result.errors, &warnings);
   try {
-    std::ifstream stream(file, std::ios::binary);
-    if (!stream) {
-      r.error(0, "", "cannot read the users file");
-      return result;
-    }
-    std::stringstream text;
-    text << stream.rdbuf();
-    YAML::Node root;
-    try {
-      root = YAML::Load(text.str());
-    } catch (const YAML::ParserException& e) {
-      r.error(e.mark.line >= 0 ? e.mark.line + 1 : 0, "", "YAML syntax error: " + e.msg);
-      return result;
-    }
+    std::optional<YAML::Node> loaded = r.load_file(file, "users file");
+    if (!loaded) return result;
+    YAML::Node root = *loaded;
     detail::Item top{root, "users", 1};
     if (root.IsMap()) {
       r.error(1, "", "expected a list of {name, password} entries");

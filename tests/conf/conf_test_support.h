@@ -17,41 +17,11 @@
 #include <string_view>
 
 #include "conf/config.h"
+#include "tests/support/temp_dir.h"
 
 namespace ringmail::conf::testing {
 
-// A fresh directory under /tmp, removed with everything in it at the end.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "ringmail-conf-XXXXXX").string();
-    char* made = mkdtemp(pattern.data());
-    if (made == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = made;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(std::string_view name) const { return path_ / name; }
-
-  // Writes text to a file below the directory, creating parent directories.
-  std::filesystem::path write(std::string_view name, std::string_view text) const {
-    std::filesystem::path file = path_ / name;
-    std::filesystem::create_directories(file.parent_path());
-    std::ofstream out(file, std::ios::binary | std::ios::trunc);
-    out << text;
-    return file;
-  }
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = ringmail::test_support::TempDir;
 
 inline EVP_PKEY* make_rsa_key(unsigned bits) { return EVP_RSA_gen(bits); }
 inline EVP_PKEY* make_ed25519_key() { return EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"); }

@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
+
 namespace ringmail::mta {
 namespace {
 
@@ -60,13 +62,8 @@ std::string trim(std::string s) {
 // a temporary directory that is removed at exit.
 class TestKeys {
  public:
-  fs::path dir;
-
-  TestKeys() {
-    char tmpl[] = "/tmp/ringmail-dkim-test-XXXXXX";
-    dir = mkdtemp(tmpl);
-  }
-  ~TestKeys() { fs::remove_all(dir); }
+  test_support::TempDir temp{"ringmail-dkim-test"};
+  const fs::path dir = temp.path();
 
   fs::path rsa2048() { return make("rsa2048.pem", "-algorithm RSA -pkeyopt rsa_keygen_bits:2048"); }
   fs::path ed25519() { return make("ed25519.pem", "-algorithm ED25519"); }
@@ -409,14 +406,14 @@ enum class Verifier { dkimpy, opendkim };
 class DkimIndependentVerify : public ::testing::TestWithParam<VerifyParam> {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/ringmail-dkim-verify-XXXXXX";
-    dir_ = mkdtemp(tmpl);
+    temp_ = std::make_unique<test_support::TempDir>("ringmail-dkim-verify");
+    dir_ = temp_->path();
     write_file(dir_ / "keys.txt",
                "rsa._domainkey.example.test v=DKIM1; k=rsa; p=" + keys().rsa2048_public() +
                    "\ned._domainkey.example.test v=DKIM1; k=ed25519; p=" + keys().ed25519_public() +
                    "\n");
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override { temp_.reset(); }
 
   std::unique_ptr<DkimSigner> signer(bool ed25519, C c, bool expiry = false) {
     DkimSignerOptions options;
@@ -514,6 +511,7 @@ class DkimIndependentVerify : public ::testing::TestWithParam<VerifyParam> {
     EXPECT_NE(r.output.find("PASS " + files.back() + " 2 signature(s)"), std::string::npos);
   }
 
+  std::unique_ptr<test_support::TempDir> temp_;
   fs::path dir_;
 };
 

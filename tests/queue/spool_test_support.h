@@ -9,28 +9,11 @@
 #include <system_error>
 
 #include "queue/spool_message.h"
+#include "tests/support/temp_dir.h"
 
 namespace ringmail::queue::testing {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "ringmail-queue-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) std::abort();
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = ringmail::test_support::TempDir;
 
 // A message as an inbound session would build it: CRLF content of about
 // `content_size` octets, recipients at example.test / example.org.
