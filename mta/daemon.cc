@@ -25,6 +25,7 @@
 #include "queue/spool.h"
 #include "queue/spool_dump.h"
 #include "queue/spool_lmdb.h"
+#include "queue/spool_operations.h"
 #include "queue/spool_writer.h"
 #include "ringmail_version.h"
 
@@ -40,7 +41,8 @@ struct Options {
   std::string config_file;
   bool check_config = false;
   bool spool_dump = false;
-  std::string spool_show;  // message id
+  std::string spool_show;     // message id
+  std::string spool_release;  // message id
   bool version = false;
 };
 
@@ -52,18 +54,20 @@ void print_usage(std::FILE* out) {
       "      --check-config  validate FILE and every file it names, then exit\n"
       "      --spool-dump    print queued recipients as JSON lines, then exit\n"
       "      --spool-show ID print the spooled message ID as it will be delivered\n"
+      "      --spool-release ID  queue the quarantined recipients of message ID\n"
       "      --version       print the version\n",
       out);
 }
 
 // Returns -1 when the options are fine, otherwise the exit code.
 int parse_options(int argc, char** argv, Options* options) {
-  enum { kCheckConfig = 1000, kSpoolDump, kSpoolShow, kVersion };
+  enum { kCheckConfig = 1000, kSpoolDump, kSpoolShow, kSpoolRelease, kVersion };
   static const option long_options[] = {
       {"config", required_argument, nullptr, 'c'},
       {"check-config", no_argument, nullptr, kCheckConfig},
       {"spool-dump", no_argument, nullptr, kSpoolDump},
       {"spool-show", required_argument, nullptr, kSpoolShow},
+      {"spool-release", required_argument, nullptr, kSpoolRelease},
       {"version", no_argument, nullptr, kVersion},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
@@ -83,6 +87,9 @@ int parse_options(int argc, char** argv, Options* options) {
         break;
       case kSpoolShow:
         options->spool_show = optarg;
+        break;
+      case kSpoolRelease:
+        options->spool_release = optarg;
         break;
       case kVersion:
         options->version = true;
@@ -107,10 +114,13 @@ int parse_options(int argc, char** argv, Options* options) {
     print_usage(stderr);
     return kExitUsage;
   }
-  if (int(options->check_config) + int(options->spool_dump) + int(!options->spool_show.empty()) >
+  if (int(options->check_config) + int(options->spool_dump) + int(!options->spool_show.empty()) +
+          int(!options->spool_release.empty()) >
       1) {
-    std::fputs("ringmaild: --check-config, --spool-dump and --spool-show exclude each other\n",
-               stderr);
+    std::fputs(
+        "ringmaild: --check-config, --spool-dump, --spool-show and --spool-release exclude each "
+        "other\n",
+        stderr);
     return kExitUsage;
   }
   return -1;
@@ -331,6 +341,25 @@ int show_message(const conf::Config& config, const std::string& id) {
   return kExitOk;
 }
 
+int release_message(const conf::Config& config, const std::string& id) {
+  std::string error;
+  auto spool = queue::open_lmdb_spool(config.spool.path, config.spool.max_size, &error);
+  if (!spool) {
+    std::fprintf(stderr, "ringmaild: spool %s: %s\n", config.spool.path.c_str(), error.c_str());
+    return kExitFailure;
+  }
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  queue::ReleaseOutcome outcome = queue::release_quarantined(*spool, queue::MessageId{id}, now);
+  if (!outcome.store.ok()) {
+    std::fprintf(stderr, "ringmaild: %s\n", outcome.store.detail.c_str());
+    return kExitFailure;
+  }
+  std::printf("%s: %zu recipient(s) released from quarantine\n", id.c_str(), outcome.released);
+  return kExitOk;
+}
+
 }  // namespace
 
 int run_ringmaild(int argc, char** argv) {
@@ -348,6 +377,7 @@ int run_ringmaild(int argc, char** argv) {
   }
   if (options.spool_dump) return dump_spool(*config);
   if (!options.spool_show.empty()) return show_message(*config, options.spool_show);
+  if (!options.spool_release.empty()) return release_message(*config, options.spool_release);
 
   // Signals are taken synchronously by this thread; block them before any
   // other thread exists so that every thread inherits the mask.

@@ -78,6 +78,16 @@ struct SpoolStats {
   uint64_t recipients = 0;      // recipient records
 };
 
+// A new state for one stored recipient (the scheduler's transitions, an
+// operator's release of quarantined mail).
+struct RecipientUpdate {
+  MessageId id;
+  uint32_t index = 0;  // position in the message's recipients
+  RecipientState state = RecipientState::queued;
+  uint32_t attempts = 0;
+  int64_t next_attempt_unix_ms = 0;
+};
+
 class Spool {
  public:
   virtual ~Spool() = default;
@@ -104,6 +114,11 @@ class Spool {
   virtual RecoverySummary recover() = 0;
 
   virtual SpoolStats stats() const = 0;
+
+  // Rewrites recipients' state, attempts and next attempt, and their index
+  // entries, in one synced transaction: all or nothing. failed when a
+  // recipient does not exist.
+  virtual StoreOutcome update_recipients(std::span<const RecipientUpdate> updates) = 0;
 };
 
 }  // namespace ringmail::queue

@@ -115,8 +115,10 @@ class LmdbSpool final : public Spool {
   void for_each_recipient(const RecipientVisitor& visit) const override;
   RecoverySummary recover() override;
   SpoolStats stats() const override;
+  StoreOutcome update_recipients(std::span<const RecipientUpdate> updates) override;
 
  private:
+  StoreOutcome update_one(MDB_txn* txn, const RecipientUpdate& u, std::string* scratch);
   StoreOutcome put_message(MDB_txn* txn, const SpoolMessage& m, std::string* scratch);
   // Merge-walks messages and their recipients in id order (both databases
   // sort by id first), calling on_message for each message record and
@@ -288,6 +290,80 @@ StoreOutcome LmdbSpool::store_batch(std::span<SpoolMessage* const> messages) {
     }
   }
   rc = mdb_txn_commit(txn);  // frees txn whatever happens; syncs data then meta page
+  if (rc != MDB_SUCCESS) return failure("mdb_txn_commit", rc);
+  return {StoreStatus::ok, {}};
+}
+
+// The indexes hold only active recipients (queued, in flight, deferred):
+// the old entries go, the new ones come, with the record in one transaction.
+StoreOutcome LmdbSpool::update_one(MDB_txn* txn, const RecipientUpdate& u, std::string* scratch) {
+  const std::string& id = u.id.value;
+  MDB_val mkey = as_val(id);
+  MDB_val mvalue{};
+  int rc = mdb_get(txn, messages_, &mkey, &mvalue);
+  if (rc == MDB_NOTFOUND) return {StoreStatus::failed, "no message " + id};
+  if (rc != MDB_SUCCESS) return failure("mdb_get(messages)", rc);
+  SpoolMessage message;
+  MessageRecordInfo info;
+  if (!decode_message_record(as_view(mvalue), &message, &info))
+    return {StoreStatus::failed, "message " + id + " does not decode"};
+  const std::string rkey = recipient_key(id, u.index);
+  MDB_val k = as_val(rkey);
+  MDB_val v{};
+  rc = mdb_get(txn, recipients_, &k, &v);
+  if (rc == MDB_NOTFOUND)
+    return {StoreStatus::failed, "no recipient " + std::to_string(u.index) + " in " + id};
+  if (rc != MDB_SUCCESS) return failure("mdb_get(recipients)", rc);
+  Recipient rcpt;
+  if (!decode_recipient_record(as_view(v), &rcpt))
+    return {StoreStatus::failed,
+            "recipient " + std::to_string(u.index) + " of " + id + " does not decode"};
+
+  auto index_keys = [&](const Recipient& r) {
+    std::vector<std::pair<MDB_dbi, std::string>> keys;
+    if (!is_active(r.state)) return keys;
+    keys.emplace_back(idx_next_, next_attempt_key(r.next_attempt_unix_ms, id, u.index));
+    keys.emplace_back(idx_site_, site_key(r.domain, id, u.index));
+    if (!message.meta.campaign.empty())
+      keys.emplace_back(idx_campaign_, campaign_key(message.meta.campaign, id, u.index));
+    return keys;
+  };
+  for (const auto& [dbi, key] : index_keys(rcpt)) {
+    MDB_val ik = as_val(key);
+    rc = mdb_del(txn, dbi, &ik, nullptr);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return failure("mdb_del(index)", rc);
+  }
+  rcpt.state = u.state;
+  rcpt.attempts = u.attempts;
+  rcpt.next_attempt_unix_ms = u.next_attempt_unix_ms;
+  scratch->clear();
+  encode_recipient_record(rcpt, scratch);
+  v = as_val(*scratch);
+  rc = mdb_put(txn, recipients_, &k, &v, 0);
+  if (rc != MDB_SUCCESS) return failure("mdb_put(recipients)", rc);
+  MDB_val empty{0, nullptr};
+  for (const auto& [dbi, key] : index_keys(rcpt)) {
+    MDB_val ik = as_val(key);
+    rc = mdb_put(txn, dbi, &ik, &empty, 0);
+    if (rc != MDB_SUCCESS) return failure("mdb_put(index)", rc);
+  }
+  return {StoreStatus::ok, {}};
+}
+
+StoreOutcome LmdbSpool::update_recipients(std::span<const RecipientUpdate> updates) {
+  if (updates.empty()) return {StoreStatus::ok, {}};
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+  if (rc != MDB_SUCCESS) return failure("mdb_txn_begin", rc);
+  std::string scratch;
+  for (const RecipientUpdate& u : updates) {
+    StoreOutcome outcome = update_one(txn, u, &scratch);
+    if (!outcome.ok()) {
+      mdb_txn_abort(txn);
+      return outcome;
+    }
+  }
+  rc = mdb_txn_commit(txn);
   if (rc != MDB_SUCCESS) return failure("mdb_txn_commit", rc);
   return {StoreStatus::ok, {}};
 }

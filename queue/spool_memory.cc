@@ -38,6 +38,22 @@ StoreOutcome MemorySpool::store_batch(std::span<SpoolMessage* const> messages) {
   return {StoreStatus::ok, {}};
 }
 
+StoreOutcome MemorySpool::update_recipients(std::span<const RecipientUpdate> updates) {
+  std::lock_guard lock(mutex_);
+  for (const RecipientUpdate& u : updates) {  // all or nothing, like LMDB
+    auto it = messages_.find(u.id.value);
+    if (it == messages_.end() || u.index >= it->second.envelope.recipients.size())
+      return {StoreStatus::failed, "no recipient " + std::to_string(u.index) + " in " + u.id.value};
+  }
+  for (const RecipientUpdate& u : updates) {
+    Recipient& r = messages_.at(u.id.value).envelope.recipients[u.index];
+    r.state = u.state;
+    r.attempts = u.attempts;
+    r.next_attempt_unix_ms = u.next_attempt_unix_ms;
+  }
+  return {StoreStatus::ok, {}};
+}
+
 std::optional<SpoolMessage> MemorySpool::load_message(const MessageId& id,
                                                       bool with_content) const {
   std::lock_guard lock(mutex_);

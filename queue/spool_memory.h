@@ -29,6 +29,7 @@ class MemorySpool final : public Spool {
   void for_each_recipient(const RecipientVisitor& visit) const override;
   RecoverySummary recover() override;
   SpoolStats stats() const override;
+  StoreOutcome update_recipients(std::span<const RecipientUpdate> updates) override;
 
   // The next store_batch() calls return these outcomes (in order) without
   // storing anything.

@@ -86,6 +86,16 @@ class MilterTest(DaemonTestCase):
         self.assertEqual([r["recipient"] for r in by_id[partial.queued_id()]],
                          ["keep@example.net"])
 
+        # An operator releases the quarantined message: it is queued again.
+        released = rm.run_cli("--spool-release", quarantined.queued_id())
+        self.assertEqual(released.returncode, 0, released.stderr)
+        self.assertIn(b"1 recipient(s) released", released.stdout)
+        states = {r["id"]: r["state"] for r in rm.spool_dump()}
+        self.assertEqual(states[quarantined.queued_id()], "queued")
+        unknown = rm.run_cli("--spool-release", "00000000000000000000")
+        self.assertEqual(unknown.returncode, 1)
+        self.assertIn(b"no message 00000000000000000000", unknown.stderr)
+
         content = rm.spool_show(modified.queued_id())
         self.assertIn(b"X-Milter: added\r\n", content)
         self.assertIn(b"Subject: changed subject\r\n", content)
