@@ -359,7 +359,8 @@ std::vector<const DkimSigner*> DkimSignerSet::select(std::string_view from_domai
 }
 
 std::vector<DkimSignerSet::Signature> DkimSignerSet::sign(std::string_view message,
-                                                          int64_t now_unix) const {
+                                                          int64_t now_unix,
+                                                          const DkimBodyHashes* streamed) const {
   std::vector<Signature> signatures;
   if (signers_.empty()) return signatures;
   DkimMessageParts parts = split_message(message);
@@ -370,6 +371,11 @@ std::vector<DkimSignerSet::Signature> DkimSignerSet::sign(std::string_view messa
   for (const DkimSigner* signer : picked) {
     DkimCanonicalization c = signer->options().body_canonicalization;
     std::optional<std::string>& bh = body_hash[c == DkimCanonicalization::simple ? 0 : 1];
+    if (!bh && streamed) {
+      const std::string& given =
+          c == DkimCanonicalization::simple ? streamed->simple : streamed->relaxed;
+      if (!given.empty()) bh = given;
+    }
     if (!bh) {
       DkimBodyHasher hasher = signer->body_hasher();
       hasher.update(parts.body);

@@ -129,6 +129,12 @@ class DkimSigner {
   DkimSignerOptions options_;
 };
 
+// bh= values of one message's body, computed as it streamed in; "" = absent.
+struct DkimBodyHashes {
+  std::string relaxed;
+  std::string simple;
+};
+
 // Every configured key, and the choice of keys for a message.
 class DkimSignerSet {
  public:
@@ -155,10 +161,20 @@ class DkimSignerSet {
   // hashing the body once per body canonicalization. Empty when the
   // message has no From domain or no key matches it. Prepend every
   // header_field to the message (order does not matter).
-  std::vector<Signature> sign(std::string_view message, int64_t now_unix) const;
+  // `streamed` carries bh= values computed while the body arrived (see
+  // SmtpDataReader); a non-empty one is used instead of hashing again.
+  std::vector<Signature> sign(std::string_view message, int64_t now_unix,
+                              const DkimBodyHashes* streamed = nullptr) const;
 
   size_t size() const { return signers_.size(); }
   bool empty() const { return signers_.empty(); }
+  // True when some key signs with this body canonicalization (so the
+  // session should hash bodies that way as they stream in).
+  bool uses_body_canonicalization(DkimCanonicalization c) const {
+    for (const auto& s : signers_)
+      if (s->options().body_canonicalization == c) return true;
+    return false;
+  }
 
  private:
   std::vector<std::unique_ptr<DkimSigner>> signers_;

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "mta/dkim_signer.h"
 #include "mta/inbound_shard.h"
 
 namespace ringmail::mta {
@@ -70,6 +71,11 @@ std::shared_ptr<const ShardSettings> make_settings(std::shared_ptr<const conf::C
     ss.max_message_size = config->limits.max_message_size;
     ss.max_recipients = config->limits.max_recipients;
     ss.campaign_header = config->campaign_header;
+    if (s->dkim) {
+      ss.dkim_hash_relaxed_body =
+          s->dkim->uses_body_canonicalization(DkimCanonicalization::relaxed);
+      ss.dkim_hash_simple_body = s->dkim->uses_body_canonicalization(DkimCanonicalization::simple);
+    }
     s->sessions.push_back(std::move(ss));
   }
   s->config = std::move(config);

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "mta/auth_service.h"
+#include "mta/dkim_signer.h"
 #include "mta/inbound_server.h"
 #include "mta/smtp_server_session.h"
 #include "mta/tls_context.h"
@@ -36,7 +37,6 @@ class Gauge;
 
 namespace ringmail::mta {
 
-class DkimSignerSet;
 struct MilterOutcome;
 
 using Clock = std::chrono::steady_clock;
@@ -132,11 +132,14 @@ class InboundShard {
 
   // DKIM signs once per message, here on the shard (the cores sign in
   // parallel), before the commit: a retry or a second recipient never re-signs.
-  void sign(const DkimSignerSet& signers, queue::SpoolMessage& message);
+  void sign(const DkimSignerSet& signers, queue::SpoolMessage& message,
+            const DkimBodyHashes& streamed);
   admin::Counter& dkim_counter(std::string_view domain, std::string_view algorithm);
-  void submit_commit(uint32_t slot, Connection& c, std::unique_ptr<queue::SpoolMessage> message);
-  void after_milters(uint32_t slot, Connection& c, MilterOutcome outcome);
-  void sign_and_store(uint32_t slot, Connection& c, std::unique_ptr<queue::SpoolMessage> message);
+  void submit_commit(uint32_t slot, Connection& c, std::unique_ptr<queue::SpoolMessage> message,
+                     DkimBodyHashes streamed);
+  void after_milters(uint32_t slot, Connection& c, MilterOutcome outcome, DkimBodyHashes streamed);
+  void sign_and_store(uint32_t slot, Connection& c, std::unique_ptr<queue::SpoolMessage> message,
+                      const DkimBodyHashes& streamed);
   void finish_commit(uint32_t slot, Connection& c, const CommitResult& result);
   void start_auth(uint32_t slot, Connection& c, AuthRequest request);
   static AuthResult to_result(const AuthOutcome& outcome);

@@ -71,7 +71,11 @@ void InboundShard::apply(uint32_t slot, Connection& c, SessionOutput out) {
     }
   }
   if (out.close) c.close_after_flush = true;
-  if (out.commit) submit_commit(slot, c, std::move(out.commit));
+  if (out.commit) {
+    DkimBodyHashes streamed{std::move(out.dkim_body_hash_relaxed),
+                            std::move(out.dkim_body_hash_simple)};
+    submit_commit(slot, c, std::move(out.commit), std::move(streamed));
+  }
   if (out.auth) start_auth(slot, c, std::move(*out.auth));
   flush(slot, c);
 }
@@ -87,9 +91,10 @@ void InboundShard::queue_plaintext(uint32_t slot, Connection& c, std::string_vie
 
 // DKIM signs once per message, here on the shard (the cores sign in
 // parallel), before the commit: a retry or a second recipient never re-signs.
-void InboundShard::sign(const DkimSignerSet& signers, queue::SpoolMessage& message) {
+void InboundShard::sign(const DkimSignerSet& signers, queue::SpoolMessage& message,
+                        const DkimBodyHashes& streamed) {
   const int64_t now = unix_now_ms() / 1000;
-  std::vector<DkimSignerSet::Signature> signatures = signers.sign(message.content, now);
+  std::vector<DkimSignerSet::Signature> signatures = signers.sign(message.content, now, &streamed);
   if (signatures.empty()) return;
   std::string signed_content;
   size_t total = message.content.size();
@@ -118,10 +123,11 @@ admin::Counter& InboundShard::dkim_counter(std::string_view domain, std::string_
 // A complete message goes through the milters (off the shard), then DKIM,
 // then the spool. The client hears nothing until the spool has answered.
 void InboundShard::submit_commit(uint32_t slot, Connection& c,
-                                 std::unique_ptr<queue::SpoolMessage> message) {
+                                 std::unique_ptr<queue::SpoolMessage> message,
+                                 DkimBodyHashes streamed) {
   MilterClient* milters = server_.deps_.milters;
   if (!milters || milters->empty()) {
-    sign_and_store(slot, c, std::move(message));
+    sign_and_store(slot, c, std::move(message), streamed);
     return;
   }
   auto job = std::make_shared<MilterJob>();
@@ -136,18 +142,23 @@ void InboundShard::submit_commit(uint32_t slot, Connection& c,
   context.helo = job->message.meta.helo;
   if (settings.mode == SessionMode::submission) context.auth_user = job->message.meta.tenant;
   const uint32_t generation = c.generation;
-  milters->run(job, [this, slot, generation](MilterOutcome outcome) {
+  milters->run(job, [this, slot, generation, streamed](MilterOutcome outcome) {
     auto shared = std::make_shared<MilterOutcome>(std::move(outcome));
-    post([this, slot, generation, shared] {
+    post([this, slot, generation, shared, streamed] {
       Connection* c = lookup(slot, generation);
       // A client that left before its reply never saw a 250: nothing to keep.
       if (!c || c->closing || !c->session) return;
-      after_milters(slot, *c, std::move(*shared));
+      after_milters(slot, *c, std::move(*shared), streamed);
     });
   });
 }
 
-void InboundShard::after_milters(uint32_t slot, Connection& c, MilterOutcome outcome) {
+void InboundShard::after_milters(uint32_t slot, Connection& c, MilterOutcome outcome,
+                                 DkimBodyHashes streamed) {
+  // A milter that replaced the body makes the streamed body hashes stale.
+  for (const MilterModification& mod : outcome.verdict.modifications) {
+    if (mod.kind == MilterModification::Kind::replace_body) streamed = {};
+  }
   const queue::SpoolMessage& m = outcome.message;
   for (const MilterReport& report : outcome.milters) {
     if (!report.failure.empty())
@@ -184,7 +195,8 @@ void InboundShard::after_milters(uint32_t slot, Connection& c, MilterOutcome out
     case MilterAction::accept:
       break;
   }
-  sign_and_store(slot, c, std::make_unique<queue::SpoolMessage>(std::move(outcome.message)));
+  sign_and_store(slot, c, std::make_unique<queue::SpoolMessage>(std::move(outcome.message)),
+                 streamed);
 }
 
 void InboundShard::finish_commit(uint32_t slot, Connection& c, const CommitResult& result) {
@@ -194,8 +206,9 @@ void InboundShard::finish_commit(uint32_t slot, Connection& c, const CommitResul
 }
 
 void InboundShard::sign_and_store(uint32_t slot, Connection& c,
-                                  std::unique_ptr<queue::SpoolMessage> message) {
-  if (c.settings->dkim && !c.settings->dkim->empty()) sign(*c.settings->dkim, *message);
+                                  std::unique_ptr<queue::SpoolMessage> message,
+                                  const DkimBodyHashes& streamed) {
+  if (c.settings->dkim && !c.settings->dkim->empty()) sign(*c.settings->dkim, *message, streamed);
   const uint32_t generation = c.generation;
   server_.deps_.spool_writer->submit(
       std::move(message),

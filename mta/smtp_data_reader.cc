@@ -5,8 +5,16 @@ namespace {
 constexpr uint32_t kMaxLineLength = 998;  // RFC 5322 §2.1.1, without CRLF
 }
 
-void SmtpDataReader::begin(Framing framing, uint64_t max_size) {
+void SmtpDataReader::begin(Framing framing, uint64_t max_size, bool hash_relaxed_body,
+                           bool hash_simple_body) {
   content_.clear();
+  relaxed_hasher_.reset();
+  simple_hasher_.reset();
+  if (hash_relaxed_body) relaxed_hasher_.emplace(DkimCanonicalization::relaxed);
+  if (hash_simple_body) simple_hasher_.emplace(DkimCanonicalization::simple);
+  in_body_ = false;
+  body_offset_ = 0;
+  hashed_upto_ = 0;
   framing_ = framing;
   max_size_ = max_size;
   size_ = 0;
@@ -32,10 +40,42 @@ void SmtpDataReader::emit(const char* p, size_t n) {
     return;
   }
   content_.append(p, n);
+  // The body starts after the first empty line: CRLF CRLF, or a CRLF that
+  // opens the message (no header section).
+  if (!in_body_ && (relaxed_hasher_ || simple_hasher_) && content_.size() >= 2 &&
+      content_.compare(content_.size() - 2, 2, "\r\n") == 0 &&
+      (content_.size() == 2 ||
+       (content_.size() >= 4 && content_.compare(content_.size() - 4, 2, "\r\n") == 0))) {
+    in_body_ = true;
+    body_offset_ = hashed_upto_ = content_.size();
+  }
+}
+
+// Called at each line end: the hashers see the body as it arrives, so the
+// signer does not read it again.
+void SmtpDataReader::hash_completed_lines() {
+  if (!in_body_ || too_big_ || hashed_upto_ >= content_.size()) return;
+  std::string_view fresh = std::string_view(content_).substr(hashed_upto_);
+  if (relaxed_hasher_) relaxed_hasher_->update(fresh);
+  if (simple_hasher_) simple_hasher_->update(fresh);
+  hashed_upto_ = content_.size();
+}
+
+SmtpDataReader::BodyHashes SmtpDataReader::body_hashes() {
+  BodyHashes hashes;
+  if (!in_body_ || too_big_) return hashes;
+  hash_completed_lines();
+  if (relaxed_hasher_) hashes.relaxed = relaxed_hasher_->finish();
+  if (simple_hasher_) hashes.simple = simple_hasher_->finish();
+  hashes.body_offset = body_offset_;
+  relaxed_hasher_.reset();
+  simple_hasher_.reset();
+  return hashes;
 }
 
 void SmtpDataReader::end_line(bool proper_crlf) {
   emit("\r\n", 2);
+  hash_completed_lines();
   at_line_start_ = true;
   line_start_proper_ = proper_crlf;
   line_length_ = 0;

@@ -13,8 +13,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include "mta/dkim_canonical.h"
 
 namespace ringmail::mta {
 
@@ -22,8 +25,19 @@ class SmtpDataReader {
  public:
   enum class Framing { dot_terminated, chunked };
 
-  // Starts a new message. The previous content is dropped.
-  void begin(Framing framing, uint64_t max_size);
+  // DKIM body hashes (bh=) computed while the body streams in, one per
+  // canonicalization asked for; "" when not asked for or not available.
+  struct BodyHashes {
+    std::string relaxed;
+    std::string simple;
+    size_t body_offset = 0;  // where the hashed body starts in content()
+  };
+
+  // Starts a new message. The previous content is dropped. With a
+  // canonicalization flag set, the body (after the first empty line) is
+  // hashed line by line as it arrives.
+  void begin(Framing framing, uint64_t max_size, bool hash_relaxed_body = false,
+             bool hash_simple_body = false);
   // Takes bytes of the stream; returns how many it consumed. With
   // dot_terminated framing it stops right after the terminating
   // <CRLF>.<CRLF> (finished() is then true); chunked framing takes all.
@@ -40,6 +54,9 @@ class SmtpDataReader {
   bool long_line() const { return long_line_; }
   const std::string& content() const { return content_; }
   std::string take_content() { return std::move(content_); }
+  // After finished(): the streamed body hashes (empty strings when the
+  // message had no empty line, was too big, or hashing was not asked for).
+  BodyHashes body_hashes();
 
  private:
   enum class DotState { none, after_dot, after_dot_cr };
@@ -47,6 +64,13 @@ class SmtpDataReader {
   void put(char c);  // one content byte, with CR/LF bookkeeping
   void emit(const char* p, size_t n);
   void end_line(bool proper_crlf);
+  void hash_completed_lines();
+
+  std::optional<DkimBodyHasher> relaxed_hasher_;
+  std::optional<DkimBodyHasher> simple_hasher_;
+  bool in_body_ = false;
+  size_t body_offset_ = 0;  // start of the body in content_
+  size_t hashed_upto_ = 0;  // content_ offset fed to the hashers so far
 
   std::string content_;
   Framing framing_ = Framing::dot_terminated;

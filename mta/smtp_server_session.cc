@@ -457,7 +457,8 @@ struct SmtpServerSession::Impl {
     if (txn.bdat_started) return error_reply("503 5.5.1 Error: DATA after BDAT");
     std::string refusal = message_precondition();
     if (!refusal.empty()) return error_reply(refusal);
-    reader.begin(SmtpDataReader::Framing::dot_terminated, settings.max_message_size);
+    reader.begin(SmtpDataReader::Framing::dot_terminated, settings.max_message_size,
+                 settings.dkim_hash_relaxed_body, settings.dkim_hash_simple_body);
     enter_state(State::data);
     reply("354 End data with <CR><LF>.<CR><LF>");
   }
@@ -497,7 +498,8 @@ struct SmtpServerSession::Impl {
       chunk_error = message_precondition();
       if (chunk_error.empty() && !txn.bdat_started) {
         txn.bdat_started = true;
-        reader.begin(SmtpDataReader::Framing::chunked, settings.max_message_size);
+        reader.begin(SmtpDataReader::Framing::chunked, settings.max_message_size,
+                     settings.dkim_hash_relaxed_body, settings.dkim_hash_simple_body);
       }
     }
     enter_state(State::bdat_chunk);
@@ -539,10 +541,20 @@ struct SmtpServerSession::Impl {
       reset_transaction();
       return reply(rejection);
     }
+    SmtpDataReader::BodyHashes hashes = reader.body_hashes();
+    const size_t streamed_body_size = reader.content().size() - hashes.body_offset;
     auto message = build_message();
     reset_transaction();
     if (!message) return reply("550 5.6.0 Malformed header section");
     committing_id = message->id.value;
+    // The header rewrite leaves the body alone, except when the message had
+    // no header section: then the hashed region is not the final body.
+    const size_t separator = message->content.find("\r\n\r\n");
+    if (separator != std::string::npos &&
+        message->content.size() - (separator + 4) == streamed_body_size) {
+      out->dkim_body_hash_relaxed = std::move(hashes.relaxed);
+      out->dkim_body_hash_simple = std::move(hashes.simple);
+    }
     out->commit = std::move(message);
     enter_state(State::waiting_commit);
   }

@@ -37,6 +37,10 @@ struct SessionSettings {
   uint64_t max_message_size = 50ull << 20;
   uint32_t max_recipients = 1000;
   std::string campaign_header = "X-Campaign-ID";
+  // DKIM body canonicalizations in use: their bh= is computed while the
+  // body streams in (SessionOutput::dkim_body_hash_*).
+  bool dkim_hash_relaxed_body = false;
+  bool dkim_hash_simple_body = false;
 };
 
 struct ConnectionInfo {
@@ -87,6 +91,11 @@ struct SessionOutput {
   // A complete message to make durable; the session waits (buffering any
   // further input) until commit_finished() is called.
   std::unique_ptr<queue::SpoolMessage> commit;
+  // With commit: the DKIM bh= of its body per canonicalization, computed as
+  // the body arrived; "" when not asked for or not applicable (the signer
+  // then hashes the body itself).
+  std::string dkim_body_hash_relaxed;
+  std::string dkim_body_hash_simple;
   // Credentials to verify; the session waits until auth_finished().
   std::optional<AuthRequest> auth;
 };
