@@ -315,10 +315,11 @@ void MilterSession::send_macros(char stage_command) {
   std::string data(1, stage_command);
   for (const auto& [name, value] : macros) {
     if (value.empty()) continue;
+    // Captured by value: clang 14 cannot capture a structured binding.
+    const std::string_view bare = bare_macro_name(name);
     if (wanted != nullptr &&
-        std::none_of(wanted->begin(), wanted->end(), [&](const std::string& w) {
-          return bare_macro_name(w) == bare_macro_name(name);
-        })) {
+        std::none_of(wanted->begin(), wanted->end(),
+                     [bare](const std::string& w) { return bare_macro_name(w) == bare; })) {
       continue;
     }
     append_cstring(data, name);

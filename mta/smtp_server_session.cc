@@ -853,8 +853,14 @@ SessionOutput SmtpServerSession::commit_finished(const CommitResult& result) {
       s.reply("451 4.3.0 Local error, try again later");
       break;
     case CommitResult::Status::rejected:
-      s.reply(valid_filter_reply(result.reply) ? result.reply
-                                               : "451 4.7.1 Message refused by a filter");
+      // A malformed reply keeps its class: a permanent refusal must not
+      // become a temporary one that the sender retries.
+      if (valid_filter_reply(result.reply))
+        s.reply(result.reply);
+      else if (!result.reply.empty() && result.reply[0] == '5')
+        s.reply("550 5.7.1 Message refused by a filter");
+      else
+        s.reply("451 4.7.1 Message refused by a filter");
       break;
   }
   s.resume();

@@ -727,10 +727,16 @@ TEST(SmtpSessionCommit, FilterRejectionRepliesAsTheFilterSaid) {
   // passed through.
   c.commit_reply = "550-5.7.1 first line\r\n550 5.7.1 second line";
   EXPECT_EQ(last_reply(c.send(kSimpleTransaction)), "550 5.7.1 second line\r\n");
-  for (const char* bad : {"250 2.0.0 fine", "550-5.7.1 a\r\n451 4.7.1 b",
-                          "550-5.7.1 a\n550 5.7.1 b", "550-5.7.1 a\r\n550-5.7.1 b", "oops", ""}) {
+  for (const char* bad : {"250 2.0.0 fine", "oops", "", "4", "451-4.7.1 a\r\n550 5.7.1 b"}) {
     c.commit_reply = bad;
     EXPECT_EQ(last_reply(c.send(kSimpleTransaction)), "451 4.7.1 Message refused by a filter\r\n")
+        << bad;
+  }
+  // A malformed permanent refusal stays permanent.
+  for (const char* bad : {"550", "550 5.7.1 spam\r\n250 2.0.0 ok", "550-5.7.1 a\n550 5.7.1 b",
+                          "550-5.7.1 a\r\n550-5.7.1 b", "550-5.7.1 a\r\n451 4.7.1 b"}) {
+    c.commit_reply = bad;
+    EXPECT_EQ(last_reply(c.send(kSimpleTransaction)), "550 5.7.1 Message refused by a filter\r\n")
         << bad;
   }
   c.commit_status = CommitResult::Status::committed;
