@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "mta/milter_client.h"
+#include "tests/support/test_milter_process.h"
 
 namespace {
 
@@ -43,45 +44,13 @@ std::string test_milter_path() {
 }
 
 // One test_milter process on a free loopback port, killed at exit.
-class TestMilterProcess {
+class TestMilterProcess : public ringmail::test_support::TestMilterProcess {
  public:
-  TestMilterProcess() {
-    std::string binary = test_milter_path();
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      ::dup2(fds[1], 1);
-      ::execl(binary.c_str(), "test_milter", "-p", "inet:0@127.0.0.1", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    std::string line;
-    pollfd p{fds[0], POLLIN, 0};
-    while (line.find('\n') == std::string::npos && ::poll(&p, 1, 10000) > 0) {
-      char buffer[64];
-      ssize_t n = ::read(fds[0], buffer, sizeof(buffer));
-      if (n <= 0) break;
-      line.append(buffer, static_cast<size_t>(n));
-    }
-    ::close(fds[0]);
-    if (line.rfind("ready ", 0) == 0) port_ = static_cast<uint16_t>(std::stoi(line.substr(6)));
-    if (port_ == 0) std::fprintf(stderr, "milter_bench: %s did not start\n", binary.c_str());
+  TestMilterProcess()
+      : ringmail::test_support::TestMilterProcess(test_milter_path(), "inet:0@127.0.0.1") {
+    if (port() == 0)
+      std::fprintf(stderr, "milter_bench: %s did not start\n", test_milter_path().c_str());
   }
-  ~TestMilterProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  TestMilterProcess(const TestMilterProcess&) = delete;
-  TestMilterProcess& operator=(const TestMilterProcess&) = delete;
-  uint16_t port() const { return port_; }
-
- private:
-  pid_t pid_ = -1;
-  uint16_t port_ = 0;
 };
 
 // Two milter processes, started on first use and shared by the benchmarks.

@@ -20,6 +20,8 @@
 #include <future>
 #include <thread>
 
+#include "tests/support/test_milter_process.h"
+
 namespace ringmail::mta {
 namespace {
 
@@ -27,53 +29,12 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
-// A test_milter process, killed when the object goes away.
-class TestMilterProcess {
+// The real libmilter test milter built next to the tests.
+class TestMilterProcess : public test_support::TestMilterProcess {
  public:
-  explicit TestMilterProcess(const std::string& connection, bool subset = false) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return;
-    std::string binary = std::string(RINGMAIL_BINARY_DIR) + "/test_milter";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(fds[1], 1);
-      if (subset) {
-        ::execl(binary.c_str(), "test_milter", "-p", connection.c_str(), "-n",
-                static_cast<char*>(nullptr));
-      } else {
-        ::execl(binary.c_str(), "test_milter", "-p", connection.c_str(),
-                static_cast<char*>(nullptr));
-      }
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    std::string line;
-    pollfd p{fds[0], POLLIN, 0};
-    while (line.find('\n') == std::string::npos && ::poll(&p, 1, 10000) > 0) {
-      char buffer[64];
-      ssize_t n = ::read(fds[0], buffer, sizeof(buffer));
-      if (n <= 0) break;
-      line.append(buffer, static_cast<size_t>(n));
-    }
-    ::close(fds[0]);
-    if (line.rfind("ready ", 0) == 0) {
-      ready_ = true;
-      port_ = static_cast<uint16_t>(std::stoi(line.substr(6)));
-    }
-  }
-  ~TestMilterProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  bool ready() const { return ready_; }
-  uint16_t port() const { return port_; }
-
- private:
-  pid_t pid_ = -1;
-  bool ready_ = false;
-  uint16_t port_ = 0;
+  explicit TestMilterProcess(const std::string& connection, bool subset = false)
+      : test_support::TestMilterProcess(std::string(RINGMAIL_BINARY_DIR) + "/test_milter",
+                                        connection, subset) {}
 };
 
 // A TCP listener that answers every connection with fixed bytes, then
