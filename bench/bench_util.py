@@ -6,7 +6,10 @@ and reading a process's RSS. Used from the single-threaded bench driver
 only; not network-facing beyond loopback probes.
 """
 
+import base64
 import os
+import re
+import subprocess
 import socket
 import time
 
@@ -182,3 +185,71 @@ def median(values):
     if n == 0:
         return 0.0
     return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+# --- DKIM helpers (run_inbound.py --dkim) ---------------------------------
+
+def gen_dkim_key(path, algorithm):
+    """Writes a fresh PEM private key (PKCS#8) with `openssl genpkey`:
+    algorithm "rsa" (2048 bits) or "ed25519"."""
+    if algorithm == "rsa":
+        args = ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]
+    elif algorithm == "ed25519":
+        args = ["-algorithm", "ed25519"]
+    else:
+        raise ValueError("algorithm must be rsa or ed25519")
+    subprocess.run(["openssl", "genpkey", *args, "-out", path], check=True, capture_output=True)
+    os.chmod(path, 0o644)  # milter and MTA users read it; throw-away bench key
+
+
+def dkim_txt_record(private_key_path, algorithm):
+    """The DNS TXT record (v=DKIM1; k=…; p=…) of the key's public half."""
+    der = subprocess.run(["openssl", "pkey", "-in", private_key_path, "-pubout",
+                          "-outform", "DER"], check=True, capture_output=True).stdout
+    if algorithm == "ed25519":
+        # RFC 8463: p= is the raw 32-byte key, the tail of the SubjectPublicKeyInfo.
+        return "v=DKIM1; k=ed25519; p=" + base64.b64encode(der[-32:]).decode()
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
+
+
+def dkim_verify(message, txt_record):
+    """Verifies every DKIM-Signature of `message` (bytes, CRLF or LF) with
+    dkimpy, answering every key lookup with `txt_record`. Returns
+    (signature_count, all_verified) or (count, None) when dkimpy is missing."""
+    count = len(re.findall(rb"(?mi)^DKIM-Signature:", message))
+    try:
+        import dkim  # python3-dkim
+    except ImportError:
+        return count, None
+    if count == 0:
+        return 0, False
+    message = message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+    def dnsfunc(_name, timeout=5):
+        return txt_record.encode()
+    ok = True
+    for idx in range(count):
+        try:
+            if not dkim.DKIM(message).verify(idx=idx, dnsfunc=dnsfunc):
+                ok = False
+        except dkim.DKIMException:  # e.g. "body hash mismatch" is raised, not returned
+            ok = False
+    return count, ok
+
+
+def openssl_sign_per_s(algorithm, seconds=3):
+    """Signatures per second of ONE core, from `openssl speed -seconds S`
+    (single process): algorithm "rsa" (rsa2048) or "ed25519"."""
+    name = "rsa2048" if algorithm == "rsa" else "ed25519"
+    r = subprocess.run(["openssl", "speed", "-seconds", str(seconds), name],
+                       capture_output=True, text=True, check=True)
+    # Table lines: "rsa 2048 bits 0.000804s 0.000024s   1243.4  41528.1"
+    #              " 253 bits EdDSA (Ed25519)   0.0000s   0.0001s  19750.2   7003.1"
+    for line in r.stdout.splitlines():
+        low = line.lower()
+        if (name == "rsa2048" and low.startswith("rsa 2048 bits")) or \
+           (name == "ed25519" and "ed25519" in low and "bits" in low):
+            # The last two numbers are sign/s and verify/s.
+            nums = re.findall(r"\d+(?:\.\d+)?", line)
+            return float(nums[-2])
+    raise RuntimeError("cannot parse openssl speed %s output:\n%s" % (name, r.stdout[-800:]))

@@ -15,6 +15,12 @@ file before it answers 250 to end-of-DATA, so acceptance is durable in all):
   relay  relayhost = [127.0.0.1]:SINK_PORT (an smtp-sink run by the caller):
          Postfix accepts and delivers at the same time, as in BENCH-NOTES.md.
 
+Milter: PostfixInstance(milter_socket=PATH) adds smtpd_milters = unix:PATH,
+milter_protocol = 6, milter_default_action = tempfail. OpenDkimMilter runs
+Debian's opendkim (Mode s, one Domain/Selector/KeyFile, relaxed/relaxed,
+rsa-sha256 or ed25519-sha256) in the foreground on such a socket, so that the
+caller can put it in Postfix's cgroup (bench --dkim).
+
 Thread/process: used from the single-threaded bench driver. Not network-facing
 beyond the loopback listener it configures.
 """
@@ -85,13 +91,39 @@ smtp_connection_cache_on_demand = yes
 # No syslog on these machines: log to a file under the scratch dir.
 maillog_file = {maillog}
 maillog_file_prefixes = {scratch}
+{milter}"""
+
+MILTER_CF = """\
+# Mail filter (bench --dkim: OpenDKIM signing). A milter that fails tempfails.
+smtpd_milters = unix:{socket}
+milter_protocol = 6
+milter_default_action = tempfail
+"""
+
+OPENDKIM_CONF = """\
+# OpenDKIM signing milter for the benchmark (bench/postfix_instance.py).
+Mode                    s
+Socket                  local:{socket}
+Domain                  {domain}
+Selector                {selector}
+KeyFile                 {key}
+Canonicalization        relaxed/relaxed
+SignatureAlgorithm      {algorithm}
+InternalHosts           127.0.0.1
+RequireSafeKeys         false
+Syslog                  no
+UMask                   0000
+PidFile                 {pidfile}
+AutoRestart             no
+Background              no
 """
 
 
 class PostfixInstance:
     """A private Postfix instance under `scratch`, listening on 127.0.0.1:`port`."""
 
-    def __init__(self, scratch, port, mode="hold", sink_port=None, process_limit=200):
+    def __init__(self, scratch, port, mode="hold", sink_port=None, process_limit=200,
+                 milter_socket=None):
         if mode not in ("hold", "relay"):
             raise ValueError("mode must be hold or relay")
         if mode == "relay" and not sink_port:
@@ -101,6 +133,7 @@ class PostfixInstance:
         self.mode = mode
         self.sink_port = sink_port
         self.process_limit = process_limit
+        self.milter_socket = milter_socket  # unix socket of an smtpd milter, or None
         self.conf_dir = os.path.join(self.scratch, "conf")
         self.queue_dir = os.path.join(self.scratch, "queue")
         self.data_dir = os.path.join(self.scratch, "data")
@@ -129,7 +162,9 @@ class PostfixInstance:
             f.write(MAIN_CF.format(queue=self.queue_dir, data=self.data_dir,
                                    relayhost=relayhost, recipient_restrictions=restrictions,
                                    process_limit=self.process_limit, maillog=self.maillog,
-                                   scratch=self.scratch))
+                                   scratch=self.scratch,
+                                   milter=MILTER_CF.format(socket=self.milter_socket)
+                                   if self.milter_socket else ""))
         with open(os.path.join(self.conf_dir, "master.cf"), "w") as f:
             f.write(MASTER_CF.format(listen="127.0.0.1:%d" % self.port))
         # Creates the queue sub-directories with Postfix's own ownership/modes.
@@ -180,6 +215,21 @@ class PostfixInstance:
                 n += len(files)
         return n
 
+    def held_files(self):
+        """Paths of the queue files in queue/hold (hold mode)."""
+        out = []
+        for root, _dirs, files in os.walk(os.path.join(self.queue_dir, "hold")):
+            out.extend(os.path.join(root, f) for f in files)
+        return out
+
+    def message_of(self, queue_file):
+        """Header and body of one queue file as `postcat -bh` prints them."""
+        r = subprocess.run(["/usr/sbin/postcat", "-c", self.conf_dir, "-bh", queue_file],
+                           capture_output=True)
+        if r.returncode != 0:
+            raise RuntimeError("postcat %s failed: %s" % (queue_file, r.stderr.decode()[-300:]))
+        return r.stdout
+
     def maillog_tail(self, lines=15):
         try:
             with open(self.maillog, errors="replace") as f:
@@ -190,3 +240,68 @@ class PostfixInstance:
     def destroy(self):
         self.stop()
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+class OpenDkimMilter:
+    """OpenDKIM (Debian `opendkim`) as a signing milter on a unix socket, run
+    in the foreground as a child of the bench driver (in the caller's cgroup
+    via preexec_fn, so its CPU counts towards Postfix). Used with
+    PostfixInstance(milter_socket=...)."""
+
+    BINARY = "/usr/sbin/opendkim"
+
+    def __init__(self, scratch, domain, selector, key_file, algorithm="rsa-sha256"):
+        self.scratch = os.path.abspath(scratch)
+        self.socket = os.path.join(self.scratch, "opendkim.sock")
+        self.conf = os.path.join(self.scratch, "opendkim.conf")
+        self.log_path = os.path.join(self.scratch, "opendkim.log")
+        self.domain, self.selector, self.key_file = domain, selector, key_file
+        self.algorithm = algorithm
+        self.proc = None
+
+    def create(self):
+        os.makedirs(self.scratch, exist_ok=True)
+        os.chmod(self.scratch, 0o755)  # smtpd (user postfix) reaches the socket
+        with open(self.conf, "w") as f:
+            f.write(OPENDKIM_CONF.format(socket=self.socket, domain=self.domain,
+                                         selector=self.selector, key=self.key_file,
+                                         algorithm=self.algorithm,
+                                         pidfile=os.path.join(self.scratch, "opendkim.pid")))
+
+    def start(self, preexec_fn=None, timeout=15):
+        logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([self.BINARY, "-f", "-x", self.conf], stdout=logf,
+                                     stderr=logf, preexec_fn=preexec_fn)
+        logf.close()
+        import socket
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("opendkim exited with %d:\n%s" % (self.proc.returncode,
+                                                                     self.log_tail()))
+            if os.path.exists(self.socket):
+                try:
+                    with socket.socket(socket.AF_UNIX) as s:
+                        s.connect(self.socket)
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError("opendkim did not open %s:\n%s" % (self.socket, self.log_tail()))
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_tail(self, lines=15):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return "(no opendkim log)"

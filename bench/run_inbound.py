@@ -20,6 +20,7 @@ pid before it exits, even on errors.
 import argparse
 import json
 import os
+import random
 import resource
 import selectors
 import shutil
@@ -32,7 +33,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_util as bu  # noqa: E402
-from postfix_instance import PostfixInstance  # noqa: E402
+from postfix_instance import OpenDkimMilter, PostfixInstance  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMTP_SOURCE = "/usr/sbin/smtp-source"
@@ -53,18 +54,40 @@ spool:
   max_size: 4GiB
 log:
   level: warn
+{dkim}"""
+
+RINGMAIL_DKIM = """\
+dkim:
+  - domain: {domain}
+    selector: {selector}
+    private_key: {key}
+    canonicalization: relaxed/relaxed
 """
+
+# smtp-source -f bench@bench.test writes "From: <bench@bench.test>" into the
+# message it generates (checked with smtp-sink -d), and smtp_latency_tool
+# sends the same From: both MTAs sign every message with d=bench.test.
+DKIM_DOMAIN = "bench.test"
+DKIM_SELECTOR = "bench"
 
 
 def log(msg):
     print(msg, flush=True)
 
 
+def check_verifier_rejects(message, txt):
+    """The verifier must not pass anything: the same message with one more
+    body line must fail."""
+    if bu.dkim_verify(message.rstrip(b"\r\n") + b"\r\ntampered\r\n", txt)[1] is True:
+        raise RuntimeError("dkimpy verified a tampered message: the DKIM check is broken")
+
+
 class RingmailMta:
     name = "ringmaild"
 
-    def __init__(self, binary, scratch, max_connections=20000):
+    def __init__(self, binary, scratch, max_connections=20000, dkim=None):
         self.binary = binary
+        self.dkim = dkim  # None or {"key": path, "txt": DNS TXT record, "algorithm": …}
         self.scratch = scratch
         self.max_connections = max_connections
         self.port = None
@@ -79,7 +102,10 @@ class RingmailMta:
         self.port = bu.free_port()
         with open(self.config, "w") as f:
             f.write(RINGMAIL_CONFIG.format(port=self.port, spool=os.path.join(self.scratch, "spool"),
-                                           max_connections=self.max_connections))
+                                           max_connections=self.max_connections,
+                                           dkim=RINGMAIL_DKIM.format(
+                                               domain=DKIM_DOMAIN, selector=DKIM_SELECTOR,
+                                               key=self.dkim["key"]) if self.dkim else ""))
 
     def start(self, cgroup, timeout=30):
         notify = bu.NotifySocket(os.path.join(self.scratch, "notify.sock"))
@@ -127,6 +153,37 @@ class RingmailMta:
             return None
         return sum(1 for line in r.stdout.splitlines() if line.strip())
 
+    def verify_dkim(self, samples):
+        """After stop: `--spool-show` of `samples` spooled ids (first, last,
+        random others); each must carry a DKIM-Signature that dkimpy verifies."""
+        r = subprocess.run([self.binary, "-c", self.config, "--spool-dump"], capture_output=True,
+                           text=True)
+        ids = []
+        for line in r.stdout.splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                mid = rec.get("id") or rec.get("message_id") or rec.get("queue_id")
+                if mid and (not ids or ids[-1] != mid):
+                    ids.append(mid)
+        if not ids:
+            raise RuntimeError("ringmaild --spool-dump gave no message ids:\n" + r.stdout[:300])
+        pick = [ids[0], ids[-1]] + random.sample(ids, min(len(ids), max(0, samples - 2)))
+        signed = verified = 0
+        for mid in pick:
+            show = subprocess.run([self.binary, "-c", self.config, "--spool-show", mid],
+                                  capture_output=True)
+            if show.returncode != 0:
+                raise RuntimeError("ringmaild --spool-show %s failed: %s"
+                                   % (mid, show.stderr.decode(errors="replace")[-300:]))
+            count, ok = bu.dkim_verify(show.stdout, self.dkim["txt"])
+            signed += count >= 1
+            verified += bool(ok)
+            if mid == pick[0]:
+                check_verifier_rejects(show.stdout, self.dkim["txt"])
+        return {"checked": len(pick), "signed": signed,
+                "verified": verified if bu.dkim_verify(b"", "")[1] is not None else None,
+                "sample_id": pick[0]}
+
     def log_tail(self, n=15):
         try:
             with open(self.log_path, errors="replace") as f:
@@ -142,24 +199,76 @@ class RingmailMta:
 class PostfixMta:
     name = "postfix"
 
-    def __init__(self, scratch, mode, sink_port):
+    def __init__(self, scratch, mode, sink_port, dkim=None, sink_dump=None):
         self.scratch = scratch
         self.mode = mode
         self.sink_port = sink_port
+        self.sink_dump = sink_dump  # relay mode + DKIM: smtp-sink -d writes messages here
+        self.dkim = dkim  # None or {"key": path, "txt": …, "algorithm": rsa|ed25519}
         self.pf = None
+        self.milter = None
         self.port = None
 
     def create(self):
         self.port = bu.free_port()
-        self.pf = PostfixInstance(self.scratch, self.port, mode=self.mode, sink_port=self.sink_port)
+        if self.sink_dump:
+            for root, _dirs, files in os.walk(self.sink_dump):
+                for f in files:
+                    os.unlink(os.path.join(root, f))
+        socket_path = None
+        if self.dkim:
+            self.milter = OpenDkimMilter(
+                self.scratch + "-opendkim", DKIM_DOMAIN, DKIM_SELECTOR, self.dkim["key"],
+                algorithm="ed25519-sha256" if self.dkim["algorithm"] == "ed25519"
+                else "rsa-sha256")
+            self.milter.create()
+            socket_path = self.milter.socket
+        self.pf = PostfixInstance(self.scratch, self.port, mode=self.mode, sink_port=self.sink_port,
+                                  milter_socket=socket_path)
         self.pf.create()
 
     def start(self, cgroup):
+        # OpenDKIM joins Postfix's cgroup: its CPU is Postfix's cost of signing.
+        if self.milter:
+            self.milter.start(preexec_fn=cgroup.preexec())
         self.pf.start(preexec_fn=cgroup.preexec())
 
     def stop(self):
         if self.pf:
             self.pf.stop()
+        if self.milter:
+            self.milter.stop()
+
+    def verify_dkim(self, samples):
+        """After stop: every held queue file (relay mode: every message
+        smtp-sink dumped) must contain a DKIM-Signature header (byte search);
+        `samples` of them (held ones through `postcat -bh`) must verify with
+        dkimpy."""
+        if self.mode == "relay":
+            files = [os.path.join(root, f) for root, _dirs, fs in os.walk(self.sink_dump)
+                     for f in fs]
+        else:
+            files = self.pf.held_files()
+        signed = 0
+        for path in files:
+            with open(path, "rb") as f:
+                signed += b"DKIM-Signature:" in f.read()
+        pick = random.sample(files, min(len(files), samples))
+        verified = 0
+        for path in pick:
+            if self.mode == "relay":
+                with open(path, "rb") as f:
+                    message = f.read()
+            else:
+                message = self.pf.message_of(path)
+            count, ok = bu.dkim_verify(message, self.dkim["txt"])
+            verified += bool(count and ok)
+            if path == pick[0]:
+                check_verifier_rejects(message, self.dkim["txt"])
+        return {"checked": len(files), "signed": signed,
+                "verified": verified if bu.dkim_verify(b"", "")[1] is not None else None,
+                "verified_of": len(pick),
+                "sample_id": os.path.basename(pick[0]) if pick else None}
 
     def queued_count(self):
         return self.pf.queued_count() if self.mode == "hold" else None
@@ -167,6 +276,9 @@ class PostfixMta:
     def destroy(self):
         if self.pf:
             self.pf.destroy()
+        if self.milter:
+            self.milter.stop()
+            shutil.rmtree(self.milter.scratch, ignore_errors=True)
 
 
 def smtp_source(port, messages, sessions, size, cgroup):
@@ -189,6 +301,12 @@ def measure_acceptance(mta, args, mta_cg, load_cg):
         if args.warmup:
             smtp_source(mta.port, args.warmup, min(args.sessions, args.warmup), args.size, load_cg)
         bu.wait_idle(mta_cg, max_wait=args.idle_wait)
+        speed = []
+        if args.dkim and mta.name == "ringmaild":
+            # One core's signing rate right before and right after this run:
+            # the machine (shared, virtual) drifts by +-20% within minutes.
+            speed.append(bu.openssl_sign_per_s(args.dkim_algorithm, args.openssl_seconds))
+            bu.wait_idle(mta_cg, max_wait=2, machine_threshold=1.0)
         cpu0 = mta_cg.usage_usec()
         load0 = load_cg.usage_usec()
         busy0, total0 = bu.system_busy_usec()
@@ -198,12 +316,28 @@ def measure_acceptance(mta, args, mta_cg, load_cg):
         # Postfix may still be moving files or logging: count until it is quiet.
         bu.wait_idle(mta_cg, max_wait=args.idle_wait, machine_threshold=1.0)
         cpu1 = mta_cg.usage_usec()
+        if speed:
+            speed.append(bu.openssl_sign_per_s(args.dkim_algorithm, args.openssl_seconds))
         mta.stop()
         queued = mta.queued_count()
         expected = args.messages + args.warmup
         if queued is not None and queued != expected:
             raise RuntimeError("%s spooled %d messages, expected %d" % (mta.name, queued, expected))
         other = (busy1 - busy0) - (cpu1 - cpu0) - (load1 - load0)
+        dkim = None
+        if args.dkim:
+            dkim = mta.verify_dkim(args.dkim_verify_samples)
+            if mta.name == "postfix" and dkim["checked"] != expected:
+                raise RuntimeError("postfix: %d messages to check for DKIM, expected %d"
+                                   % (dkim["checked"], expected))
+            if dkim["signed"] != dkim["checked"]:
+                raise RuntimeError("%s: only %d of %d checked messages carry a DKIM-Signature"
+                                   % (mta.name, dkim["signed"], dkim["checked"]))
+            if dkim["verified"] is not None and dkim["verified"] != dkim.get("verified_of",
+                                                                            dkim["checked"]):
+                raise RuntimeError("%s: dkimpy verified only %d of %d sampled signatures"
+                                   % (mta.name, dkim["verified"],
+                                      dkim.get("verified_of", dkim["checked"])))
         return {
             "msgs_per_s": args.messages / elapsed,
             "seconds": elapsed,
@@ -211,6 +345,9 @@ def measure_acceptance(mta, args, mta_cg, load_cg):
             "load_cpu_us_per_msg": (load1 - load0) / args.messages,
             "other_cpu_pct": max(0.0, 100.0 * other / max(1, total1 - total0)),
             "queued_verified": queued,
+            "load_cores": (load1 - load0) / elapsed / 1e6,
+            "dkim": dkim,
+            "openssl_sign_per_s": speed,
         }
     finally:
         mta.destroy()
@@ -323,6 +460,19 @@ def measure_idle_connections(mta, args, mta_cg):
         mta.destroy()
 
 
+def add_capacity(r):
+    """Signing capacity of the cores left to ringmaild in run `r`: one core's
+    `openssl speed` sign/s (mean of the measurements just before and after
+    the run) x (CPUs - the cores smtp-source used during the run)."""
+    r["cpus"] = len(os.sched_getaffinity(0))
+    r["sign_per_core"] = sum(r["openssl_sign_per_s"]) / len(r["openssl_sign_per_s"])
+    r["cores_left"] = r["cpus"] - r["load_cores"]
+    r["sign_capacity"] = r["sign_per_core"] * r["cores_left"]
+    r["capacity_pct"] = 100.0 * r["msgs_per_s"] / r["sign_capacity"]
+    # Share of ringmaild's CPU per message that one openssl-speed signature is.
+    r["sign_cpu_pct"] = 100.0 * (1e6 / r["sign_per_core"]) / max(1e-9, r["cpu_us_per_msg"])
+
+
 def find_ringmaild(explicit):
     if explicit:
         return explicit
@@ -335,12 +485,14 @@ def find_ringmaild(explicit):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--messages", type=int, default=20000)
+    ap.add_argument("--messages", type=int,
+                    help="messages per timed run (default 20000; 10000 with --dkim)")
     ap.add_argument("--sessions", type=int, default=50)
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--latency-seconds", type=float, default=10.0)
-    ap.add_argument("--idle-connections", type=int, default=10000)
+    ap.add_argument("--idle-connections", type=int,
+                    help="idle-connection test size (default 10000; 0 = skipped with --dkim)")
     ap.add_argument("--idle-wait", type=float, default=20.0,
                     help="max seconds to wait for the MTA and machine to go idle")
     ap.add_argument("--postfix-mode", choices=["hold", "relay"], default="hold")
@@ -350,12 +502,35 @@ def main():
     ap.add_argument("--json", help="also write the results as JSON to this file")
     ap.add_argument("--skip-postfix", action="store_true")
     ap.add_argument("--skip-ringmail", action="store_true")
+    ap.add_argument("--dkim", action="store_true",
+                    help="both MTAs DKIM-sign every message (ringmaild: dkim: config entry; "
+                         "Postfix: OpenDKIM milter in Postfix's cgroup) and are compared with "
+                         "openssl speed's signing capacity")
+    ap.add_argument("--dkim-algorithm", choices=["rsa", "ed25519"],
+                    help="RSA-2048 (rsa-sha256, default) or Ed25519 (ed25519-sha256); "
+                         "implies --dkim")
+    ap.add_argument("--dkim-verify-samples", type=int, default=3,
+                    help="messages per run whose signature dkimpy verifies (default 3)")
+    ap.add_argument("--openssl-seconds", type=int, default=3,
+                    help="openssl speed -seconds (run before and after the MTA runs)")
     ap.add_argument("--quick", action="store_true",
-                    help="smoke test: 1 rep, 2000 messages, 200 warm-up, 2 s latency, 1000 idle")
+                    help="smoke test: 1 rep, 2000 messages (1000 with --dkim), 200 warm-up, "
+                         "2 s latency, 1000 idle (0 with --dkim)")
     args = ap.parse_args()
+    if args.dkim_algorithm:
+        args.dkim = True
+    elif args.dkim:
+        args.dkim_algorithm = "rsa"
+    if args.messages is None:
+        args.messages = 10000 if args.dkim else 20000
+    if args.idle_connections is None:
+        args.idle_connections = 0 if args.dkim else 10000
     if args.quick:
-        args.reps, args.messages, args.warmup = 1, 2000, 200
-        args.latency_seconds, args.idle_connections, args.idle_wait = 2.0, 1000, 8.0
+        args.reps, args.warmup = 1, 200
+        args.messages = 1000 if args.dkim else 2000
+        args.latency_seconds, args.idle_wait = 2.0, 8.0
+        args.idle_connections = min(args.idle_connections, 1000)
+        args.openssl_seconds = 1
 
     if os.geteuid() != 0:
         sys.exit("run_inbound: must run as root (private Postfix master, cgroups)")
@@ -364,9 +539,10 @@ def main():
         sys.exit("run_inbound: no ringmaild (build build/release or pass --ringmaild)")
     if not args.skip_ringmail and not os.access(args.latency_tool, os.X_OK):
         sys.exit("run_inbound: no %s (ninja -C build/release smtp_latency_tool)" % args.latency_tool)
-    for tool in (SMTP_SOURCE, SMTP_SINK):
+    for tool in (SMTP_SOURCE, SMTP_SINK) + ((OpenDkimMilter.BINARY,) if args.dkim and
+                                            not args.skip_postfix else ()):
         if not os.access(tool, os.X_OK):
-            sys.exit("run_inbound: %s missing (apt-get install postfix)" % tool)
+            sys.exit("run_inbound: %s missing (apt-get install postfix opendkim)" % tool)
 
     # 10k client sockets here, 10k accepted ones in ringmaild (inherits this).
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -385,6 +561,7 @@ def main():
           "load": bu.CpuCgroup(tag + "-load")}
     sink_port = None
     sink = None
+    sink_dump = None
     results = {"config": {k: v for k, v in vars(args).items()}, "ringmaild": ringmaild}
     try:
         if ringmaild:
@@ -399,38 +576,98 @@ def main():
                args.postfix_mode, cg["load"].kind, scratch))
         log("  %s" % (results.get("ringmaild_version") or "ringmaild skipped"))
 
+        dkim = None
+        if args.dkim:
+            key_dir = os.path.join(scratch, "dkim")
+            os.makedirs(key_dir)
+            os.chmod(key_dir, 0o755)
+            key = os.path.join(key_dir, "bench.%s.pem" % args.dkim_algorithm)
+            bu.gen_dkim_key(key, args.dkim_algorithm)
+            dkim = {"key": key, "algorithm": args.dkim_algorithm,
+                    "txt": bu.dkim_txt_record(key, args.dkim_algorithm)}
+            results["dkim_algorithm"] = args.dkim_algorithm
+            results["openssl_version"] = subprocess.run(["openssl", "version"], capture_output=True,
+                                                        text=True).stdout.strip()
+            log("DKIM: %s key %s, d=%s s=%s, relaxed/relaxed; ringmaild signs in-process, "
+                "Postfix through OpenDKIM (%s) as an smtpd milter"
+                % ("RSA-2048" if args.dkim_algorithm == "rsa" else "Ed25519", key, DKIM_DOMAIN,
+                   DKIM_SELECTOR, subprocess.run([OpenDkimMilter.BINARY, "-V"], capture_output=True,
+                                                 text=True).stdout.split("\n")[0].strip()))
+
         wire = measure_wire(args, cg["load"])
         results["wire_msgs_per_s"] = wire
         log("wire limit (smtp-source -> smtp-sink): %.0f msgs/s" % wire)
 
         if args.postfix_mode == "relay":
             sink_port = bu.free_port()
-            sink = subprocess.Popen([SMTP_SINK, "-u", "postfix", "127.0.0.1:%d" % sink_port, "1000"],
+            dump = []
+            if args.dkim:  # keep what Postfix relays, to check its DKIM signatures
+                sink_dump = os.path.join(scratch, "sink-dump")
+                os.makedirs(sink_dump)
+                shutil.chown(sink_dump, "postfix")
+                dump = ["-d", sink_dump + "/"]
+            sink = subprocess.Popen([SMTP_SINK, "-u", "postfix", *dump,
+                                     "127.0.0.1:%d" % sink_port, "1000"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                     preexec_fn=cg["load"].preexec())
 
         mtas = []
         if not args.skip_postfix:
-            mtas.append(PostfixMta(os.path.join(scratch, "postfix"), args.postfix_mode, sink_port))
+            mtas.append(PostfixMta(os.path.join(scratch, "postfix"), args.postfix_mode, sink_port,
+                                   dkim=dkim, sink_dump=sink_dump))
         if ringmaild:
             mtas.append(RingmailMta(ringmaild, os.path.join(scratch, "ringmail"),
-                                    max_connections=max(20000, args.idle_connections + 1000)))
+                                    max_connections=max(20000, args.idle_connections + 1000),
+                                    dkim=dkim))
         runs = {m.name: [] for m in mtas}
         for rep in range(args.reps):
             order = mtas if rep % 2 == 0 else list(reversed(mtas))
             for mta in order:
                 r = measure_acceptance(mta, args, cg[mta.name], cg["load"])
                 runs[mta.name].append(r)
+                if r["openssl_sign_per_s"]:
+                    add_capacity(r)
                 log("rep %d %-9s %8.0f msgs/s  %7.0f CPU us/msg  (smtp-source %4.0f us/msg, "
                     "other load on machine %2.0f%%)%s"
                     % (rep + 1, mta.name, r["msgs_per_s"], r["cpu_us_per_msg"],
                        r["load_cpu_us_per_msg"], r["other_cpu_pct"],
                        "  spool holds %d" % r["queued_verified"] if r["queued_verified"] else ""))
+                if r["openssl_sign_per_s"]:
+                    log("      openssl speed %s before/after: %s sign/s per core -> capacity "
+                        "%.0f sign/s x %.2f cores left = %.0f msgs/s; ringmaild at %.0f%% of it"
+                        % ("rsa2048" if args.dkim_algorithm == "rsa" else "ed25519",
+                           "/".join("%.0f" % x for x in r["openssl_sign_per_s"]),
+                           r["sign_per_core"], r["cores_left"], r["sign_capacity"],
+                           r["capacity_pct"]))
+                if r["dkim"]:
+                    d = r["dkim"]
+                    log("      DKIM check: %d/%d %s carry DKIM-Signature, dkimpy verified %s"
+                        " (e.g. %s)"
+                        % (d["signed"], d["checked"],
+                           "--spool-show samples" if mta.name == "ringmaild" else
+                           "held queue files" if args.postfix_mode == "hold" else
+                           "messages relayed to smtp-sink",
+                           "n/a (no python3-dkim)" if d["verified"] is None else "%d/%d" % (
+                               d["verified"], d.get("verified_of", d["checked"])),
+                           d["sample_id"]))
         results["runs"] = runs
+
         med = {name: {"msgs_per_s": bu.median([r["msgs_per_s"] for r in rs]),
                       "cpu_us_per_msg": bu.median([r["cpu_us_per_msg"] for r in rs])}
                for name, rs in runs.items()}
         results["median"] = med
+        if args.dkim and "ringmaild" in runs:
+            rs = runs["ringmaild"]
+            results["capacity"] = {
+                "cpus": rs[0]["cpus"],
+                "sign_per_core": bu.median([r["sign_per_core"] for r in rs]),
+                "sign_us": bu.median([1e6 / r["sign_per_core"] for r in rs]),
+                "sign_cpu_pct": bu.median([r["sign_cpu_pct"] for r in rs]),
+                "cores_left": bu.median([r["cores_left"] for r in runs["ringmaild"]]),
+                "sign_capacity": bu.median([r["sign_capacity"] for r in runs["ringmaild"]]),
+                "capacity_pct": bu.median([r["capacity_pct"] for r in runs["ringmaild"]]),
+                "other_cpu_pct": bu.median([r["other_cpu_pct"] for r in runs["ringmaild"]]),
+            }
 
         if ringmaild:
             rm = next(m for m in mtas if m.name == "ringmaild")
@@ -462,18 +699,33 @@ def main():
 def print_summary(results, args):
     med = results["median"]
     log("")
-    log("== summary (median of %d; %d x %d-byte messages, %d connections reused) =="
-        % (args.reps, args.messages, args.size, args.sessions))
+    log("== summary (median of %d; %d x %d-byte messages, %d connections reused%s) =="
+        % (args.reps, args.messages, args.size, args.sessions,
+           "; DKIM %s" % ("RSA-2048" if args.dkim_algorithm == "rsa" else "Ed25519")
+           if args.dkim else ""))
     log("wire limit           %8.0f msgs/s" % results["wire_msgs_per_s"])
     for name in ("postfix", "ringmaild"):
         if name in med:
-            label = name + (" (%s)" % args.postfix_mode if name == "postfix" else "")
+            label = name + (" (%s%s)" % (args.postfix_mode, "+OpenDKIM" if args.dkim else "")
+                            if name == "postfix" else "")
             log("%-20s %8.0f msgs/s  %7.0f CPU us/msg" % (label, med[name]["msgs_per_s"],
                                                          med[name]["cpu_us_per_msg"]))
     if "postfix" in med and "ringmaild" in med:
         log("ratio ringmaild/postfix: %.1fx msgs/s, %.1fx less CPU per message"
             % (med["ringmaild"]["msgs_per_s"] / med["postfix"]["msgs_per_s"],
                med["postfix"]["cpu_us_per_msg"] / max(1e-9, med["ringmaild"]["cpu_us_per_msg"])))
+    cap = results.get("capacity")
+    if cap:
+        log("signing capacity = openssl speed sign/s of one core (measured just before and "
+            "after each ringmaild run) x (CPUs - cores smtp-source used in that run):")
+        log("  %.0f sign/s per core (%.0f us/sign) x %.2f cores (%d CPUs - %.2f) = %.0f msgs/s"
+            % (cap["sign_per_core"], cap["sign_us"], cap["cores_left"], cap["cpus"],
+               cap["cpus"] - cap["cores_left"], cap["sign_capacity"]))
+        log("ringmaild / signing capacity: %.0f%% (median of per-run ratios; other processes "
+            "used %.0f%% of the machine during the ringmaild runs)"
+            % (cap["capacity_pct"], cap["other_cpu_pct"]))
+        log("one signature is %.0f%% of ringmaild's CPU per message (%.0f of %.0f us; medians)"
+            % (cap["sign_cpu_pct"], cap["sign_us"], med["ringmaild"]["cpu_us_per_msg"]))
     for name in ("ringmaild", "postfix"):
         lat = results.get("latency_" + name)
         if lat:

@@ -10,8 +10,8 @@
 namespace ringmail::queue {
 namespace {
 
-using testing::TempDir;
 using testing::make_test_message;
+using testing::TempDir;
 
 std::unique_ptr<Spool> open_spool(const TempDir& dir) {
   std::string error;
@@ -78,8 +78,7 @@ TEST(SpoolUpdate, AllOrNothingAndIndexesFollowTheState) {
   RecipientUpdate bad[] = {{m.id, 0, RecipientState::delivered, 1, 0},
                            {m.id, 7, RecipientState::delivered, 1, 0}};
   EXPECT_EQ(spool->update_recipients(bad).status, StoreStatus::failed);
-  EXPECT_EQ(spool->load_message(m.id, false)->envelope.recipients[0].state,
-            RecipientState::queued);
+  EXPECT_EQ(spool->load_message(m.id, false)->envelope.recipients[0].state, RecipientState::queued);
 
   // Delivered leaves the scheduler index; deferred stays in it, due later.
   RecipientUpdate good[] = {{m.id, 0, RecipientState::delivered, 1, 0},
