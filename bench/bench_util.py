@@ -1,8 +1,9 @@
-"""bench/bench_util.py — small helpers for bench/run_inbound.py.
+"""bench/bench_util.py — small helpers for bench/run_inbound.py and run_relay.py.
 
 Owns: per-process-group CPU accounting through transient cgroups, idle
 waiting, free-port picking, readiness waiting (sd_notify socket or port),
-and reading a process's RSS. Used from the single-threaded bench driver
+reading a process's RSS, the smtp-source command line, and a counting
+smtp-sink (CountingSink). Used from the single-threaded bench driver
 only; not network-facing beyond loopback probes.
 """
 
@@ -12,6 +13,9 @@ import re
 import subprocess
 import socket
 import time
+
+SMTP_SOURCE = "/usr/sbin/smtp-source"
+SMTP_SINK = "/usr/sbin/smtp-sink"
 
 
 class CpuCgroup:
@@ -169,6 +173,101 @@ class NotifySocket:
             os.unlink(self.path)
         except OSError:
             pass
+
+
+def smtp_source_cmd(port, messages, sessions, size):
+    """smtp-source: `sessions` connections, each reused (-d) for many of the
+    `messages` messages of `size` bytes, one recipient each, From bench@bench.test."""
+    return [SMTP_SOURCE, "-s", str(sessions), "-m", str(messages), "-l", str(size), "-d",
+            "-M", "bench.test", "-f", "bench@bench.test", "-t", "rcpt@example.test",
+            "127.0.0.1:%d" % port]
+
+
+class CountingSink:
+    """`smtp-sink -c` on a free loopback port, in `cgroup`, its running
+    counters going to a file that count() reads.
+
+    smtp-sink -c writes "sess=S quit=Q mesg=M\\r" and flushes it every time a
+    "." (end of DATA), a QUIT or the end of a session is received: M is the
+    number of mail transactions received so far (not recipients). Only whole
+    records (ending in \\r) are parsed, so a read racing a write never sees a
+    truncated number.
+    """
+
+    TAIL = 256  # bytes read from the end of the counter file
+
+    def __init__(self, path, cgroup, backlog=1000):
+        self.path = path  # counter file; its stderr goes to path + ".err"
+        self.cgroup = cgroup
+        self.backlog = backlog
+        self.port = None
+        self.proc = None
+
+    def start(self, timeout=10.0):
+        for _attempt in range(3):  # free_port() can race with another process
+            self.port = free_port()
+            out = open(self.path, "wb")
+            err = open(self.path + ".err", "ab")
+            self.proc = subprocess.Popen([SMTP_SINK, "-c", "-u", "postfix",
+                                          "127.0.0.1:%d" % self.port, str(self.backlog)],
+                                         stdout=out, stderr=err,
+                                         preexec_fn=self.cgroup.preexec())
+            out.close()
+            err.close()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if smtp_greets(self.port):
+                    return self.port
+                time.sleep(0.05)
+            self.stop()
+        raise RuntimeError("smtp-sink did not start:\n" + self.stderr_tail())
+
+    def count(self):
+        """Mail transactions received so far."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - self.TAIL))
+                tail = f.read()
+        except OSError:
+            return 0
+        found = re.findall(rb"mesg=(\d+)\r", tail)
+        return int(found[-1]) if found else 0
+
+    def wait_count(self, target, stall_timeout, max_seconds=None, poll=0.002, busy=None):
+        """Waits until count() >= target. Gives up when the count has not
+        moved for `stall_timeout` seconds while `busy()` (e.g. "smtp-source
+        still runs") is false, or after `max_seconds`. Returns (reached,
+        count, monotonic time the target was seen)."""
+        start = last_change = time.monotonic()
+        last = self.count()
+        while True:
+            now = time.monotonic()
+            n = self.count()
+            running = busy() if busy is not None else False  # called every turn
+            if n >= target:
+                return True, n, now
+            if n != last or running:
+                last, last_change = n, now
+            if now - last_change > stall_timeout or (max_seconds and now - start > max_seconds):
+                return False, n, now
+            if self.proc.poll() is not None:
+                raise RuntimeError("smtp-sink exited with %d:\n%s" % (self.proc.returncode,
+                                                                      self.stderr_tail()))
+            time.sleep(poll)
+
+    def stderr_tail(self, n=10):
+        try:
+            with open(self.path + ".err", errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return "(no smtp-sink stderr)"
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def rss_kib(pid):

@@ -41,8 +41,8 @@ import bench_util as bu  # noqa: E402
 from postfix_instance import OpenDkimMilter, PostfixInstance  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMTP_SOURCE = "/usr/sbin/smtp-source"
-SMTP_SINK = "/usr/sbin/smtp-sink"
+SMTP_SOURCE = bu.SMTP_SOURCE
+SMTP_SINK = bu.SMTP_SINK
 
 RINGMAIL_CONFIG = """\
 # Benchmark config written by bench/run_inbound.py.
@@ -59,7 +59,7 @@ spool:
   max_size: 4GiB
 log:
   level: warn
-{dkim}"""
+{log_extra}{dkim}{extra}"""
 
 RINGMAIL_DKIM = """\
 dkim:
@@ -90,8 +90,11 @@ def check_verifier_rejects(message, txt):
 class RingmailMta:
     name = "ringmaild"
 
-    def __init__(self, binary, scratch, max_connections=20000, dkim=None):
+    def __init__(self, binary, scratch, max_connections=20000, dkim=None, extra_config="",
+                 delivery_log=False):
         self.binary = binary
+        self.extra_config = extra_config  # top-level YAML appended (run_relay.py: delivery:)
+        self.delivery_log = delivery_log  # True: log.delivery_log = SCRATCH/delivery.jsonl
         self.dkim = dkim  # None or {"key": path, "txt": DNS TXT record, "algorithm": …}
         self.scratch = scratch
         self.max_connections = max_connections
@@ -99,6 +102,7 @@ class RingmailMta:
         self.proc = None
         self.config = os.path.join(scratch, "ringmail.yaml")
         self.log_path = os.path.join(scratch, "ringmaild.log")
+        self.delivery_log_path = os.path.join(scratch, "delivery.jsonl")
 
     def create(self):
         if os.path.exists(self.scratch):
@@ -108,9 +112,12 @@ class RingmailMta:
         with open(self.config, "w") as f:
             f.write(RINGMAIL_CONFIG.format(port=self.port, spool=os.path.join(self.scratch, "spool"),
                                            max_connections=self.max_connections,
+                                           log_extra="  delivery_log: %s\n" % self.delivery_log_path
+                                           if self.delivery_log else "",
                                            dkim=RINGMAIL_DKIM.format(
                                                domain=DKIM_DOMAIN, selector=DKIM_SELECTOR,
-                                               key=self.dkim["key"]) if self.dkim else ""))
+                                               key=self.dkim["key"]) if self.dkim else "",
+                                           extra=self.extra_config))
 
     def start(self, cgroup, timeout=30):
         notify = bu.NotifySocket(os.path.join(self.scratch, "notify.sock"))
@@ -287,9 +294,7 @@ class PostfixMta:
 
 
 def smtp_source(port, messages, sessions, size, cgroup):
-    cmd = [SMTP_SOURCE, "-s", str(sessions), "-m", str(messages), "-l", str(size), "-d",
-           "-M", "bench.test", "-f", "bench@bench.test", "-t", "rcpt@example.test",
-           "127.0.0.1:%d" % port]
+    cmd = bu.smtp_source_cmd(port, messages, sessions, size)
     t0 = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=cgroup.preexec())
     elapsed = time.monotonic() - t0
