@@ -41,7 +41,9 @@ struct DsnRequest {
 
 // True when the failure of this recipient of a message from `sender` should
 // be reported: the sender is not null and NOTIFY is absent or names FAILURE
-// (for action "failed") or DELAY (for "delayed").
+// (for action "failed") or DELAY (for "delayed"). A success action
+// ("delivered", "relayed", "expanded") is reported only when NOTIFY names
+// SUCCESS.
 bool wants_dsn(const std::string& sender, const Recipient& recipient, const std::string& action);
 
 // The DSN as a message ready for the spool: id `id`, null sender, one
@@ -59,6 +61,10 @@ bool wants_dsn(const std::string& sender, const Recipient& recipient, const std:
 //      Diagnostic-Code: smtp; reply, Last-Attempt-Date;
 //   3. the original: message/rfc822 (RET=FULL or no RET; bodies over 1 MiB
 //      are cut to their headers) or text/rfc822-headers (RET=HDRS).
+// Non-ASCII addresses and SMTPUTF8 originals get the RFC 6533 types
+// (message/global-delivery-status, message/global, message/global-headers).
+// Null when there is nothing to report: no original, no recipients, or an
+// original from the null sender.
 std::unique_ptr<SpoolMessage> make_dsn(const DsnRequest& request, MessageId id);
 
 }  // namespace ringmail::queue
