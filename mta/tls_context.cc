@@ -1,6 +1,7 @@
 // mta/tls_context.cc — see tls_context.h.
 #include "mta/tls_context.h"
 
+#include <arpa/inet.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -46,6 +47,24 @@ std::string file_problem(const std::filesystem::path& path) {
   return {};
 }
 
+// The SNI host name for `server_name`, or "" when it is not a host name:
+// RFC 6066 3 allows neither IP addresses nor a trailing dot.
+std::string sni_host_name(std::string_view server_name) {
+  if (server_name.ends_with('.')) server_name.remove_suffix(1);
+  if (server_name.empty() || server_name.size() > 253) return {};
+  const std::string name(server_name);
+  unsigned char address[16];
+  if (inet_pton(AF_INET, name.c_str(), address) == 1 ||
+      inet_pton(AF_INET6, name.c_str(), address) == 1) {
+    return {};
+  }
+  const bool host_name_characters = std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_';
+  });
+  return host_name_characters ? name : std::string();
+}
+
 }  // namespace
 
 std::shared_ptr<TlsContext> TlsContext::load_server(const std::filesystem::path& certificate,
@@ -66,7 +85,7 @@ std::shared_ptr<TlsContext> TlsContext::load_server(const std::filesystem::path&
   SSL_CTX* raw = SSL_CTX_new(TLS_server_method());
   if (!raw) return set_error("SSL_CTX_new failed: " + drain_errors());
   // Owned from here on, so that every early return frees it.
-  std::shared_ptr<TlsContext> context(new TlsContext(raw));
+  std::shared_ptr<TlsContext> context(new TlsContext(raw, false));
 
   SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
   SSL_CTX_set_options(
@@ -100,9 +119,29 @@ std::shared_ptr<TlsContext> TlsContext::load_server(const std::filesystem::path&
   return context;
 }
 
+std::shared_ptr<TlsContext> TlsContext::create_client(std::string* error) {
+  ERR_clear_error();
+  SSL_CTX* raw = SSL_CTX_new(TLS_client_method());
+  if (!raw) {
+    if (error) *error = "SSL_CTX_new failed: " + drain_errors();
+    return nullptr;
+  }
+  std::shared_ptr<TlsContext> context(new TlsContext(raw, true));
+  SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
+  SSL_CTX_set_options(raw, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_mode(raw, SSL_MODE_RELEASE_BUFFERS);
+  // Opportunistic TLS (RFC 7435): any certificate will do; see the header.
+  SSL_CTX_set_verify(raw, SSL_VERIFY_NONE, nullptr);
+  // Sessions are not resumed: a cache would have to be keyed by MX host and
+  // shared across shards, which is not worth it for one handshake per
+  // connection.
+  SSL_CTX_set_session_cache_mode(raw, SSL_SESS_CACHE_OFF);
+  return context;
+}
+
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
-TlsSession::TlsSession(const TlsContext& context) {
+bool TlsSession::attach(const TlsContext& context) {
   ssl_ = SSL_new(context.native());
   network_in_ = BIO_new(BIO_s_mem());
   network_out_ = BIO_new(BIO_s_mem());
@@ -111,12 +150,36 @@ TlsSession::TlsSession(const TlsContext& context) {
     BIO_free(network_out_);
     network_in_ = network_out_ = nullptr;
     fail("cannot create TLS session");
-    return;
+    return false;
   }
   // An empty input BIO means "wait for more bytes", not end of stream.
   BIO_set_mem_eof_return(network_in_, -1);
   SSL_set_bio(ssl_, network_in_, network_out_);
+  return true;
+}
+
+TlsSession::TlsSession(const TlsContext& context) {
+  if (!attach(context)) return;
   SSL_set_accept_state(ssl_);
+}
+
+TlsSession::TlsSession(const TlsContext& context, ClientMode, std::string_view server_name) {
+  if (!context.is_client()) {
+    error_ = "TLS client session needs a client context";
+    state_ = TlsStatus::failed;
+    return;
+  }
+  if (!attach(context)) return;
+  SSL_set_connect_state(ssl_);
+  if (std::string host = sni_host_name(server_name); !host.empty()) {
+    ERR_clear_error();
+    if (SSL_set_tlsext_host_name(ssl_, host.c_str()) != 1) {
+      fail("cannot set TLS server name");
+      return;
+    }
+  }
+  // Writes the ClientHello into the output BIO; the reply comes via feed().
+  drive_handshake();
 }
 
 TlsSession::~TlsSession() { SSL_free(ssl_); }  // frees both BIOs

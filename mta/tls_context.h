@@ -1,21 +1,27 @@
-// mta/tls_context.h — server-side TLS with OpenSSL over memory BIOs.
+// mta/tls_context.h — TLS with OpenSSL over memory BIOs, for the inbound
+// server and the outbound client (STARTTLS).
 //
-// Owns: TlsContext, one SSL_CTX built from the configured certificate chain
-// and private key (TLS 1.2 and 1.3 only, OpenSSL's secure cipher defaults
-// minus the weak leftovers, session tickets on); and TlsSession, the TLS
-// state of one connection. A TlsSession never touches a socket: the event
-// loop hands it the bytes it read (feed()) and sends what take_output()
-// returns, so the io_uring shard does all the I/O.
+// Owns: TlsContext, one SSL_CTX: either a server context built from the
+// configured certificate chain and private key (TLS 1.2 and 1.3 only,
+// OpenSSL's secure cipher defaults minus the weak leftovers, session tickets
+// on), or a client context for opportunistic STARTTLS; and TlsSession, the
+// TLS state of one connection in either role. A TlsSession never touches a
+// socket: the event loop hands it the bytes it read (feed()) and sends what
+// take_output() returns, so the io_uring shard does all the I/O.
 //
-// Threads: a TlsContext is immutable after load_server() and may be shared
-// by every shard (SSL_CTX is thread-safe for creating sessions). A
-// TlsSession belongs to the one shard thread that owns its connection.
+// Threads: a TlsContext is immutable after load_server() or create_client()
+// and may be shared by every shard (SSL_CTX is thread-safe for creating
+// sessions). A TlsSession belongs to the one shard thread that owns its
+// connection.
 //
 // SECURITY: faces the network. Every byte fed is untrusted; malformed
 // records, old protocol versions and garbage end in TlsStatus::failed with
 // an alert queued in take_output(), never in an abort. Memory per session is
 // bounded by OpenSSL's record limits plus what the caller leaves in the
-// output buffer. No durability promises.
+// output buffer. The client does not authenticate the server (opportunistic
+// TLS, RFC 3207 and RFC 7435): it defeats passive eavesdropping only; an
+// active attacker can impersonate the server or strip STARTTLS. No
+// durability promises.
 #pragma once
 
 #include <openssl/types.h>
@@ -35,15 +41,24 @@ class TlsContext {
   static std::shared_ptr<TlsContext> load_server(const std::filesystem::path& certificate,
                                                  const std::filesystem::path& private_key,
                                                  std::string* error);
+  // The outbound client context: TLS 1.2 and 1.3, OpenSSL's default ciphers
+  // (the widest set a receiving MTA may need), no client certificate and no
+  // peer verification (SSL_VERIFY_NONE): opportunistic STARTTLS encrypts
+  // without authenticating (RFC 7435), and a self-signed or mismatched MX
+  // certificate is the common case. No session cache, so nothing is shared
+  // between connections. Null with *error only if OpenSSL cannot allocate.
+  static std::shared_ptr<TlsContext> create_client(std::string* error);
   ~TlsContext();
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
 
   SSL_CTX* native() const { return ctx_; }
+  bool is_client() const { return client_; }
 
  private:
-  explicit TlsContext(SSL_CTX* ctx) : ctx_(ctx) {}
+  TlsContext(SSL_CTX* ctx, bool client) : ctx_(ctx), client_(client) {}
   SSL_CTX* ctx_;
+  bool client_;
 };
 
 enum class TlsStatus {
@@ -54,8 +69,20 @@ enum class TlsStatus {
 
 class TlsSession {
  public:
+  // Selects the client-mode constructor: TlsSession(context, ClientMode{}, mx).
+  struct ClientMode {
+    explicit ClientMode() = default;
+  };
+
   // Server mode. The context must outlive the session (hold its shared_ptr).
   explicit TlsSession(const TlsContext& context);
+  // Client mode, for a client context (create_client()); a server context
+  // gives a failed session. The constructor starts the handshake: the
+  // ClientHello is waiting in take_output() on return, to be sent right
+  // after the server's 220 reply to STARTTLS. `server_name` (the MX host
+  // name) is sent as SNI unless it is empty, an IP address or an address
+  // literal ("[192.0.2.1]"); a trailing dot is dropped.
+  TlsSession(const TlsContext& context, ClientMode, std::string_view server_name);
   ~TlsSession();
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
@@ -80,6 +107,7 @@ class TlsSession {
   const std::string& error() const { return error_; }
 
  private:
+  bool attach(const TlsContext& context);
   TlsStatus fail(const char* what);
   TlsStatus drive_handshake();
 

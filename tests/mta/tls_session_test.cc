@@ -1,7 +1,9 @@
 // Tests for mta/tls_context: a real OpenSSL client (memory BIOs, the test
-// moves the bytes) against the server TlsSession, with a certificate made at
-// test time. What is checked is what a peer sees: completed handshakes,
-// verified certificates, application bytes, alerts and close_notify.
+// moves the bytes) against the server TlsSession, and the client TlsSession
+// against the server TlsSession and a plain OpenSSL server, with a
+// certificate made at test time. What is checked is what a peer sees:
+// completed handshakes, verified certificates, the SNI name, application
+// bytes, alerts and close_notify.
 #include <gtest/gtest.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -113,6 +115,36 @@ class Client {
   BIO* out_ = nullptr;
 };
 
+// A plain OpenSSL server on a given SSL_CTX, whose network is two memory
+// BIOs; `max_version` caps its protocol for this connection only.
+class RawServer {
+ public:
+  explicit RawServer(SSL_CTX* ctx, int max_version = 0) {
+    ssl_ = SSL_new(ctx);
+    in_ = BIO_new(BIO_s_mem());
+    out_ = BIO_new(BIO_s_mem());
+    BIO_set_mem_eof_return(in_, -1);
+    SSL_set_bio(ssl_, in_, out_);
+    if (max_version) SSL_set_max_proto_version(ssl_, max_version);
+    SSL_set_accept_state(ssl_);
+  }
+  ~RawServer() { SSL_free(ssl_); }
+  SSL* ssl() { return ssl_; }
+  std::string take() {
+    std::string s(BIO_ctrl_pending(out_), '\0');
+    if (!s.empty()) BIO_read(out_, s.data(), static_cast<int>(s.size()));
+    return s;
+  }
+  void give(std::string_view bytes) {
+    if (!bytes.empty()) BIO_write(in_, bytes.data(), static_cast<int>(bytes.size()));
+  }
+
+ private:
+  SSL* ssl_ = nullptr;
+  BIO* in_ = nullptr;
+  BIO* out_ = nullptr;
+};
+
 class TlsSessionTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -157,6 +189,64 @@ class TlsSessionTest : public ::testing::Test {
       if (client_failed || *server_status != TlsStatus::ok) return false;
     }
     return false;
+  }
+
+  // Moves bytes between two TlsSessions, `piece` bytes per feed, until
+  // neither has anything to send or one stops being ok. Plaintext that
+  // arrives is appended to the strings.
+  struct PumpResult {
+    TlsStatus client = TlsStatus::ok;
+    TlsStatus server = TlsStatus::ok;
+  };
+  static PumpResult pump(TlsSession& client, TlsSession& server, std::string& client_plain,
+                         std::string& server_plain, size_t piece = SIZE_MAX) {
+    PumpResult result;
+    for (int round = 0; round < 50; ++round) {
+      bool moved = false;
+      if (client.has_output()) {
+        moved = true;
+        std::string wire = client.take_output();
+        for (size_t off = 0; off < wire.size() && result.server == TlsStatus::ok; off += piece) {
+          result.server = server.feed(std::string_view(wire).substr(off, piece), server_plain);
+        }
+      }
+      if (server.has_output()) {
+        moved = true;
+        std::string wire = server.take_output();
+        for (size_t off = 0; off < wire.size() && result.client == TlsStatus::ok; off += piece) {
+          result.client = client.feed(std::string_view(wire).substr(off, piece), client_plain);
+        }
+      }
+      if (!moved || result.client != TlsStatus::ok || result.server != TlsStatus::ok) break;
+    }
+    return result;
+  }
+
+  std::shared_ptr<TlsContext> client_context() {
+    std::string error;
+    auto context = TlsContext::create_client(&error);
+    EXPECT_NE(context, nullptr) << error;
+    return context;
+  }
+
+  // Handshakes a client TlsSession with a RawServer on the server context;
+  // returns the SNI name the server saw ("<none>" if none), or "<failed>".
+  std::string sni_seen(std::string_view server_name) {
+    auto client_ctx = client_context();
+    TlsSession client(*client_ctx, TlsSession::ClientMode{}, server_name);
+    RawServer server(context_->native());
+    std::string plain;
+    for (int round = 0; round < 20; ++round) {
+      server.give(client.take_output());
+      int rc = SSL_do_handshake(server.ssl());
+      ERR_clear_error();
+      if (client.feed(server.take(), plain) != TlsStatus::ok) return "<failed>";
+      if (rc == 1 && client.handshake_done()) {
+        const char* name = SSL_get_servername(server.ssl(), TLSEXT_NAMETYPE_host_name);
+        return name ? name : "<none>";
+      }
+    }
+    return "<failed>";
   }
 
   fs::path dir_;
@@ -399,6 +489,148 @@ TEST_F(TlsSessionTest, LoadServerReportsMissingAndMismatchedFiles) {
   both.close();
   EXPECT_NE(TlsContext::load_server(dir_ / "both.pem", dir_ / "both.pem", &error), nullptr)
       << error;
+}
+
+TEST_F(TlsSessionTest, ClientSessionHandshakesWithServerSession) {
+  auto client_ctx = client_context();
+  ASSERT_NE(client_ctx, nullptr);
+  EXPECT_TRUE(client_ctx->is_client());
+  EXPECT_FALSE(context_->is_client());
+  TlsSession client(*client_ctx, TlsSession::ClientMode{}, "localhost");
+  TlsSession server(*context_);
+  // The constructor started the handshake: a ClientHello is ready to send.
+  ASSERT_TRUE(client.has_output()) << client.error();
+  EXPECT_FALSE(client.handshake_done());
+  EXPECT_EQ(client.description(), "");
+  EXPECT_EQ(client.write("too early"), TlsStatus::failed);
+
+  std::string client_plain, server_plain;
+  PumpResult result = pump(client, server, client_plain, server_plain);
+  ASSERT_EQ(result.client, TlsStatus::ok) << client.error();
+  ASSERT_EQ(result.server, TlsStatus::ok) << server.error();
+  ASSERT_TRUE(client.handshake_done());
+  ASSERT_TRUE(server.handshake_done());
+  EXPECT_TRUE(client_plain.empty());
+  EXPECT_TRUE(server_plain.empty());
+  EXPECT_TRUE(client.description().starts_with("TLSv1.3 TLS_")) << client.description();
+  EXPECT_EQ(client.description(), server.description());
+  EXPECT_EQ(server.error(), "");
+
+  // SMTP after STARTTLS, both ways.
+  ASSERT_EQ(client.write("EHLO relay.example\r\n"), TlsStatus::ok);
+  pump(client, server, client_plain, server_plain);
+  EXPECT_EQ(server_plain, "EHLO relay.example\r\n");
+  ASSERT_EQ(server.write("250-mx.example\r\n250 8BITMIME\r\n"), TlsStatus::ok);
+  pump(client, server, client_plain, server_plain);
+  EXPECT_EQ(client_plain, "250-mx.example\r\n250 8BITMIME\r\n");
+
+  // A message body larger than a record, fed in odd pieces, both ways.
+  std::string payload(200000, '\0');
+  std::mt19937 rng(99);
+  for (char& c : payload) c = static_cast<char>(rng());
+  client_plain.clear();
+  server_plain.clear();
+  ASSERT_EQ(client.write(payload), TlsStatus::ok);
+  ASSERT_EQ(server.write(payload), TlsStatus::ok);
+  result = pump(client, server, client_plain, server_plain, 1361);
+  ASSERT_EQ(result.client, TlsStatus::ok) << client.error();
+  ASSERT_EQ(result.server, TlsStatus::ok) << server.error();
+  EXPECT_TRUE(server_plain == payload);
+  EXPECT_TRUE(client_plain == payload);
+
+  // QUIT, then close_notify from the client; the server answers with its own.
+  client.shutdown();
+  result = pump(client, server, client_plain, server_plain);
+  EXPECT_EQ(result.server, TlsStatus::closed);
+  EXPECT_EQ(result.client, TlsStatus::closed);
+}
+
+TEST_F(TlsSessionTest, ClientHandshakeBytesMayArriveOneAtATime) {
+  auto client_ctx = client_context();
+  TlsSession client(*client_ctx, TlsSession::ClientMode{}, "localhost");
+  TlsSession server(*context_);
+  std::string client_plain, server_plain;
+  PumpResult result = pump(client, server, client_plain, server_plain, 1);
+  ASSERT_EQ(result.client, TlsStatus::ok) << client.error();
+  ASSERT_EQ(result.server, TlsStatus::ok) << server.error();
+  EXPECT_TRUE(client.handshake_done());
+  EXPECT_TRUE(server.handshake_done());
+}
+
+TEST_F(TlsSessionTest, ClientAcceptsAnyCertificateAndSpeaksTls12) {
+  // Opportunistic TLS: the self-signed "localhost" certificate is fine for a
+  // client that asked for another name.
+  auto client_ctx = client_context();
+  TlsSession client(*client_ctx, TlsSession::ClientMode{}, "mx.elsewhere.test");
+  RawServer server(context_->native(), TLS1_2_VERSION);
+  std::string plain;
+  for (int round = 0; round < 20 && !client.handshake_done(); ++round) {
+    server.give(client.take_output());
+    SSL_do_handshake(server.ssl());
+    ERR_clear_error();
+    ASSERT_EQ(client.feed(server.take(), plain), TlsStatus::ok) << client.error();
+  }
+  ASSERT_TRUE(client.handshake_done()) << client.error();
+  EXPECT_TRUE(client.description().starts_with("TLSv1.2 ECDHE-")) << client.description();
+  server.give(client.take_output());  // the client's Finished
+  EXPECT_EQ(SSL_do_handshake(server.ssl()), 1);
+  ASSERT_EQ(client.write("MAIL FROM:<>\r\n"), TlsStatus::ok);
+  server.give(client.take_output());
+  char buf[64];
+  size_t got = 0;
+  ASSERT_EQ(SSL_read_ex(server.ssl(), buf, sizeof buf, &got), 1);
+  EXPECT_EQ(std::string(buf, got), "MAIL FROM:<>\r\n");
+}
+
+TEST_F(TlsSessionTest, ClientSendsSniForHostNamesOnly) {
+  EXPECT_EQ(sni_seen("localhost"), "localhost");
+  EXPECT_EQ(sni_seen("mx1.Example.TEST."), "mx1.Example.TEST");
+  EXPECT_EQ(sni_seen("192.0.2.25"), "<none>");
+  EXPECT_EQ(sni_seen("[192.0.2.25]"), "<none>");
+  EXPECT_EQ(sni_seen("2001:db8::25"), "<none>");
+  EXPECT_EQ(sni_seen("[IPv6:2001:db8::25]"), "<none>");
+  EXPECT_EQ(sni_seen(""), "<none>");
+}
+
+TEST_F(TlsSessionTest, ClientAgainstGarbageFails) {
+  auto client_ctx = client_context();
+  {
+    // A server that does not speak TLS after all answers in plain text.
+    TlsSession client(*client_ctx, TlsSession::ClientMode{}, "mx.example.test");
+    client.take_output();
+    std::string plain;
+    EXPECT_EQ(client.feed("454 4.7.0 TLS not available due to local problem\r\n", plain),
+              TlsStatus::failed);
+    EXPECT_FALSE(client.handshake_done());
+    EXPECT_FALSE(client.error().empty());
+    EXPECT_TRUE(plain.empty());
+    EXPECT_EQ(client.description(), "");
+    EXPECT_EQ(client.feed("more", plain), TlsStatus::failed);  // stays failed
+    EXPECT_EQ(client.write("x"), TlsStatus::failed);
+    client.shutdown();
+  }
+  std::mt19937 rng(4242);
+  for (int trial = 0; trial < 20; ++trial) {
+    TlsSession client(*client_ctx, TlsSession::ClientMode{}, "mx.example.test");
+    client.take_output();
+    std::string noise(4096, '\0');
+    for (char& c : noise) c = static_cast<char>(rng());
+    std::string plain;
+    EXPECT_EQ(client.feed(noise, plain), TlsStatus::failed) << "trial " << trial;
+    EXPECT_FALSE(client.error().empty());
+    EXPECT_FALSE(client.handshake_done());
+  }
+}
+
+TEST_F(TlsSessionTest, ClientModeNeedsAClientContext) {
+  TlsSession client(*context_, TlsSession::ClientMode{}, "localhost");
+  EXPECT_FALSE(client.has_output());
+  EXPECT_FALSE(client.error().empty());
+  std::string plain;
+  EXPECT_EQ(client.feed("anything", plain), TlsStatus::failed);
+  EXPECT_EQ(client.write("x"), TlsStatus::failed);
+  client.shutdown();
+  EXPECT_EQ(client.take_output(), "");
 }
 
 }  // namespace
