@@ -119,6 +119,18 @@ class Spool {
   // entries, in one synced transaction: all or nothing. failed when a
   // recipient does not exist.
   virtual StoreOutcome update_recipients(std::span<const RecipientUpdate> updates) = 0;
+
+  // The spool writer's group commit: in one synced transaction, stores
+  // `messages` (as store_batch), applies `updates` (as update_recipients,
+  // except that an update of a recipient that no longer exists is skipped
+  // and logged, so that one stale update cannot sink the batch), then
+  // deletes every message of `finished` whose recipients are all in a
+  // final state (delivered, bounced, expired, suppressed, cancelled):
+  // its record, body, recipients and index entries. A finished message
+  // with a recipient still active or quarantined is kept. All or nothing.
+  virtual StoreOutcome commit(std::span<SpoolMessage* const> messages,
+                              std::span<const RecipientUpdate> updates,
+                              std::span<const MessageId> finished) = 0;
 };
 
 }  // namespace ringmail::queue

@@ -116,9 +116,17 @@ class LmdbSpool final : public Spool {
   RecoverySummary recover() override;
   SpoolStats stats() const override;
   StoreOutcome update_recipients(std::span<const RecipientUpdate> updates) override;
+  StoreOutcome commit(std::span<SpoolMessage* const> messages,
+                      std::span<const RecipientUpdate> updates,
+                      std::span<const MessageId> finished) override;
 
  private:
-  StoreOutcome update_one(MDB_txn* txn, const RecipientUpdate& u, std::string* scratch);
+  // missing (when not null) is set instead of failing when the message or
+  // recipient does not exist.
+  StoreOutcome update_one(MDB_txn* txn, const RecipientUpdate& u, std::string* scratch,
+                          bool* missing = nullptr);
+  StoreOutcome remove_if_final(MDB_txn* txn, const MessageId& id);
+  static StoreOutcome check_messages(std::span<SpoolMessage* const> messages);
   StoreOutcome put_message(MDB_txn* txn, const SpoolMessage& m, std::string* scratch);
   // Merge-walks messages and their recipients in id order (both databases
   // sort by id first), calling on_message for each message record and
@@ -265,6 +273,10 @@ StoreOutcome LmdbSpool::put_message(MDB_txn* txn, const SpoolMessage& m, std::st
 }
 
 StoreOutcome LmdbSpool::store_batch(std::span<SpoolMessage* const> messages) {
+  return commit(messages, {}, {});
+}
+
+StoreOutcome LmdbSpool::check_messages(std::span<SpoolMessage* const> messages) {
   for (const SpoolMessage* m : messages) {
     if (m->id.value.empty() || m->id.value.find('\0') != std::string::npos) {
       return {StoreStatus::failed, "message id is empty or contains NUL"};
@@ -275,32 +287,96 @@ StoreOutcome LmdbSpool::store_batch(std::span<SpoolMessage* const> messages) {
                                        " recipients"};
     }
   }
-  if (messages.empty()) return {StoreStatus::ok, {}};
+  return {StoreStatus::ok, {}};
+}
+
+StoreOutcome LmdbSpool::commit(std::span<SpoolMessage* const> messages,
+                               std::span<const RecipientUpdate> updates,
+                               std::span<const MessageId> finished) {
+  if (StoreOutcome checked = check_messages(messages); !checked.ok()) return checked;
+  if (messages.empty() && updates.empty() && finished.empty()) return {StoreStatus::ok, {}};
 
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
   if (rc != MDB_SUCCESS) return failure("mdb_txn_begin", rc);
   std::string scratch;
   scratch.reserve(512);
+  auto abort_with = [&](StoreOutcome outcome) {
+    mdb_txn_abort(txn);
+    return outcome;
+  };
   for (const SpoolMessage* m : messages) {
     StoreOutcome outcome = put_message(txn, *m, &scratch);
-    if (!outcome.ok()) {
-      mdb_txn_abort(txn);
-      return outcome;
+    if (!outcome.ok()) return abort_with(std::move(outcome));
+  }
+  for (const RecipientUpdate& u : updates) {
+    bool missing = false;
+    StoreOutcome outcome = update_one(txn, u, &scratch, &missing);
+    if (!outcome.ok()) return abort_with(std::move(outcome));
+    if (missing) {
+      spdlog::warn("spool: update of recipient {} of {} skipped: it no longer exists", u.index,
+                   printable(u.id.value));
     }
+  }
+  for (const MessageId& id : finished) {
+    StoreOutcome outcome = remove_if_final(txn, id);
+    if (!outcome.ok()) return abort_with(std::move(outcome));
   }
   rc = mdb_txn_commit(txn);  // frees txn whatever happens; syncs data then meta page
   if (rc != MDB_SUCCESS) return failure("mdb_txn_commit", rc);
   return {StoreStatus::ok, {}};
 }
 
+StoreOutcome LmdbSpool::remove_if_final(MDB_txn* txn, const MessageId& id) {
+  MDB_val mkey = as_val(id.value);
+  MDB_val mvalue{};
+  int rc = mdb_get(txn, messages_, &mkey, &mvalue);
+  if (rc == MDB_NOTFOUND) return {StoreStatus::ok, {}};
+  if (rc != MDB_SUCCESS) return failure("mdb_get(messages)", rc);
+  const std::string prefix = recipient_key_prefix(id.value);
+  {
+    Cursor cursor(txn, recipients_);
+    for (bool have = cursor.seek(prefix); have && cursor.key().starts_with(prefix);
+         have = cursor.get(MDB_NEXT)) {
+      Recipient rcpt;
+      if (!decode_recipient_record(cursor.value(), &rcpt)) return {StoreStatus::ok, {}};
+      if (is_active(rcpt.state) || rcpt.state == RecipientState::quarantined) {
+        return {StoreStatus::ok, {}};  // still has work: keep it
+      }
+    }
+  }
+  std::vector<std::string> keys;
+  {
+    Cursor cursor(txn, recipients_);
+    for (bool have = cursor.seek(prefix); have && cursor.key().starts_with(prefix);
+         have = cursor.get(MDB_NEXT)) {
+      keys.emplace_back(cursor.key());
+    }
+  }
+  for (const std::string& key : keys) {
+    MDB_val k = as_val(key);
+    rc = mdb_del(txn, recipients_, &k, nullptr);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return failure("mdb_del(recipients)", rc);
+  }
+  rc = mdb_del(txn, bodies_, &mkey, nullptr);
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return failure("mdb_del(bodies)", rc);
+  rc = mdb_del(txn, messages_, &mkey, nullptr);
+  if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return failure("mdb_del(messages)", rc);
+  return {StoreStatus::ok, {}};
+}
+
 // The indexes hold only active recipients (queued, in flight, deferred):
 // the old entries go, the new ones come, with the record in one transaction.
-StoreOutcome LmdbSpool::update_one(MDB_txn* txn, const RecipientUpdate& u, std::string* scratch) {
+StoreOutcome LmdbSpool::update_one(MDB_txn* txn, const RecipientUpdate& u, std::string* scratch,
+                                   bool* missing) {
   const std::string& id = u.id.value;
   MDB_val mkey = as_val(id);
   MDB_val mvalue{};
   int rc = mdb_get(txn, messages_, &mkey, &mvalue);
+  if (rc == MDB_NOTFOUND && missing) {
+    *missing = true;
+    return {StoreStatus::ok, {}};
+  }
   if (rc == MDB_NOTFOUND) return {StoreStatus::failed, "no message " + id};
   if (rc != MDB_SUCCESS) return failure("mdb_get(messages)", rc);
   SpoolMessage message;
@@ -311,6 +387,10 @@ StoreOutcome LmdbSpool::update_one(MDB_txn* txn, const RecipientUpdate& u, std::
   MDB_val k = as_val(rkey);
   MDB_val v{};
   rc = mdb_get(txn, recipients_, &k, &v);
+  if (rc == MDB_NOTFOUND && missing) {
+    *missing = true;
+    return {StoreStatus::ok, {}};
+  }
   if (rc == MDB_NOTFOUND)
     return {StoreStatus::failed, "no recipient " + std::to_string(u.index) + " in " + id};
   if (rc != MDB_SUCCESS) return failure("mdb_get(recipients)", rc);

@@ -38,6 +38,36 @@ StoreOutcome MemorySpool::store_batch(std::span<SpoolMessage* const> messages) {
   return {StoreStatus::ok, {}};
 }
 
+StoreOutcome MemorySpool::commit(std::span<SpoolMessage* const> messages,
+                                 std::span<const RecipientUpdate> updates,
+                                 std::span<const MessageId> finished) {
+  if (!messages.empty()) {
+    StoreOutcome stored = store_batch(messages);
+    if (!stored.ok()) return stored;
+  }
+  std::lock_guard lock(mutex_);
+  for (const RecipientUpdate& u : updates) {  // stale updates are skipped, as in LMDB
+    auto it = messages_.find(u.id.value);
+    if (it == messages_.end() || u.index >= it->second.envelope.recipients.size()) continue;
+    Recipient& r = it->second.envelope.recipients[u.index];
+    r.state = u.state;
+    r.attempts = u.attempts;
+    r.next_attempt_unix_ms = u.next_attempt_unix_ms;
+  }
+  for (const MessageId& id : finished) {
+    auto it = messages_.find(id.value);
+    if (it == messages_.end()) continue;
+    bool done = true;
+    for (const Recipient& r : it->second.envelope.recipients) {
+      done = done && !is_active(r.state) && r.state != RecipientState::quarantined;
+    }
+    if (!done) continue;
+    used_ -= it->second.content.size();
+    messages_.erase(it);
+  }
+  return {StoreStatus::ok, {}};
+}
+
 StoreOutcome MemorySpool::update_recipients(std::span<const RecipientUpdate> updates) {
   std::lock_guard lock(mutex_);
   for (const RecipientUpdate& u : updates) {  // all or nothing, like LMDB

@@ -30,6 +30,9 @@ class MemorySpool final : public Spool {
   RecoverySummary recover() override;
   SpoolStats stats() const override;
   StoreOutcome update_recipients(std::span<const RecipientUpdate> updates) override;
+  StoreOutcome commit(std::span<SpoolMessage* const> messages,
+                      std::span<const RecipientUpdate> updates,
+                      std::span<const MessageId> finished) override;
 
   // The next store_batch() calls return these outcomes (in order) without
   // storing anything.

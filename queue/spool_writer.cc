@@ -50,6 +50,25 @@ void SpoolWriter::submit(std::unique_ptr<SpoolMessage> message, Done done) {
   done(*message, StoreStatus::failed, "spool writer is stopped");
 }
 
+void SpoolWriter::submit_updates(std::vector<RecipientUpdate> updates,
+                                 std::vector<MessageId> finished, UpdatesDone done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_) {
+      pending_updates_.push_back(
+          UpdateRequest{std::move(updates), std::move(finished), std::move(done)});
+      wake_.notify_one();
+      return;
+    }
+  }
+  if (done) done(StoreStatus::failed);
+}
+
+void SpoolWriter::set_committed_listener(CommittedListener listener) {
+  std::lock_guard lock(mutex_);
+  listener_ = std::move(listener);
+}
+
 void SpoolWriter::stop() {
   std::lock_guard stop_lock(stop_mutex_);
   {
@@ -64,12 +83,16 @@ void SpoolWriter::run() {
   std::deque<Request> backlog;  // taken from pending_, not yet committed
   std::vector<Request> incoming;
   std::vector<Request> batch;
+  std::vector<UpdateRequest> updates;
   for (;;) {
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !pending_.empty() || !backlog.empty(); });
+      wake_.wait(lock, [&] {
+        return stopping_ || !pending_.empty() || !backlog.empty() || !pending_updates_.empty();
+      });
       incoming.swap(pending_);
-      if (incoming.empty() && backlog.empty() && stopping_) return;
+      updates.swap(pending_updates_);
+      if (incoming.empty() && backlog.empty() && updates.empty() && stopping_) return;
     }
     for (Request& request : incoming) backlog.push_back(std::move(request));
     incoming.clear();
@@ -82,28 +105,59 @@ void SpoolWriter::run() {
       batch.push_back(std::move(backlog.front()));
       backlog.pop_front();
     }
-    commit(batch);
+    commit(batch, updates);
     batch.clear();
+    updates.clear();
   }
 }
 
-void SpoolWriter::commit(std::vector<Request>& batch) {
+StoreOutcome SpoolWriter::store(std::span<SpoolMessage* const> messages,
+                                std::span<const RecipientUpdate> updates,
+                                std::span<const MessageId> finished) {
+  const auto started = std::chrono::steady_clock::now();
+  StoreOutcome outcome = spool_.commit(messages, updates, finished);
+  if (commit_seconds_) {
+    commit_seconds_->observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  }
+  batches_.fetch_add(1, std::memory_order_relaxed);
+  return outcome;
+}
+
+void SpoolWriter::commit(std::vector<Request>& batch, std::vector<UpdateRequest>& update_requests) {
   std::vector<SpoolMessage*> messages;
   messages.reserve(batch.size());
   for (Request& request : batch) messages.push_back(request.message.get());
-
-  auto store = [&](std::span<SpoolMessage* const> part) {
-    const auto started = std::chrono::steady_clock::now();
-    StoreOutcome outcome = spool_.store_batch(part);
-    if (commit_seconds_) {
-      commit_seconds_->observe(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  std::vector<RecipientUpdate> updates;
+  std::vector<MessageId> finished;
+  for (UpdateRequest& request : update_requests) {
+    updates.insert(updates.end(), std::make_move_iterator(request.updates.begin()),
+                   std::make_move_iterator(request.updates.end()));
+    finished.insert(finished.end(), std::make_move_iterator(request.finished.begin()),
+                    std::make_move_iterator(request.finished.end()));
+  }
+  auto updates_done = [&](StoreStatus status) {
+    for (UpdateRequest& request : update_requests) {
+      if (request.done) request.done(status);
     }
-    batches_.fetch_add(1, std::memory_order_relaxed);
-    return outcome;
   };
 
-  const StoreOutcome outcome = store(messages);
+  StoreOutcome outcome = store(messages, updates, finished);
+  if (!outcome.ok() && !updates.empty()) {
+    // Keep the delivery results apart from whatever sank the batch.
+    spdlog::warn("spool: commit with {} updates refused ({}: {}); committing them apart",
+                 updates.size(), to_string(outcome.status), outcome.detail);
+    const StoreOutcome alone = store({}, updates, finished);
+    if (!alone.ok()) {
+      spdlog::error("spool: {} recipient updates not committed: {}", updates.size(), alone.detail);
+    }
+    updates_done(alone.status);
+    if (batch.empty()) return;
+    outcome = store(messages, {}, {});
+  } else {
+    updates_done(outcome.status);
+  }
+  if (batch.empty()) return;
   if (outcome.ok() || batch.size() == 1) {
     complete(batch, 0, batch.size(), outcome, unix_now_ms());
     return;
@@ -112,7 +166,7 @@ void SpoolWriter::commit(std::vector<Request>& batch) {
   spdlog::warn("spool: batch of {} messages refused ({}: {}); retrying one by one", batch.size(),
                to_string(outcome.status), outcome.detail);
   for (size_t i = 0; i < batch.size(); ++i) {
-    const StoreOutcome single = store(std::span(messages).subspan(i, 1));
+    const StoreOutcome single = store(std::span(messages).subspan(i, 1), {}, {});
     complete(batch, i, i + 1, single, unix_now_ms());
   }
 }
@@ -146,6 +200,16 @@ void SpoolWriter::complete(std::vector<Request>& batch, size_t first, size_t las
   }
   for (size_t i = first; i < last; ++i) {
     batch[i].done(*batch[i].message, outcome.status, outcome.detail);
+  }
+  if (outcome.ok()) {
+    CommittedListener listener;
+    {
+      std::lock_guard lock(mutex_);
+      listener = listener_;
+    }
+    if (listener) {
+      for (size_t i = first; i < last; ++i) listener(std::move(batch[i].message));
+    }
   }
 }
 

@@ -68,6 +68,21 @@ class SpoolWriter {
   // thread, with StoreStatus::failed.
   void submit(std::unique_ptr<SpoolMessage> message, Done done);
 
+  // Recipient state changes and finished messages (the delivery engine's
+  // results), committed in the same transaction as the next batch of
+  // messages, so that delivery costs no fsync of its own. Any thread.
+  // `done` (may be empty) runs on the writer thread after the commit.
+  using UpdatesDone = std::function<void(StoreStatus status)>;
+  void submit_updates(std::vector<RecipientUpdate> updates, std::vector<MessageId> finished,
+                      UpdatesDone done = {});
+
+  // Receives every committed message, after its `done`, on the writer
+  // thread (the delivery engine schedules it; the content comes along so
+  // that the first attempt need not read it back). Set before the first
+  // submit(); must be cheap.
+  using CommittedListener = std::function<void(std::unique_ptr<SpoolMessage> message)>;
+  void set_committed_listener(CommittedListener listener);
+
   // Commits everything submitted so far, then joins the thread. Idempotent.
   void stop();
 
@@ -80,9 +95,16 @@ class SpoolWriter {
     std::unique_ptr<SpoolMessage> message;
     Done done;
   };
+  struct UpdateRequest {
+    std::vector<RecipientUpdate> updates;
+    std::vector<MessageId> finished;
+    UpdatesDone done;
+  };
 
   void run();
-  void commit(std::vector<Request>& batch);
+  void commit(std::vector<Request>& batch, std::vector<UpdateRequest>& updates);
+  StoreOutcome store(std::span<SpoolMessage* const> messages,
+                     std::span<const RecipientUpdate> updates, std::span<const MessageId> finished);
   void complete(std::vector<Request>& batch, size_t first, size_t last, const StoreOutcome& outcome,
                 int64_t now_ms);
   admin::Counter* received_counter(const std::string& listener);
@@ -99,9 +121,11 @@ class SpoolWriter {
 
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::vector<Request> pending_;  // guarded by mutex_
-  bool stopping_ = false;         // guarded by mutex_
-  std::mutex stop_mutex_;         // serialises stop()
+  std::vector<Request> pending_;                // guarded by mutex_
+  std::vector<UpdateRequest> pending_updates_;  // guarded by mutex_
+  CommittedListener listener_;
+  bool stopping_ = false;  // guarded by mutex_
+  std::mutex stop_mutex_;  // serialises stop()
   std::thread thread_;
 
   std::atomic<uint64_t> batches_{0};
