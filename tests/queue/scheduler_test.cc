@@ -1,0 +1,138 @@
+// Tests of the delivery scheduler's bookkeeping: due order, per-site FIFOs,
+// rescheduling from every place, and the retry interval arithmetic.
+#include "queue/scheduler.h"
+
+#include <gtest/gtest.h>
+
+namespace ringmail::queue {
+namespace {
+
+Job job(const std::string& id, const std::string& domain, int64_t due, uint32_t recipients = 1) {
+  Job j;
+  j.id = MessageId{id};
+  j.domain = domain;
+  j.due_unix_ms = due;
+  for (uint32_t i = 0; i < recipients; ++i) j.recipients.push_back(JobRecipient{i, 0, false});
+  return j;
+}
+
+TEST(Scheduler, DueJobsComeOutEarliestFirstAndOnlyWhenDue) {
+  Scheduler s;
+  const JobId late = s.add(job("m1", "a.test", 300));
+  const JobId early = s.add(job("m2", "b.test", 100));
+  const JobId middle = s.add(job("m3", "c.test", 200));
+  std::vector<JobId> due;
+  s.take_due(50, &due);
+  EXPECT_TRUE(due.empty());
+  EXPECT_EQ(s.next_due(), 100);
+  s.take_due(250, &due);
+  EXPECT_EQ(due, (std::vector<JobId>{early, middle}));
+  EXPECT_EQ(s.place(early), Scheduler::Place::routing);
+  EXPECT_EQ(s.place(late), Scheduler::Place::waiting);
+  EXPECT_EQ(s.waiting(), 1u);
+}
+
+TEST(Scheduler, TakeDueHonoursItsLimit) {
+  Scheduler s;
+  for (int i = 0; i < 10; ++i) s.add(job("m" + std::to_string(i), "a.test", i));
+  std::vector<JobId> due;
+  s.take_due(100, &due, 4);
+  EXPECT_EQ(due.size(), 4u);
+  EXPECT_EQ(s.waiting(), 6u);
+}
+
+TEST(Scheduler, EachSiteIsAFifoAndSitesAreIndependent) {
+  Scheduler s;
+  std::vector<JobId> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(s.add(job("m" + std::to_string(i), "x.test", 0)));
+  std::vector<JobId> due;
+  s.take_due(0, &due);
+  s.make_ready(ids[0], "gmail");
+  s.make_ready(ids[1], "outlook");
+  s.make_ready(ids[2], "gmail");
+  s.make_ready(ids[3], "gmail");
+  EXPECT_EQ(s.ready("gmail"), 3u);
+  EXPECT_EQ(s.ready("outlook"), 1u);
+  EXPECT_EQ(s.ready_total(), 4u);
+  EXPECT_EQ(s.pick_next("gmail"), ids[0]);
+  EXPECT_EQ(s.pick_next("gmail"), ids[2]);
+  EXPECT_EQ(s.in_flight(), 2u);
+  EXPECT_EQ(s.pick_next("outlook"), ids[1]);
+  EXPECT_EQ(s.pick_next("outlook"), std::nullopt);
+  EXPECT_EQ(s.find(ids[0])->site, "gmail");
+}
+
+TEST(Scheduler, RescheduleFromEveryPlaceKeepsCountsRight) {
+  Scheduler s;
+  const JobId a = s.add(job("a", "a.test", 0));
+  const JobId b = s.add(job("b", "b.test", 0));
+  const JobId c = s.add(job("c", "c.test", 0));
+  const JobId d = s.add(job("d", "d.test", 500));
+  std::vector<JobId> due;
+  s.take_due(0, &due);
+  s.make_ready(a, "site");
+  s.make_ready(b, "site");
+  ASSERT_EQ(s.pick_next("site"), a);  // a in flight, b ready, c routing, d waiting
+  s.reschedule(a, 1000);
+  s.reschedule(b, 900);
+  s.reschedule(c, 800);
+  s.reschedule(d, 700);
+  EXPECT_EQ(s.in_flight(), 0u);
+  EXPECT_EQ(s.ready_total(), 0u);
+  EXPECT_EQ(s.ready("site"), 0u);
+  EXPECT_EQ(s.waiting(), 4u);
+  due.clear();
+  s.take_due(2000, &due);
+  EXPECT_EQ(due, (std::vector<JobId>{d, c, b, a}));
+}
+
+TEST(Scheduler, TakeReadyReturnsASitesJobsForRouting) {
+  Scheduler s;
+  const JobId a = s.add(job("a", "a.test", 0));
+  const JobId b = s.add(job("b", "a.test", 0));
+  std::vector<JobId> due;
+  s.take_due(0, &due);
+  s.make_ready(a, "down");
+  s.make_ready(b, "down");
+  std::vector<JobId> taken;
+  s.take_ready("down", &taken);
+  EXPECT_EQ(taken, (std::vector<JobId>{a, b}));
+  EXPECT_EQ(s.ready_total(), 0u);
+  EXPECT_EQ(s.place(a), Scheduler::Place::routing);
+}
+
+TEST(Scheduler, RemoveForgetsTheJobWherever) {
+  Scheduler s;
+  const JobId a = s.add(job("a", "a.test", 0));
+  const JobId b = s.add(job("b", "a.test", 10));
+  std::vector<JobId> due;
+  s.take_due(0, &due);
+  s.make_ready(a, "site");
+  s.remove(a);
+  s.remove(b);
+  s.remove(12345);  // unknown: nothing happens
+  EXPECT_EQ(s.size(), 0u);
+  EXPECT_EQ(s.ready("site"), 0u);
+  EXPECT_EQ(s.waiting(), 0u);
+  EXPECT_EQ(s.find(a), nullptr);
+  EXPECT_TRUE(s.ready_sites().empty());
+}
+
+TEST(Scheduler, MakeReadyOfAJobThatIsNotBeingRoutedIsABug) {
+  Scheduler s;
+  const JobId a = s.add(job("a", "a.test", 100));
+  EXPECT_THROW(s.make_ready(a, "site"), std::logic_error);
+}
+
+TEST(RetryIntervals, TheLastIntervalRepeatsAndJitterScales) {
+  const std::vector<int64_t> intervals{60000, 300000, 900000};
+  EXPECT_EQ(next_attempt_time(0, 1, intervals, 1.0), 60000);
+  EXPECT_EQ(next_attempt_time(0, 2, intervals, 1.0), 300000);
+  EXPECT_EQ(next_attempt_time(0, 3, intervals, 1.0), 900000);
+  EXPECT_EQ(next_attempt_time(0, 9, intervals, 1.0), 900000);
+  EXPECT_EQ(next_attempt_time(1000, 1, intervals, 0.9), 1000 + 54000);
+  EXPECT_EQ(next_attempt_time(1000, 0, intervals, 1.0), 61000);
+}
+
+}  // namespace
+}  // namespace ringmail::queue
