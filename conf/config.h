@@ -89,11 +89,35 @@ struct RetryConfig {
   Duration max_age = std::chrono::hours(24 * 5);
 };
 
+enum class OutboundTls { none, opportunistic, required };
+
+// RFC 5321 §4.5.3.2 defaults (delivery.timeouts).
+struct DeliveryTimeouts {
+  Duration connect = std::chrono::seconds(30);
+  Duration greeting = std::chrono::minutes(5);
+  Duration ehlo = std::chrono::minutes(5);
+  Duration starttls = std::chrono::minutes(2);
+  Duration mail = std::chrono::minutes(5);
+  Duration rcpt = std::chrono::minutes(5);
+  Duration data_init = std::chrono::minutes(2);
+  Duration data_block = std::chrono::minutes(3);
+  Duration data_term = std::chrono::minutes(10);
+  Duration quit = std::chrono::seconds(30);
+};
+
 struct DeliveryConfig {
   std::vector<Route> routes;
   DnsConfig dns;
   RetryConfig retry;
   bool generate_dsn = true;
+  // Ringmail extensions.
+  uint16_t smtp_port = 25;  // port of MX hosts (routes name their own)
+  OutboundTls tls = OutboundTls::opportunistic;
+  uint32_t max_connections = 2000;                  // outbound connections in all
+  uint32_t max_connections_per_site = 32;           // unless a shaping rule says otherwise
+  uint32_t max_messages_per_connection = 100;       // unless a shaping rule says otherwise
+  Duration idle_timeout = std::chrono::seconds(5);  // an idle outbound connection closes
+  DeliveryTimeouts timeouts;
 };
 
 struct DkimKey {

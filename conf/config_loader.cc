@@ -330,7 +330,9 @@ class Loader {
 
   void read_delivery(const std::optional<Item>& item) {
     if (!item) return;
-    auto fields = r_.map(*item, {"routes", "dns", "retry", "generate_dsn"});
+    auto fields = r_.map(*item, {"routes", "dns", "retry", "generate_dsn", "smtp_port", "tls",
+                                 "max_connections", "max_connections_per_site",
+                                 "max_messages_per_connection", "idle_timeout", "timeouts"});
     if (!fields) return;
     DeliveryConfig& delivery = config_.delivery;
     if (auto routes = fields->get("routes")) {
@@ -399,6 +401,59 @@ class Loader {
     }
     if (auto value = r_.boolean(*fields, "generate_dsn", Need::optional)) {
       delivery.generate_dsn = *value;
+    }
+    if (auto value = r_.integer(*fields, "smtp_port", Need::optional, 1, 65535)) {
+      delivery.smtp_port = static_cast<uint16_t>(*value);
+    }
+    if (auto tls_item = fields->get("tls")) {
+      if (auto text = r_.string(*tls_item)) {
+        if (*text == "none") {
+          delivery.tls = OutboundTls::none;
+        } else if (*text == "opportunistic") {
+          delivery.tls = OutboundTls::opportunistic;
+        } else if (*text == "required") {
+          delivery.tls = OutboundTls::required;
+        } else {
+          r_.error(tls_item->line, tls_item->path,
+                   "\"" + *text + "\" is not one of none, opportunistic, required");
+        }
+      }
+    }
+    if (auto value = r_.integer(*fields, "max_connections", Need::optional, 1, 1000000)) {
+      delivery.max_connections = static_cast<uint32_t>(*value);
+    }
+    if (auto value = r_.integer(*fields, "max_connections_per_site", Need::optional, 1, 100000)) {
+      delivery.max_connections_per_site = static_cast<uint32_t>(*value);
+    }
+    if (auto value =
+            r_.integer(*fields, "max_messages_per_connection", Need::optional, 1, 1000000)) {
+      delivery.max_messages_per_connection = static_cast<uint32_t>(*value);
+    }
+    if (auto value = r_.duration(*fields, "idle_timeout", Need::optional)) {
+      delivery.idle_timeout = *value;
+    }
+    if (auto timeouts = fields->get("timeouts")) {
+      DeliveryTimeouts& t = delivery.timeouts;
+      const std::pair<const char*, Duration*> keys[] = {
+          {"connect", &t.connect},     {"greeting", &t.greeting},
+          {"ehlo", &t.ehlo},           {"starttls", &t.starttls},
+          {"mail", &t.mail},           {"rcpt", &t.rcpt},
+          {"data_init", &t.data_init}, {"data_block", &t.data_block},
+          {"data_term", &t.data_term}, {"quit", &t.quit}};
+      if (auto timeout_fields =
+              r_.map(*timeouts, {"connect", "greeting", "ehlo", "starttls", "mail", "rcpt",
+                                 "data_init", "data_block", "data_term", "quit"})) {
+        for (const auto& [name, target] : keys) {
+          if (auto item = timeout_fields->get(name)) {
+            auto value = r_.duration(*item);
+            if (value && value->count() == 0) {
+              r_.error(item->line, item->path, "a timeout must be longer than 0");
+            } else if (value) {
+              *target = *value;
+            }
+          }
+        }
+      }
     }
   }
 

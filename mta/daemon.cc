@@ -20,6 +20,7 @@
 #include "mta/dkim_signer.h"
 #include "mta/inbound_server.h"
 #include "mta/milter_client.h"
+#include "mta/outbound_server.h"
 #include "mta/tls_context.h"
 #include "queue/delivery_log.h"
 #include "queue/spool.h"
@@ -186,6 +187,14 @@ class Daemon {
     writer_options.initial_queued_recipients = recovered.count(queue::RecipientState::queued);
     writer_ = std::make_unique<queue::SpoolWriter>(*spool_, &metrics_, delivery_log_.get(),
                                                    writer_options);
+    outbound_ = std::make_unique<OutboundServer>(
+        OutboundDependencies{spool_.get(), writer_.get(), delivery_log_.get(), &metrics_});
+    if (!outbound_->start(config_, error)) return false;
+    // Before any listener accepts: every later commit reaches the scheduler.
+    writer_->set_committed_listener(
+        [outbound = outbound_.get()](std::unique_ptr<queue::SpoolMessage> message) {
+          outbound->enqueue(std::move(message));
+        });
 
     if (!load_tls(*config_, &tls_, error)) return false;
     if (!load_dkim(*config_, &dkim_, error)) return false;
@@ -232,6 +241,7 @@ class Daemon {
       if (delivery_log_ && !delivery_log_->reopen(&error))
         spdlog::error("delivery log: reopen failed: {}", error);
       server_->reload(fresh, tls, dkim);
+      outbound_->reload(fresh);
       config_ = fresh;
       tls_ = tls;
       dkim_ = dkim;
@@ -248,7 +258,11 @@ class Daemon {
     // while the (stopped) shards still exist.
     milters_.reset();
     auth_.reset();
-    if (writer_) writer_->stop();  // commits what the sessions handed over
+    // Transactions in progress finish (or are cut and retried later); their
+    // results reach the writer before it stops.
+    if (outbound_) outbound_->stop(timeout);
+    if (writer_) writer_->stop();  // commits what the sessions and deliveries handed over
+    outbound_.reset();
     server_.reset();
     spool_.reset();
     spdlog::info("stopped; spool closed cleanly");
@@ -306,6 +320,7 @@ class Daemon {
   std::unique_ptr<queue::DeliveryLog> delivery_log_;
   std::unique_ptr<queue::Spool> spool_;
   std::unique_ptr<queue::SpoolWriter> writer_;
+  std::unique_ptr<OutboundServer> outbound_;
   std::shared_ptr<const TlsContext> tls_;
   std::shared_ptr<const DkimSignerSet> dkim_;
   std::unique_ptr<AuthService> auth_;

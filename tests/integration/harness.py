@@ -244,6 +244,11 @@ class Ringmail:
                 "shutdown_timeout": "10s",
             },
             "spool": {"path": "spool", "max_size": "256MiB"},
+            # No test may query the machine's resolver (it is off this host):
+            # by default DNS goes to a closed loopback port, so delivery
+            # attempts fail at once and recipients stay in the spool,
+            # deferred. Delivery tests point this at their own dnsmasq.
+            "delivery": {"dns": {"nameservers": [f"127.0.0.1:{free_port()}"]}},
             "log": {"level": "info", "delivery_log": "delivery.jsonl"},
         }
         self.config = deep_merge(self.base_config, overrides)

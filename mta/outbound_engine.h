@@ -1,0 +1,230 @@
+// mta/outbound_engine.h — the delivery thread behind OutboundServer.
+// Private to mta/outbound_*.cc; callers use mta/outbound_server.h.
+//
+// Owns: one io_uring and every outbound connection on it, the scheduler,
+// routing state per domain and per site. outbound_engine.cc moves bytes
+// (connect, send, recv, TLS, timeouts); outbound_dispatch.cc decides (what
+// is due, where it goes, which connection takes it) and records results
+// (spool updates, delivery log, metrics, DSNs). Everything runs on the
+// engine's thread except post(), which any thread may call.
+#pragma once
+
+#include <liburing.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "conf/config.h"
+#include "mta/dns_resolver.h"
+#include "mta/outbound_server.h"
+#include "mta/smtp_client_session.h"
+#include "mta/tls_context.h"
+#include "policy/bounce_classifier.h"
+#include "queue/dsn.h"
+#include "queue/scheduler.h"
+#include "queue/spool.h"
+
+namespace ringmail::admin {
+class Counter;
+class Gauge;
+class Histogram;
+}  // namespace ringmail::admin
+
+namespace ringmail::mta {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// One address to try for a site, in order.
+struct ConnectTarget {
+  std::string mx;  // host name (or the smarthost as written)
+  std::string ip;
+  uint16_t port = 25;
+};
+
+// Where a site's connections go and how many it may have.
+struct SiteState {
+  std::string name;
+  std::vector<MxHost> hosts;  // by preference
+  uint16_t port = 25;
+  uint32_t max_connections = 32;
+  uint32_t max_messages_per_connection = 100;
+  uint32_t connections = 0;    // open or opening
+  uint32_t opening = 0;        // not yet ready for a first message
+  std::vector<uint32_t> idle;  // slots of ready connections with nothing to do
+};
+
+// What a domain routes to; cached for the resolution's TTL.
+struct DomainRoute {
+  bool resolving = false;
+  std::string site;                   // "" until resolved ok
+  int64_t expires_ms = 0;             // steady ms
+  std::vector<queue::JobId> waiting;  // jobs waiting for the lookup
+};
+
+struct OutboundConnection {
+  uint32_t generation = 0;
+  int fd = -1;
+  std::string site;
+  std::vector<ConnectTarget> targets;
+  size_t target = 0;     // index into targets
+  bool starttls = true;  // offer STARTTLS to this target
+  sockaddr_storage address{};
+  socklen_t address_length = 0;
+  bool connected = false;
+  bool ready_once = false;  // got to ready at least once (counted out of `opening`)
+  bool tls_failed = false;  // the last failure was the TLS handshake
+  bool tls_retry_done = false;
+  std::unique_ptr<SmtpClientSession> session;
+  std::unique_ptr<TlsSession> tls;
+  bool tls_handshaking = false;
+  std::unique_ptr<char[]> recv_buffer;
+  std::string pending_out;
+  std::string sending;
+  bool connect_in_flight = false;
+  bool send_in_flight = false;
+  bool recv_in_flight = false;
+  bool close_after_flush = false;
+  bool closing = false;
+  bool released = false;  // slot freed at the end of the current round
+  bool idle = false;
+  int64_t deadline_ms = 0;  // steady ms; 0 = none
+  uint32_t messages = 0;    // transactions started on this connection
+  // The transaction in progress.
+  std::optional<queue::JobId> job;
+  std::shared_ptr<const queue::SpoolMessage> message;
+  int64_t attempt_started_ms = 0;
+  SmtpReply last_failure;  // why the previous targets failed
+};
+
+class OutboundEngine {
+ public:
+  OutboundEngine(OutboundDependencies deps, std::shared_ptr<const conf::Config> config,
+                 std::unique_ptr<DnsResolver> resolver, std::shared_ptr<const TlsContext> tls);
+  ~OutboundEngine();
+
+  // Loads the spool's active recipients, sets up the ring, starts the thread.
+  bool start(std::string* error);
+  void post(std::function<void()> fn);
+  void request_stop(std::chrono::milliseconds timeout);
+  void join();
+
+  // Loop thread only.
+  void enqueue_message(std::shared_ptr<queue::SpoolMessage> message);
+  void set_config(std::shared_ptr<const conf::Config> config);
+
+ private:
+  // --- outbound_engine.cc: ring mechanics ---
+  bool setup_ring(std::string* error);
+  io_uring_sqe* sqe();
+  void loop();
+  void handle(uint64_t data, int res);
+  void arm_wake();
+  void arm_tick();
+  void on_wake();
+  void on_tick();
+  uint32_t allocate_slot();
+  OutboundConnection* lookup(uint32_t slot, uint32_t generation);
+  void open_connection(SiteState& site);
+  void connect_target(uint32_t slot, OutboundConnection& c);
+  void on_connect(uint32_t slot, uint32_t generation, int res);
+  void arm_recv(uint32_t slot, OutboundConnection& c);
+  void on_recv(uint32_t slot, uint32_t generation, int res);
+  void on_send(uint32_t slot, uint32_t generation, int res);
+  void queue_plaintext(uint32_t slot, OutboundConnection& c, std::string_view text);
+  void flush(uint32_t slot, OutboundConnection& c);
+  void apply(uint32_t slot, OutboundConnection& c, ClientOutput out);
+  void start_tls(uint32_t slot, OutboundConnection& c);
+  void arm_deadline(OutboundConnection& c);
+  // Failure of the connection before or between transactions: next target,
+  // or give up on the site for now.
+  void connection_failed(uint32_t slot, OutboundConnection& c, const SmtpReply& why);
+  void close_connection(uint32_t slot, OutboundConnection& c);
+  void maybe_release(uint32_t slot, OutboundConnection& c);
+  void free_released();
+  void check_stopped();
+
+  // --- outbound_dispatch.cc: decisions and results ---
+  void load_spool();
+  void add_jobs(const queue::SpoolMessage& message, const std::vector<size_t>& indexes,
+                int64_t due_ms);
+  void run_due();
+  void route(queue::JobId id);
+  void on_resolved(const MxResolution& resolution);
+  SiteState& site_for_route(const conf::Route& route);
+  SiteState& site_for_resolution(const MxResolution& resolution);
+  void service_site(SiteState& site);
+  void connection_ready(uint32_t slot, OutboundConnection& c);
+  void start_transaction(uint32_t slot, OutboundConnection& c, queue::JobId id);
+  // The recipients of a job, all with one reply (DNS failures, an
+  // unreachable site, a message that cannot be read).
+  void fail_job(queue::JobId id, const SmtpReply& reply, const std::string& mx);
+  void finish_job(queue::JobId id, const queue::SpoolMessage* message,
+                  const std::vector<SmtpReply>& replies, const std::string& site,
+                  const std::string& mx, const std::string& tls);
+  void expire_job(queue::JobId id, const queue::SpoolMessage* message);
+  std::shared_ptr<const queue::SpoolMessage> message_for(const queue::Job& job);
+  void message_done(const std::string& id);
+  void send_dsn(const queue::SpoolMessage& original, std::vector<queue::DsnRecipient> recipients);
+  admin::Counter& site_counter(std::unordered_map<std::string, admin::Counter*>& map,
+                               const char* name, const char* help, const std::string& site);
+
+  int64_t now_steady_ms() const;
+
+  OutboundDependencies deps_;
+  std::shared_ptr<const conf::Config> config_;
+  std::unique_ptr<DnsResolver> resolver_;
+  std::shared_ptr<const TlsContext> tls_;
+  policy::BounceClassifier classifier_;
+  std::vector<int64_t> retry_intervals_ms_;
+
+  std::thread thread_;
+  io_uring ring_{};
+  bool ring_ok_ = false;
+  int wake_fd_ = -1;
+  uint64_t wake_value_ = 0;
+  __kernel_timespec tick_ts_{};
+  bool running_ = true;
+  bool stopping_ = false;
+  int64_t stop_deadline_ms_ = 0;
+
+  std::mutex post_mutex_;
+  std::vector<std::function<void()>> posted_;
+
+  queue::Scheduler scheduler_;
+  std::unordered_map<std::string, DomainRoute> domains_;
+  std::unordered_map<std::string, SiteState> sites_;
+  // Messages with content, kept from their commit until they are done, so
+  // that the first attempt reads nothing back (bounded by bytes).
+  std::unordered_map<std::string, std::shared_ptr<const queue::SpoolMessage>> cache_;
+  uint64_t cache_bytes_ = 0;
+  // Recipients not yet final, per message id: 0 -> deleted from the spool.
+  std::unordered_map<std::string, uint32_t> active_recipients_;
+
+  std::vector<std::unique_ptr<OutboundConnection>> connections_;
+  std::vector<uint32_t> free_slots_;
+  std::vector<uint32_t> to_free_;
+  uint32_t generation_counter_ = 0;
+  uint32_t open_connections_ = 0;
+  std::mt19937_64 random_;
+
+  admin::Gauge* sessions_active_ = nullptr;
+  admin::Gauge* queued_gauge_ = nullptr;
+  admin::Gauge* deferred_gauge_ = nullptr;
+  admin::Histogram* attempt_seconds_ = nullptr;
+  std::unordered_map<std::string, admin::Counter*> delivered_by_site_;
+  std::unordered_map<std::string, admin::Counter*> deferred_by_site_;
+  std::unordered_map<std::string, admin::Counter*> bounced_by_category_;
+};
+
+}  // namespace ringmail::mta

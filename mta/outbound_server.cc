@@ -1,0 +1,66 @@
+#include "mta/outbound_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include "mta/outbound_engine.h"
+#include "queue/spool_message.h"
+
+namespace ringmail::mta {
+
+OutboundServer::OutboundServer(OutboundDependencies deps) : deps_(deps) {}
+
+OutboundServer::~OutboundServer() { stop(std::chrono::milliseconds(0)); }
+
+bool OutboundServer::start(std::shared_ptr<const conf::Config> config, std::string* error) {
+  DnsResolverOptions dns;
+  dns.nameservers = config->delivery.dns.nameservers;
+  std::string why;
+  auto resolver = DnsResolver::create(dns, &why);
+  if (!resolver) {
+    *error = "DNS resolver: " + why;
+    return false;
+  }
+  std::shared_ptr<const TlsContext> tls;
+  if (config->delivery.tls != conf::OutboundTls::none) {
+    tls = TlsContext::create_client(&why);
+    if (!tls) {
+      *error = "outbound TLS: " + why;
+      return false;
+    }
+  }
+  auto engine = std::make_unique<OutboundEngine>(deps_, std::move(config), std::move(resolver),
+                                                 std::move(tls));
+  if (!engine->start(error)) return false;
+  std::lock_guard lock(mutex_);
+  engine_ = std::move(engine);
+  return true;
+}
+
+void OutboundServer::enqueue(std::unique_ptr<queue::SpoolMessage> message) {
+  std::lock_guard lock(mutex_);
+  if (!engine_ || stopped_) return;  // stopped: it waits in the spool for the next start
+  std::shared_ptr<queue::SpoolMessage> shared(std::move(message));
+  OutboundEngine* engine = engine_.get();
+  engine->post([engine, shared] { engine->enqueue_message(shared); });
+}
+
+void OutboundServer::reload(std::shared_ptr<const conf::Config> config) {
+  std::lock_guard lock(mutex_);
+  if (!engine_ || stopped_) return;
+  OutboundEngine* engine = engine_.get();
+  engine->post([engine, config] { engine->set_config(config); });
+}
+
+void OutboundServer::stop(std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!engine_ || stopped_) return;
+    stopped_ = true;
+  }
+  engine_->request_stop(timeout);
+  engine_->join();
+  std::lock_guard lock(mutex_);
+  engine_.reset();
+}
+
+}  // namespace ringmail::mta
