@@ -296,3 +296,86 @@ TEST(LmdbSpool, UnwritableDirectoryIsAnError) {
 
 }  // namespace
 }  // namespace ringmail::queue
+
+namespace ringmail::queue {
+namespace {
+
+// The delivery engine's group commit: new messages, recipient results and
+// finished messages in one transaction.
+TEST(LmdbSpoolCommit, UpdatesAndFinishedMessagesGoInOneCommitWithNewOnes) {
+  TempDir dir;
+  auto spool = open_or_die(dir.path());
+  SpoolMessage done = make_test_message(2);
+  SpoolMessage half = make_test_message(2);
+  SpoolMessage* first[] = {&done, &half};
+  ASSERT_TRUE(spool->store_batch(first).ok());
+
+  SpoolMessage fresh = make_test_message(1);
+  SpoolMessage* batch[] = {&fresh};
+  const RecipientUpdate updates[] = {
+      {done.id, 0, RecipientState::delivered, 1, 0},
+      {done.id, 1, RecipientState::bounced, 1, 0},
+      {half.id, 0, RecipientState::delivered, 1, 0},
+      {half.id, 1, RecipientState::deferred, 1, 1767225999000},
+      {MessageId{"00000000000000000000"}, 0, RecipientState::delivered, 1, 0},  // stale: skipped
+  };
+  const MessageId finished[] = {done.id, half.id};  // half still has an active recipient
+  ASSERT_TRUE(spool->commit(batch, updates, finished).ok());
+
+  EXPECT_FALSE(spool->load_message(done.id, true).has_value()) << "finished message kept";
+  auto kept = spool->load_message(half.id, true);
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->envelope.recipients[0].state, RecipientState::delivered);
+  EXPECT_EQ(kept->envelope.recipients[1].state, RecipientState::deferred);
+  EXPECT_EQ(kept->envelope.recipients[1].attempts, 1u);
+  EXPECT_EQ(kept->envelope.recipients[1].next_attempt_unix_ms, 1767225999000);
+  EXPECT_EQ(kept->content, half.content);
+  EXPECT_TRUE(spool->load_message(fresh.id, true).has_value());
+
+  // Restart: what recovery sees matches, with no orphan of the deleted one.
+  spool.reset();
+  spool = open_or_die(dir.path());
+  const RecoverySummary summary = spool->recover();
+  EXPECT_EQ(summary.messages, 2u);
+  EXPECT_EQ(summary.corrupt_records, 0u);
+  EXPECT_EQ(summary.count(RecipientState::deferred), 1u);
+  EXPECT_EQ(summary.count(RecipientState::delivered), 1u);
+  EXPECT_EQ(summary.scheduled, 2u);  // half's deferred one and fresh's queued one
+  size_t visited = 0;
+  spool->for_each_recipient([&](const SpoolMessage& m, size_t) {
+    EXPECT_NE(m.id, done.id);
+    ++visited;
+  });
+  EXPECT_EQ(visited, 3u);
+}
+
+TEST(LmdbSpoolCommit, QuarantinedMessagesAreNeverDeleted) {
+  TempDir dir;
+  auto spool = open_or_die(dir.path());
+  SpoolMessage m = make_test_message(2);
+  m.envelope.recipients[1].state = RecipientState::quarantined;
+  ASSERT_TRUE(store_one(*spool, m).ok());
+  const RecipientUpdate updates[] = {{m.id, 0, RecipientState::delivered, 1, 0}};
+  const MessageId finished[] = {m.id};
+  ASSERT_TRUE(spool->commit({}, updates, finished).ok());
+  auto kept = spool->load_message(m.id, false);
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->envelope.recipients[1].state, RecipientState::quarantined);
+}
+
+TEST(LmdbSpoolCommit, ABadNewMessageSinksTheWholeCommit) {
+  TempDir dir;
+  auto spool = open_or_die(dir.path());
+  SpoolMessage m = make_test_message(1);
+  ASSERT_TRUE(store_one(*spool, m).ok());
+  SpoolMessage duplicate = m;  // same id: refused
+  SpoolMessage* batch[] = {&duplicate};
+  const RecipientUpdate updates[] = {{m.id, 0, RecipientState::delivered, 1, 0}};
+  EXPECT_FALSE(spool->commit(batch, updates, {}).ok());
+  auto kept = spool->load_message(m.id, false);
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->envelope.recipients[0].state, RecipientState::queued) << "half a commit applied";
+}
+
+}  // namespace
+}  // namespace ringmail::queue

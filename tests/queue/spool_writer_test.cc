@@ -228,3 +228,80 @@ TEST(SpoolWriter, BatchesAreBoundedBySize) {
 
 }  // namespace
 }  // namespace ringmail::queue
+
+namespace ringmail::queue {
+namespace {
+
+TEST(SpoolWriter, CommittedMessagesReachTheListenerWithTheirContent) {
+  TempDir dir;
+  std::string error;
+  auto spool = open_lmdb_spool(dir.path(), 64ull << 20, &error);
+  ASSERT_NE(spool, nullptr) << error;
+  SpoolWriter writer(*spool, nullptr, nullptr);
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<std::unique_ptr<SpoolMessage>> heard;
+  writer.set_committed_listener([&](std::unique_ptr<SpoolMessage> m) {
+    // The commit is durable before the listener hears of it.
+    EXPECT_TRUE(spool->load_message(m->id, false).has_value());
+    std::lock_guard lock(mutex);
+    heard.push_back(std::move(m));
+    cv.notify_all();
+  });
+  SpoolMessage original = make_test_message(2, 4096);
+  writer.submit(std::make_unique<SpoolMessage>(original),
+                [](const SpoolMessage&, StoreStatus, const std::string&) {});
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return heard.size() == 1; }));
+  EXPECT_EQ(heard[0]->id, original.id);
+  EXPECT_EQ(heard[0]->content, original.content);
+  EXPECT_EQ(heard[0]->envelope.recipients.size(), 2u);
+}
+
+TEST(SpoolWriter, UpdatesAreCommittedAndReported) {
+  TempDir dir;
+  std::string error;
+  auto spool = open_lmdb_spool(dir.path(), 64ull << 20, &error);
+  ASSERT_NE(spool, nullptr) << error;
+  SpoolMessage m = make_test_message(1);
+  SpoolMessage* batch[] = {&m};
+  ASSERT_TRUE(spool->store_batch(batch).ok());
+  SpoolWriter writer(*spool, nullptr, nullptr);
+  std::promise<StoreStatus> done;
+  writer.submit_updates({{m.id, 0, RecipientState::delivered, 1, 0}}, {m.id},
+                        [&](StoreStatus status) { done.set_value(status); });
+  auto future = done.get_future();
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(future.get(), StoreStatus::ok);
+  EXPECT_FALSE(spool->load_message(m.id, false).has_value()) << "delivered message not deleted";
+}
+
+TEST(SpoolWriter, UpdatesSurviveABatchThatTheSpoolRefuses) {
+  MemorySpool spool(1 << 20);
+  SpoolMessage m = make_test_message(1);
+  SpoolMessage* batch[] = {&m};
+  ASSERT_TRUE(spool.store_batch(batch).ok());
+  SpoolWriter writer(spool, nullptr, nullptr);
+  std::promise<StoreStatus> updated;
+  std::promise<StoreStatus> stored;
+  // The next store fails; the updates that share its commit must still land.
+  spool.fail_next_stores(StoreStatus::failed, 1);
+  writer.submit_updates({{m.id, 0, RecipientState::delivered, 1, 0}}, {},
+                        [&](StoreStatus status) { updated.set_value(status); });
+  writer.submit(std::make_unique<SpoolMessage>(make_test_message(1)),
+                [&](const SpoolMessage&, StoreStatus status, const std::string&) {
+                  stored.set_value(status);
+                });
+  auto u = updated.get_future();
+  auto s = stored.get_future();
+  ASSERT_EQ(u.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  ASSERT_EQ(s.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  auto loaded = spool.load_message(m.id, false);
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(loaded->envelope.recipients[0].state, RecipientState::delivered);
+  EXPECT_EQ(u.get(), StoreStatus::ok);
+  (void)s.get();  // either outcome is fine for the message: it was told which
+}
+
+}  // namespace
+}  // namespace ringmail::queue
