@@ -11,6 +11,7 @@
 
 #include "admin-api/metrics_registry.h"
 #include "mta/outbound_engine.h"
+#include "policy/site_shaping.h"
 #include "queue/delivery_log.h"
 #include "queue/spool_codec.h"
 #include "queue/spool_writer.h"
@@ -64,10 +65,7 @@ void OutboundEngine::set_config(std::shared_ptr<const conf::Config> config) {
     retry_intervals_ms_.push_back(interval.count());
   }
   // Site limits follow the new config at their next connection.
-  for (auto& [name, site] : sites_) {
-    site.max_connections = config_->delivery.max_connections_per_site;
-    site.max_messages_per_connection = config_->delivery.max_messages_per_connection;
-  }
+  for (auto& [name, site] : sites_) apply_limits(site);
   domains_.clear();  // routes may have changed
 }
 
@@ -222,24 +220,39 @@ SiteState& OutboundEngine::site_for_route(const conf::Route& route) {
   SiteState& site = it->second;
   if (created) {
     site.name = name;
+    site.domain = route.domain;
     site.hosts = {MxHost{route.smarthost.host, 0, {route.smarthost.host}}};
     site.port = route.smarthost.port;
-    site.max_connections = config_->delivery.max_connections_per_site;
-    site.max_messages_per_connection = config_->delivery.max_messages_per_connection;
+    apply_limits(site);
   }
   return site;
+}
+
+void OutboundEngine::apply_limits(SiteState& site) const {
+  site.max_connections = config_->delivery.max_connections_per_site;
+  site.max_messages_per_connection = config_->delivery.max_messages_per_connection;
+  if (!config_->policy) return;
+  std::vector<std::string_view> hosts;
+  for (const MxHost& host : site.hosts) hosts.push_back(host.name);
+  const conf::ShapingRule* rule =
+      policy::match_shaping(config_->policy->shaping, site.domain, hosts);
+  if (!rule) return;
+  if (rule->max_connections) site.max_connections = *rule->max_connections;
+  if (rule->max_messages_per_connection) {
+    site.max_messages_per_connection = *rule->max_messages_per_connection;
+  }
 }
 
 SiteState& OutboundEngine::site_for_resolution(const MxResolution& resolution) {
   auto [it, created] = sites_.try_emplace(resolution.site);
   SiteState& site = it->second;
-  if (created) {
-    site.name = resolution.site;
-    site.max_connections = config_->delivery.max_connections_per_site;
-    site.max_messages_per_connection = config_->delivery.max_messages_per_connection;
-  }
   site.hosts = resolution.hosts;  // the freshest answer
   site.port = config_->delivery.smtp_port;
+  if (created) {
+    site.name = resolution.site;
+    site.domain = resolution.domain;
+    apply_limits(site);
+  }
   return site;
 }
 

@@ -55,6 +55,7 @@ struct ConnectTarget {
 // Where a site's connections go and how many it may have.
 struct SiteState {
   std::string name;
+  std::string domain;         // the recipient domain that first routed here (shaping by domain)
   std::vector<MxHost> hosts;  // by preference
   uint16_t port = 25;
   uint32_t max_connections = 32;
@@ -163,6 +164,8 @@ class OutboundEngine {
   void on_resolved(const MxResolution& resolution);
   SiteState& site_for_route(const conf::Route& route);
   SiteState& site_for_resolution(const MxResolution& resolution);
+  // delivery.max_* defaults, or the first policy.shaping rule that matches.
+  void apply_limits(SiteState& site) const;
   void service_site(SiteState& site);
   void connection_ready(uint32_t slot, OutboundConnection& c);
   void start_transaction(uint32_t slot, OutboundConnection& c, queue::JobId id);
