@@ -91,6 +91,18 @@ bool is_enhanced_code_pattern(std::string_view text) {
   return parts <= 3;
 }
 
+// ECMAScript has no inline flags; "(?i)" is the common way to ask for
+// case-insensitive matching, so it is honoured at the start.
+std::shared_ptr<const std::regex> compile_response_text(std::string_view text) {
+  std::string pattern(text);
+  auto flags = std::regex::ECMAScript | std::regex::optimize;
+  if (pattern.starts_with("(?i)")) {
+    pattern.erase(0, 4);
+    flags |= std::regex::icase;
+  }
+  return std::make_shared<const std::regex>(pattern, flags);
+}
+
 using detail::Item;
 using detail::Need;
 using detail::Reader;
@@ -135,16 +147,8 @@ std::optional<ResponseMatch> read_response_match(Reader& r, const Item& item) {
     auto value = r.string(*text);
     if (value) {
       match.text = *value;
-      std::string pattern = *value;
-      auto flags = std::regex::ECMAScript | std::regex::optimize;
-      // ECMAScript has no inline flags; "(?i)" is the common way to ask for
-      // case-insensitive matching, so it is honoured at the start.
-      if (pattern.starts_with("(?i)")) {
-        pattern.erase(0, 4);
-        flags |= std::regex::icase;
-      }
       try {
-        match.text_regex = std::make_shared<const std::regex>(pattern, flags);
+        match.text_regex = compile_response_text(*value);
       } catch (const std::regex_error& e) {
         r.error(text->line, text->path,
                 "bad regular expression \"" + *value + "\" (ECMAScript syntax): " + e.what());
@@ -503,6 +507,15 @@ std::optional<Rate> parse_rate(std::string_view text) {
     return std::nullopt;
   }
   return rate;
+}
+
+ResponseMatch make_response_match(std::optional<int> code, std::string enhanced, std::string text) {
+  ResponseMatch match;
+  match.code = code;
+  match.enhanced = std::move(enhanced);
+  if (!text.empty()) match.text_regex = compile_response_text(text);
+  match.text = std::move(text);
+  return match;
 }
 
 bool ResponseMatch::matches(int reply_code, std::string_view reply_enhanced,

@@ -108,6 +108,12 @@ struct ResponseMatch {
   bool matches(int reply_code, std::string_view reply_enhanced, std::string_view reply_text) const;
 };
 
+// A ResponseMatch made in code (shipped rules, tests) the way the config
+// makes one: text is ECMAScript, a leading "(?i)" ignores case, "" = any
+// text. Throws std::regex_error on a bad pattern, so only for patterns
+// written by people, never for text from the network.
+ResponseMatch make_response_match(std::optional<int> code, std::string enhanced, std::string text);
+
 struct BackoffAction {
   enum class Kind { suspend, rate_factor, bounce };
   Kind kind = Kind::suspend;
