@@ -183,6 +183,47 @@ TEST_F(ConfigLoaderTest, BadDuration) {
       has_problem(result.errors, at(12, "delivery.retry.intervals[1]") + "bad duration \"10\""));
 }
 
+TEST_F(ConfigLoaderTest, DeliveryExtensionsAreReadAndChecked) {
+  auto good = load(std::string(kMinimal) +
+                   "delivery:\n"
+                   "  smtp_port: 2525\n"
+                   "  tls: required\n"
+                   "  max_connections: 50\n"
+                   "  max_connections_per_site: 4\n"
+                   "  max_messages_per_connection: 7\n"
+                   "  idle_timeout: 2s\n"
+                   "  timeouts: {connect: 3s, data_term: 1m}\n");
+  ASSERT_TRUE(good.errors.empty()) << testing::describe(good.errors);
+  const DeliveryConfig& d = good.config->delivery;
+  EXPECT_EQ(d.smtp_port, 2525);
+  EXPECT_EQ(d.tls, OutboundTls::required);
+  EXPECT_EQ(d.max_connections, 50u);
+  EXPECT_EQ(d.max_connections_per_site, 4u);
+  EXPECT_EQ(d.max_messages_per_connection, 7u);
+  EXPECT_EQ(d.idle_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(d.timeouts.connect, std::chrono::seconds(3));
+  EXPECT_EQ(d.timeouts.data_term, std::chrono::minutes(1));
+  EXPECT_EQ(d.timeouts.greeting, std::chrono::minutes(5));  // default kept
+
+  auto bad = load(std::string(kMinimal) +
+                  "delivery:\n"                      // 9
+                  "  smtp_port: 70000\n"             // 10
+                  "  tls: sometimes\n"               // 11
+                  "  max_connections_per_site: 0\n"  // 12
+                  "  timeouts:\n"                    // 13
+                  "    connect: 0s\n"                // 14
+                  "    dns: 5s\n");                  // 15
+  EXPECT_TRUE(has_problem(bad.errors, at(10, "delivery.smtp_port") + "must be between 1 and"));
+  EXPECT_TRUE(has_problem(
+      bad.errors,
+      at(11, "delivery.tls") + "\"sometimes\" is not one of none, opportunistic, required"));
+  EXPECT_TRUE(has_problem(bad.errors,
+                          at(12, "delivery.max_connections_per_site") + "must be between 1 and"));
+  EXPECT_TRUE(has_problem(bad.errors,
+                          at(14, "delivery.timeouts.connect") + "a timeout must be longer than 0"));
+  EXPECT_TRUE(has_problem(bad.errors, at(15, "delivery.timeouts.dns") + "unknown key"));
+}
+
 TEST_F(ConfigLoaderTest, BadSize) {
   auto result = load(std::string(kMinimal) +
                      "limits:\n"
@@ -825,6 +866,10 @@ TEST_F(ConfigLoaderTest, ExampleConfigLoadsWithTheFilesItNames) {
   EXPECT_EQ(config.delivery.retry.intervals.back(), std::chrono::hours(4));
   EXPECT_EQ(config.delivery.retry.max_age, std::chrono::hours(24 * 5));
   EXPECT_TRUE(config.delivery.generate_dsn);
+  EXPECT_EQ(config.delivery.smtp_port, 25);
+  EXPECT_EQ(config.delivery.tls, OutboundTls::opportunistic);
+  EXPECT_EQ(config.delivery.max_connections_per_site, 32u);
+  EXPECT_EQ(config.delivery.timeouts.data_term, std::chrono::minutes(10));
   ASSERT_EQ(config.dkim.size(), 1u);
   EXPECT_EQ(config.dkim[0].selector, "s2026");
   EXPECT_EQ(config.dkim[0].headers.size(), 6u);
