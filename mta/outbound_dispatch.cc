@@ -150,8 +150,7 @@ void OutboundEngine::route(queue::JobId id) {
   for (const conf::Route& r : config_->delivery.routes) {
     if (!route_matches(r, job->domain)) continue;
     SiteState& site = site_for_route(r);
-    scheduler_.make_ready(id, site.name);
-    service_site(site);
+    if (make_ready(id, site)) service_site(site);
     return;
   }
   const int64_t now = now_steady_ms();
@@ -159,8 +158,7 @@ void OutboundEngine::route(queue::JobId id) {
   if (!domain.site.empty() && now < domain.expires_ms) {
     auto it = sites_.find(domain.site);
     if (it != sites_.end()) {
-      scheduler_.make_ready(id, domain.site);
-      service_site(it->second);
+      if (make_ready(id, it->second)) service_site(it->second);
       return;
     }
   }
@@ -185,9 +183,7 @@ void OutboundEngine::on_resolved(const MxResolution& resolution) {
       domain.expires_ms = now_steady_ms() + 1000 * static_cast<int64_t>(std::max<uint32_t>(
                                                        resolution.ttl_seconds, 1));
       for (queue::JobId id : waiting) {
-        if (scheduler_.place(id) == queue::Scheduler::Place::routing) {
-          scheduler_.make_ready(id, site.name);
-        }
+        if (scheduler_.place(id) == queue::Scheduler::Place::routing) make_ready(id, site);
       }
       service_site(site);
       return;
@@ -254,6 +250,17 @@ SiteState& OutboundEngine::site_for_resolution(const MxResolution& resolution) {
     apply_limits(site);
   }
   return site;
+}
+
+bool OutboundEngine::make_ready(queue::JobId id, SiteState& site) {
+  if (site.down_until_ms > now_steady_ms()) {
+    // Every address of the site failed moments ago: do not knock again for
+    // each message; the job waits for its next attempt.
+    fail_job(id, site.last_failure, site.last_mx);
+    return false;
+  }
+  scheduler_.make_ready(id, site.name);
+  return true;
 }
 
 void OutboundEngine::service_site(SiteState& site) {
@@ -452,7 +459,7 @@ void OutboundEngine::finish_job(queue::JobId id, const queue::SpoolMessage* mess
         d.status = update.state == queue::RecipientState::expired
                        ? "4.4.7"
                        : (reply.enhanced.empty() ? "5.0.0" : reply.enhanced);
-        d.diagnostic = reply.local ? "" : reply.to_string();
+        d.diagnostic = reply.local ? reply.text : reply.to_string();
         d.remote_mta = reply.local ? "" : mx;
         d.last_attempt_unix_ms = now;
         dsn.push_back(std::move(d));

@@ -23,6 +23,9 @@ namespace {
 constexpr unsigned kRingEntries = 1024;
 constexpr size_t kRecvBufferSize = 16 * 1024;
 constexpr auto kTickInterval = std::chrono::milliseconds(100);
+// How long a site whose every address failed is left alone before new
+// messages try it again (their retry schedule still applies to each).
+constexpr int64_t kSiteDownMs = 1000;
 
 // io_uring user_data: operation in the top byte, connection slot in the
 // next 24 bits, slot generation in the low 32 bits.
@@ -584,6 +587,9 @@ void OutboundEngine::connection_failed(uint32_t slot, OutboundConnection& c, con
   // ready jobs wait for their next attempt with this reason.
   SiteState& site = sites_[c.site];
   if (!stopping_ && site.connections <= 1 && c.messages == 0) {
+    site.down_until_ms = now_steady_ms() + kSiteDownMs;
+    site.last_failure = why;
+    site.last_mx = target.mx;
     std::vector<queue::JobId> jobs;
     scheduler_.take_ready(site.name, &jobs);
     for (queue::JobId id : jobs) fail_job(id, why, target.mx);

@@ -63,6 +63,11 @@ struct SiteState {
   uint32_t connections = 0;    // open or opening
   uint32_t opening = 0;        // not yet ready for a first message
   std::vector<uint32_t> idle;  // slots of ready connections with nothing to do
+  // After every address failed: jobs are deferred without a new attempt
+  // until then, with that failure.
+  int64_t down_until_ms = 0;  // steady ms
+  SmtpReply last_failure;
+  std::string last_mx;
 };
 
 // What a domain routes to; cached for the resolution's TTL.
@@ -166,6 +171,9 @@ class OutboundEngine {
   SiteState& site_for_resolution(const MxResolution& resolution);
   // delivery.max_* defaults, or the first policy.shaping rule that matches.
   void apply_limits(SiteState& site) const;
+  // Into the site's ready queue, or deferred at once while the site is
+  // known to be down. True when it is ready.
+  bool make_ready(queue::JobId id, SiteState& site);
   void service_site(SiteState& site);
   void connection_ready(uint32_t slot, OutboundConnection& c);
   void start_transaction(uint32_t slot, OutboundConnection& c, queue::JobId id);
