@@ -4,6 +4,7 @@
 // Both must cost the same at 10,000 and 1,000,000 jobs (O(log n) or better).
 #include <benchmark/benchmark.h>
 
+#include <memory>
 #include <random>
 
 #include "queue/scheduler.h"
