@@ -22,7 +22,6 @@
 #include <deque>
 #include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -53,13 +52,15 @@ class Scheduler {
  public:
   enum class Place { waiting, routing, ready, in_flight };
 
-  // A new job, waiting until job.due_unix_ms. Returns its id.
+  // A new job, waiting until job.due_unix_ms (rounded up to 100 ms).
+  // Returns its id.
   JobId add(Job job);
 
   // Moves every waiting job due at or before now_ms to routing and appends
   // its id to *due, earliest first (at most `limit`).
   void take_due(int64_t now_ms, std::vector<JobId>* due, size_t limit = SIZE_MAX);
-  // Earliest due time among waiting jobs.
+  // Earliest time a waiting job may come due (a 100 ms boundary; may
+  // belong to a job that has since moved on).
   std::optional<int64_t> next_due() const;
 
   // routing -> ready at the end of `site`'s FIFO.
@@ -79,8 +80,8 @@ class Scheduler {
   const Job* find(JobId id) const;
   std::optional<Place> place(JobId id) const;
 
-  size_t size() const { return jobs_.size(); }
-  size_t waiting() const { return waiting_.size(); }
+  size_t size() const { return jobs_; }
+  size_t waiting() const { return waiting_; }
   size_t ready(const std::string& site) const;
   size_t ready_total() const { return ready_total_; }
   size_t in_flight() const { return in_flight_; }
@@ -88,23 +89,38 @@ class Scheduler {
   std::vector<std::string> ready_sites() const;
 
  private:
+  // Jobs live in a slab (JobId = generation << 32 | slot), the time index
+  // is one FIFO per 100 ms (a job due at t ms waits in the bucket of
+  // ceil(t / 100): it never runs early and at most 100 ms late), and
+  // each site's FIFO is a deque; moving a job out of a bucket or a FIFO
+  // leaves a stale entry that is skipped when reached. So every operation
+  // touches a few contiguous entries and a small map of seconds, and stays
+  // cheap at a million queued jobs.
   struct Entry {
     Job job;
     Place place = Place::waiting;
-    uint64_t ready_sequence = 0;  // position in its site's FIFO, when ready
+    uint32_t generation = 0;
+    bool alive = false;
+    uint64_t ready_sequence = 0;  // which FIFO entry is current, when ready
   };
-  // FIFO per site as an ordered map sequence -> job, so that removing a
-  // job from the middle (reschedule) is O(log n).
   struct SiteQueue {
-    std::map<uint64_t, JobId> fifo;
+    std::deque<std::pair<uint64_t, JobId>> fifo;  // (sequence, job), stale ones included
+    size_t live = 0;
   };
 
-  void unlink(JobId id, Entry& entry);
+  Entry* entry(JobId id);
+  const Entry* entry(JobId id) const;
+  static int64_t bucket_of(int64_t due_ms);
+  void push_waiting(JobId id, int64_t due_ms);
+  void unlink(Entry& entry);
 
-  std::unordered_map<JobId, Entry> jobs_;
-  std::set<std::pair<int64_t, JobId>> waiting_;
+  std::vector<Entry> slots_;
+  std::vector<uint32_t> free_slots_;
+  size_t jobs_ = 0;
+  static constexpr int64_t kBucketMs = 100;
+  std::map<int64_t, std::deque<JobId>> buckets_;  // bucket -> jobs, stale ones included
+  size_t waiting_ = 0;
   std::unordered_map<std::string, SiteQueue> sites_;
-  JobId next_id_ = 1;
   uint64_t next_sequence_ = 1;
   size_t ready_total_ = 0;
   size_t in_flight_ = 0;

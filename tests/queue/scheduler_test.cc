@@ -18,25 +18,39 @@ Job job(const std::string& id, const std::string& domain, int64_t due, uint32_t 
 
 TEST(Scheduler, DueJobsComeOutEarliestFirstAndOnlyWhenDue) {
   Scheduler s;
-  const JobId late = s.add(job("m1", "a.test", 300));
-  const JobId early = s.add(job("m2", "b.test", 100));
-  const JobId middle = s.add(job("m3", "c.test", 200));
+  const JobId late = s.add(job("m1", "a.test", 300000));
+  const JobId early = s.add(job("m2", "b.test", 100000));
+  const JobId middle = s.add(job("m3", "c.test", 200000));
   std::vector<JobId> due;
-  s.take_due(50, &due);
+  s.take_due(50000, &due);
   EXPECT_TRUE(due.empty());
-  EXPECT_EQ(s.next_due(), 100);
-  s.take_due(250, &due);
+  EXPECT_EQ(s.next_due(), 100000);
+  s.take_due(250000, &due);
   EXPECT_EQ(due, (std::vector<JobId>{early, middle}));
   EXPECT_EQ(s.place(early), Scheduler::Place::routing);
   EXPECT_EQ(s.place(late), Scheduler::Place::waiting);
   EXPECT_EQ(s.waiting(), 1u);
 }
 
+TEST(Scheduler, DueTimesRoundUpToATenthOfASecondNeverEarly) {
+  Scheduler s;
+  const JobId a = s.add(job("a", "a.test", 1001));
+  const JobId b = s.add(job("b", "a.test", 1050));
+  const JobId now = s.add(job("c", "a.test", 0));
+  std::vector<JobId> due;
+  s.take_due(1000, &due);
+  EXPECT_EQ(due, (std::vector<JobId>{now}));
+  s.take_due(1099, &due);
+  EXPECT_EQ(due.size(), 1u);
+  s.take_due(1100, &due);
+  EXPECT_EQ(due, (std::vector<JobId>{now, a, b}));  // same tenth: in the order added
+}
+
 TEST(Scheduler, TakeDueHonoursItsLimit) {
   Scheduler s;
-  for (int i = 0; i < 10; ++i) s.add(job("m" + std::to_string(i), "a.test", i));
+  for (int i = 0; i < 10; ++i) s.add(job("m" + std::to_string(i), "a.test", i * 1000));
   std::vector<JobId> due;
-  s.take_due(100, &due, 4);
+  s.take_due(100000, &due, 4);
   EXPECT_EQ(due.size(), 4u);
   EXPECT_EQ(s.waiting(), 6u);
 }
@@ -67,22 +81,22 @@ TEST(Scheduler, RescheduleFromEveryPlaceKeepsCountsRight) {
   const JobId a = s.add(job("a", "a.test", 0));
   const JobId b = s.add(job("b", "b.test", 0));
   const JobId c = s.add(job("c", "c.test", 0));
-  const JobId d = s.add(job("d", "d.test", 500));
+  const JobId d = s.add(job("d", "d.test", 500000));
   std::vector<JobId> due;
   s.take_due(0, &due);
   s.make_ready(a, "site");
   s.make_ready(b, "site");
   ASSERT_EQ(s.pick_next("site"), a);  // a in flight, b ready, c routing, d waiting
-  s.reschedule(a, 1000);
-  s.reschedule(b, 900);
-  s.reschedule(c, 800);
-  s.reschedule(d, 700);
+  s.reschedule(a, 1000000);
+  s.reschedule(b, 900000);
+  s.reschedule(c, 800000);
+  s.reschedule(d, 700000);
   EXPECT_EQ(s.in_flight(), 0u);
   EXPECT_EQ(s.ready_total(), 0u);
   EXPECT_EQ(s.ready("site"), 0u);
   EXPECT_EQ(s.waiting(), 4u);
   due.clear();
-  s.take_due(2000, &due);
+  s.take_due(2000000, &due);
   EXPECT_EQ(due, (std::vector<JobId>{d, c, b, a}));
 }
 
@@ -104,7 +118,7 @@ TEST(Scheduler, TakeReadyReturnsASitesJobsForRouting) {
 TEST(Scheduler, RemoveForgetsTheJobWherever) {
   Scheduler s;
   const JobId a = s.add(job("a", "a.test", 0));
-  const JobId b = s.add(job("b", "a.test", 10));
+  const JobId b = s.add(job("b", "a.test", 10000));
   std::vector<JobId> due;
   s.take_due(0, &due);
   s.make_ready(a, "site");
@@ -120,7 +134,7 @@ TEST(Scheduler, RemoveForgetsTheJobWherever) {
 
 TEST(Scheduler, MakeReadyOfAJobThatIsNotBeingRoutedIsABug) {
   Scheduler s;
-  const JobId a = s.add(job("a", "a.test", 100));
+  const JobId a = s.add(job("a", "a.test", 100000));
   EXPECT_THROW(s.make_ready(a, "site"), std::logic_error);
 }
 
