@@ -66,7 +66,12 @@ void OutboundEngine::set_config(std::shared_ptr<const conf::Config> config) {
   }
   // Site limits follow the new config at their next connection.
   for (auto& [name, site] : sites_) apply_limits(site);
-  domains_.clear();  // routes may have changed
+  // Routes may have changed: route every domain afresh, but keep the jobs
+  // waiting for a lookup in flight.
+  for (auto& [name, domain] : domains_) {
+    domain.site.clear();
+    domain.expires_ms = 0;
+  }
 }
 
 // Start-up: every active recipient of the spool, without bodies, grouped
