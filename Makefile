@@ -83,6 +83,7 @@ format-check:
 bench: release
 	for b in build/release/*_bench; do echo "== $$b"; $$b || exit 1; done
 	bash bench/run_inbound.sh
+	bash bench/run_relay.sh
 
 clean:
 	rm -rf build
