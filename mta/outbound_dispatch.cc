@@ -2,6 +2,7 @@
 // connection takes it, and what each result means (spool update,
 // delivery-log record, metric, DSN). Ring mechanics live in
 // outbound_engine.cc.
+#include <idn2.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -47,6 +48,20 @@ SmtpReply local_reply(int code, std::string enhanced, std::string text,
   reply.local = true;
   reply.category = category;
   return reply;
+}
+
+// The name to look up in DNS: an SMTPUTF8 recipient's domain is resolved
+// through its A-label (RFC 6531 §3.7.1); nullopt when it is no valid IDN.
+std::optional<std::string> dns_name(const std::string& domain) {
+  const bool ascii = std::all_of(domain.begin(), domain.end(),
+                                 [](char ch) { return static_cast<unsigned char>(ch) < 0x80; });
+  if (ascii) return domain;
+  char* out = nullptr;
+  const int rc = idn2_to_ascii_8z(domain.c_str(), &out, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
+  if (rc != IDN2_OK || !out) return std::nullopt;
+  std::string name(out);
+  idn2_free(out);
+  return name;
 }
 
 nlohmann::ordered_json response_json(const SmtpReply& reply) {
@@ -158,8 +173,16 @@ void OutboundEngine::route(queue::JobId id) {
     if (make_ready(id, site)) service_site(site);
     return;
   }
+  const std::optional<std::string> name = dns_name(job->domain);
+  if (!name) {
+    fail_job(id,
+             local_reply(553, "5.1.2", "\"" + job->domain + "\" is not a valid domain name",
+                         conf::BounceCategory::BadDomain),
+             "");
+    return;
+  }
   const int64_t now = now_steady_ms();
-  DomainRoute& domain = domains_[job->domain];
+  DomainRoute& domain = domains_[*name];
   if (!domain.site.empty() && now < domain.expires_ms) {
     auto it = sites_.find(domain.site);
     if (it != sites_.end()) {
@@ -170,7 +193,7 @@ void OutboundEngine::route(queue::JobId id) {
   domain.waiting.push_back(id);
   if (domain.resolving) return;
   domain.resolving = true;
-  resolver_->resolve_mx(job->domain, [this](const MxResolution& resolution) {
+  resolver_->resolve_mx(*name, [this](const MxResolution& resolution) {
     auto copy = std::make_shared<MxResolution>(resolution);
     post([this, copy] { on_resolved(*copy); });
   });

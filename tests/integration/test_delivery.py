@@ -449,6 +449,29 @@ class DeliveryTest(DeliveryCase):
         self.wait_record(rm, "Delivery", SENDER)
         self.assert_spool_empty(rm)
 
+    def test_internationalized_domain_is_resolved_by_its_a_label(self):
+        """An SMTPUTF8 recipient at a UTF-8 domain: MX lookup of the A-label
+        (RFC 6531 3.7.1), delivered with the UTF-8 address intact."""
+        a_label = "παράδειγμα.test".encode("idna").decode("ascii")  # xn--hxajbheg2az3al.test
+        dns = self.dns(mx={a_label: [(10, "mx.idn.test")]}, hosts={"mx.idn.test": "127.0.0.2"})
+        rx = self.receiver("127.0.0.2", hostname="mx.idn.test", smtputf8=True)
+        rm = self.daemon(dns.address)
+        rcpt = "δοκιμή@παράδειγμα.test"
+        msg = (f"From: {SENDER}\r\nTo: {rcpt}\r\nSubject: IDN\r\n"
+               "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+               "Content-Transfer-Encoding: 8bit\r\n\r\nΓειά σου.\r\n").encode("utf-8")
+        with smtplib.SMTP("127.0.0.1", rm.port("relay"), local_hostname="client.ringmail.test",
+                          timeout=20) as s:
+            s.ehlo("client.ringmail.test")
+            refused = s.sendmail(SENDER, [rcpt], msg, mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+            self.assertEqual(refused, {})
+        rec = self.wait_record(rm, "Delivery", rcpt)
+        self.assertEqual(rec[0]["mx"], "mx.idn.test", rec)
+        got = [t for t in rx.messages() if rcpt in t.accepted]
+        self.assertEqual(len(got), 1, rx.messages())
+        self.assertIn("Γειά σου.".encode("utf-8"), got[0].content)
+        self.assert_spool_empty(rm)
+
     def test_connection_reuse(self):
         """30 messages to one site: a few connections, each carrying several."""
         dns = self.dns(mx={"reuse.test": [(10, "mx.reuse.test")]},
