@@ -242,6 +242,7 @@ class Daemon {
         spdlog::error("delivery log: reopen failed: {}", error);
       server_->reload(fresh, tls, dkim);
       outbound_->reload(fresh);
+      outbound_->rescan();  // e.g. mail released with --spool-release meanwhile
       config_ = fresh;
       tls_ = tls;
       dkim_ = dkim;

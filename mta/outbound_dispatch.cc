@@ -140,7 +140,39 @@ void OutboundEngine::add_jobs(const queue::SpoolMessage& message,
   active_recipients_[message.id.value] += static_cast<uint32_t>(indexes.size());
 }
 
+void OutboundEngine::forget_job(queue::JobId id) {
+  const queue::Job* job = scheduler_.find(id);
+  if (!job) return;
+  auto it = active_recipients_.find(job->id.value);
+  if (it != active_recipients_.end()) {
+    it->second -= std::min<uint32_t>(it->second, static_cast<uint32_t>(job->recipients.size()));
+    if (it->second == 0) active_recipients_.erase(it);
+  }
+  scheduler_.remove(id);
+}
+
+void OutboundEngine::adopt_unknown(std::vector<queue::SpoolMessage> messages) {
+  size_t adopted = 0;
+  for (const queue::SpoolMessage& m : messages) {
+    if (active_recipients_.contains(m.id.value)) continue;  // already scheduled
+    std::vector<size_t> indexes;
+    int64_t due = 0;
+    for (size_t i = 0; i < m.envelope.recipients.size(); ++i) {
+      if (!queue::is_active(m.envelope.recipients[i].state)) continue;
+      indexes.push_back(i);
+      due = std::max(due, m.envelope.recipients[i].next_attempt_unix_ms);
+    }
+    if (indexes.empty()) continue;
+    add_jobs(m, indexes, due);
+    ++adopted;
+  }
+  if (adopted > 0) spdlog::info("delivery: {} messages found in the spool on rescan", adopted);
+  if (!stopping_) run_due();
+}
+
 void OutboundEngine::enqueue_message(std::shared_ptr<queue::SpoolMessage> message) {
+  // A rescan may have found it first.
+  if (active_recipients_.contains(message->id.value)) return;
   std::vector<size_t> indexes;
   for (size_t i = 0; i < message->envelope.recipients.size(); ++i) {
     if (queue::is_active(message->envelope.recipients[i].state)) indexes.push_back(i);
@@ -337,9 +369,11 @@ void OutboundEngine::start_transaction(uint32_t slot, OutboundConnection& c, que
   queue::Job* job = scheduler_.find(id);
   auto message = message_for(*job);
   if (!message) {
-    fail_job(
-        id, local_reply(451, "4.3.0", "the message could not be read from the spool", std::nullopt),
-        "");
+    // Gone (deleted by an operator, or delivered since a rescan found it) or
+    // corrupt (recovery reports it): nothing to send, nothing to retry.
+    spdlog::error("delivery: message {} cannot be read from the spool; dropping its job",
+                  job->id.value);
+    forget_job(id);
     connection_ready(slot, c);
     return;
   }

@@ -127,6 +127,9 @@ class OutboundEngine {
 
   // Loop thread only.
   void enqueue_message(std::shared_ptr<queue::SpoolMessage> message);
+  // Schedules the active recipients of messages the engine does not know
+  // (released from quarantine by --spool-release while it ran).
+  void adopt_unknown(std::vector<queue::SpoolMessage> messages);
   void set_config(std::shared_ptr<const conf::Config> config);
 
  private:
@@ -186,6 +189,8 @@ class OutboundEngine {
   void expire_job(queue::JobId id, const queue::SpoolMessage* message);
   std::shared_ptr<const queue::SpoolMessage> message_for(const queue::Job& job);
   void message_done(const std::string& id);
+  // Drops a job whose message is gone, without a result.
+  void forget_job(queue::JobId id);
   void send_dsn(const queue::SpoolMessage& original, std::vector<queue::DsnRecipient> recipients);
   admin::Counter& site_counter(std::unordered_map<std::string, admin::Counter*>& map,
                                const char* name, const char* help, const std::string& site);

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include "mta/outbound_engine.h"
+#include "queue/spool.h"
+#include "queue/spool_codec.h"
 #include "queue/spool_message.h"
 
 namespace ringmail::mta {
@@ -49,6 +51,19 @@ void OutboundServer::reload(std::shared_ptr<const conf::Config> config) {
   if (!engine_ || stopped_) return;
   OutboundEngine* engine = engine_.get();
   engine->post([engine, config] { engine->set_config(config); });
+}
+
+void OutboundServer::rescan() {
+  std::vector<queue::SpoolMessage> found;
+  deps_.spool->for_each_recipient([&](const queue::SpoolMessage& m, size_t index) {
+    if (!queue::is_active(m.envelope.recipients[index].state)) return;
+    if (found.empty() || found.back().id != m.id) found.push_back(m);
+  });
+  std::lock_guard lock(mutex_);
+  if (!engine_ || stopped_) return;
+  auto shared = std::make_shared<std::vector<queue::SpoolMessage>>(std::move(found));
+  OutboundEngine* engine = engine_.get();
+  engine->post([engine, shared] { engine->adopt_unknown(std::move(*shared)); });
 }
 
 void OutboundServer::stop(std::chrono::milliseconds timeout) {

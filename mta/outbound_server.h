@@ -64,6 +64,10 @@ class OutboundServer {
   // Routes, retry, limits and timeouts of the new config apply to the next
   // attempts; the resolver's nameservers change only at restart.
   void reload(std::shared_ptr<const conf::Config> config);
+  // Reads the spool's active recipients (on the caller's thread, without
+  // bodies) and schedules those of messages the engine does not know: mail
+  // released from quarantine while the daemon ran. Called on SIGHUP.
+  void rescan();
   // Opens no new connection, lets transactions in progress finish until
   // `timeout`, then cuts them (their recipients are retried later) and
   // joins the thread. Their results are handed to the spool writer before

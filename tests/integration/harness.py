@@ -421,9 +421,11 @@ class Ringmail:
         argv = [self.binary] + (["-c", self.config_path] if config else []) + list(args)
         return subprocess.run(argv, capture_output=True, timeout=timeout, cwd=self.dir)
 
-    def spool_dump(self):
-        """--spool-dump (daemon stopped) parsed: one dict per queued recipient."""
-        assert not self.running(), "spool_dump needs the daemon stopped"
+    def spool_dump(self, live=False):
+        """--spool-dump parsed: one dict per queued recipient. The daemon must
+        be stopped unless live (ringmaild reads the spool beside it; the
+        answer is a snapshot)."""
+        assert live or not self.running(), "spool_dump needs the daemon stopped"
         out = self.run_cli("--spool-dump", timeout=120)
         err = out.stderr.decode("utf-8", "replace")
         self.case.assertEqual(out.returncode, 0, f"--spool-dump failed: {err}")

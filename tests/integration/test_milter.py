@@ -7,7 +7,8 @@ import select
 import subprocess
 import unittest
 
-from harness import DaemonTestCase, SmtpConn
+from harness import DaemonTestCase, SmtpConn, free_port
+from peers import Receiver, wait_until
 
 TEST_MILTER = os.environ.get("TEST_MILTER", "")
 
@@ -150,6 +151,40 @@ class MilterTest(DaemonTestCase):
             f.write(content)
         code, out = run_verifier("dkimpy", keys.keys_file, path)
         self.assertEqual(code, 0, out)
+
+
+    def test_quarantined_mail_released_while_running_is_delivered_after_reload(self):
+        """--spool-release while the daemon runs, then SIGHUP: the released
+        recipients are scheduled and delivered (no restart needed)."""
+        port = start_test_milter(self)
+        smtp_port = free_port()
+        rx = Receiver(self, "127.0.0.2", smtp_port, hostname="mx.release.test").start()
+        rm = self.ringmail(overrides={
+            "milters": [{"name": "test", "address": f"127.0.0.1:{port}",
+                         "on_failure": "tempfail", "timeout": "5s"}],
+            "delivery": {"routes": [{"domain": "*", "smarthost": f"127.0.0.2:{smtp_port}"}],
+                         "retry": {"intervals": ["1s"], "max_age": "1h"}},
+        })
+        rm.start()
+        relay = rm.port("relay")
+        held = transaction(relay, "X-Test-Action: quarantine\r\n", rcpts=("held@example.net",))
+        self.assertReply(held, 250, "2.0.0")
+        passed = transaction(relay, "X-Test-Action: continue\r\n", rcpts=("free@example.net",))
+        self.assertReply(passed, 250, "2.0.0")
+        self.assertTrue(wait_until(lambda: rx.delivered_to("free@example.net"), 20),
+                        "the message the milter passed was not delivered")
+        self.assertEqual(rx.delivered_to("held@example.net"), [], "quarantined mail delivered")
+        states = {r["id"]: r["state"] for r in rm.spool_dump(live=True)}
+        self.assertEqual(states.get(held.queued_id()), "quarantined", states)
+
+        released = rm.run_cli("--spool-release", held.queued_id())
+        self.assertEqual(released.returncode, 0, released.stderr)
+        rm.reload()
+        self.assertTrue(wait_until(lambda: rx.delivered_to("held@example.net"), 20),
+                        "released mail not delivered after the reload: " + rm.stderr_tail())
+        self.assertTrue(wait_until(lambda: not rm.spool_dump(live=True), 10),
+                        rm.spool_dump(live=True))
+        self.assertEqual(len(rx.delivered_to("held@example.net")), 1)
 
 
 if __name__ == "__main__":
