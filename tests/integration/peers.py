@@ -14,6 +14,12 @@ Owns the other ends of ringmaild's delivery engine, all on loopback:
   TLS version); optional STARTTLS (the harness's test certificate),
   optional stall before answering the end of DATA, SMTPUTF8 on or off.
 - SmtpSink: /usr/sbin/smtp-sink -c, counting mail transactions.
+- ScriptedSmtp: a small hand-written SMTP responder (blocking sockets) for
+  what aiosmtpd cannot be scripted to do: a 421 greeting, accepting and
+  closing at once, a STARTTLS that answers 220 and then breaks the
+  handshake, a connection dropped in the middle of DATA.
+- TcpProxy: a TCP relay that records the bytes each way (e.g. to see the
+  BDAT commands one ringmaild sends another).
 
 Every process and thread is registered for cleanup with the TestCase.
 Nothing here resolves names through the machine's resolver: hostnames
@@ -238,6 +244,8 @@ class _Handler:
         server.rm_conn.ehlo = hostname
         if self.r.pipelining:
             responses.insert(len(responses) - 1, "250-PIPELINING")
+        if not self.r.eightbitmime:
+            responses = [line for line in responses if line.upper() != "250-8BITMIME"]
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
@@ -319,11 +327,14 @@ class Receiver:
     smtputf8: advertise SMTPUTF8 (refusing MAIL ... SMTPUTF8 when off).
     pipelining: advertise PIPELINING (aiosmtpd reads commands in order).
     stall: seconds to wait before answering the end of DATA (settable).
+    eightbitmime: advertise 8BITMIME (off: dropped from the EHLO reply; MAIL
+      parameters are still recorded as sent, see Transaction.mail_options).
     """
 
     def __init__(self, case, ip, port, hostname=None, rcpt=None, data=None, tls=False,
                  smtputf8=True, pipelining=True, stall=0.0,
-                 default_rcpt="250 2.1.5 Ok", default_data="250 2.0.0 Ok: accepted"):
+                 default_rcpt="250 2.1.5 Ok", default_data="250 2.0.0 Ok: accepted",
+                 eightbitmime=True):
         self.case = case
         self.ip = ip
         self.port = port
@@ -334,6 +345,7 @@ class Receiver:
         self.smtputf8 = smtputf8
         self.pipelining = pipelining
         self.stall = stall
+        self.eightbitmime = eightbitmime
         self.default_rcpt = default_rcpt
         self.default_data = default_data
         self.lock = threading.RLock()
@@ -537,3 +549,385 @@ class SmtpSink:
     def _cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# A hand-written SMTP responder, for what aiosmtpd cannot be made to do
+
+class RawConnection:
+    """One connection a ScriptedSmtp accepted."""
+
+    def __init__(self, conn_id, peer):
+        self.id = conn_id
+        self.peer = peer
+        self.time = time.monotonic()
+        self.commands = []  # command lines as received (str)
+        self.starttls = False  # the client asked for STARTTLS
+        self.closed = False
+
+    def __repr__(self):
+        return (f"<RawConnection {self.id} commands={self.commands[:12]} "
+                f"starttls={self.starttls} closed={self.closed}>")
+
+
+class RawTransaction:
+    """MAIL ... up to the end of DATA, as a ScriptedSmtp saw it."""
+
+    def __init__(self, conn, mail_line):
+        self.conn = conn  # RawConnection id
+        self.mail_line = mail_line  # the whole MAIL command, parameters included
+        self.rcpts = []  # addresses accepted
+        self.raw = b""  # the DATA bytes read (dot-stuffed, end marker included)
+        self.content = None  # the message (un-stuffed), once "." arrived
+        self.data_reply = None
+        self.lost = False  # dropped (or went away) before the end-of-DATA reply
+
+    @property
+    def delivered(self):
+        return self.data_reply is not None and self.data_reply.startswith("2")
+
+    def __repr__(self):
+        return (f"<RawTransaction conn={self.conn} {self.mail_line!r} rcpts={self.rcpts} "
+                f"read={len(self.raw)} data={self.data_reply!r} lost={self.lost}>")
+
+
+class ScriptedSmtp:
+    """A small SMTP responder on ip:port (blocking sockets, a thread per
+    connection), for peer behaviour aiosmtpd cannot script:
+
+    greeting: the greeting line ("220 ..." by default); None accepts and
+      closes at once (a host that answers nothing). After a 4xx/5xx
+      greeting the connection is closed (as a 421 must be).
+    extensions: EHLO keywords (no PIPELINING by default: commands are
+      answered one by one anyway).
+    starttls: None (not offered), "garbage" (220; once the ClientHello came,
+      bytes that are not TLS, then close), "garbage-at-once" (the 220 and
+      the garbage in one write, then close) or "close" (220, then close).
+    drop_data: callable(n) -> bool for the n-th DATA (1-based, over every
+      connection): when true, the connection is closed without a reply once
+      drop_after bytes of content were read (or the end marker came).
+    Records every connection (RawConnection) and transaction (RawTransaction).
+    """
+
+    def __init__(self, case, ip, port, hostname=None, greeting="220 {host} ESMTP scripted",
+                 extensions=("8BITMIME", "ENHANCEDSTATUSCODES", "SIZE 20971520"),
+                 starttls=None, drop_data=None, drop_after=16384,
+                 data_reply="250 2.0.0 Ok: accepted"):
+        self.case = case
+        self.ip = ip
+        self.port = port
+        self.hostname = hostname or f"scripted-{ip}.test"
+        self.greeting = greeting.format(host=self.hostname) if greeting else None
+        self.extensions = list(extensions)
+        if starttls:
+            self.extensions.append("STARTTLS")
+        self.starttls_mode = starttls
+        self.drop_data = drop_data
+        self.drop_after = drop_after
+        self.data_reply = data_reply
+        self.lock = threading.Lock()
+        self.connections = []
+        self.transactions = []
+        self.data_count = 0
+        self.sock = None
+        self.threads = []
+        self.open_socks = []
+        self.stopping = False
+        case.addCleanup(self.stop)
+
+    def start(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((self.ip, self.port))
+        s.listen(64)
+        self.sock = s
+        t = threading.Thread(target=self._accept_loop, daemon=True,
+                             name=f"scripted-{self.ip}")
+        t.start()
+        self.threads.append(t)
+        return self
+
+    def stop(self):
+        self.stopping = True
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.sock.close()
+            self.sock = None
+        with self.lock:
+            socks = list(self.open_socks)
+        for c in socks:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in self.threads:
+            t.join(5)
+
+    def _accept_loop(self):
+        while not self.stopping:
+            try:
+                c, peer = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                conn = RawConnection(len(self.connections) + 1, peer)
+                self.connections.append(conn)
+            if self.greeting is None:
+                c.close()
+                conn.closed = True
+                continue
+            with self.lock:
+                self.open_socks.append(c)
+            t = threading.Thread(target=self._serve, args=(c, conn), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    # ---- one session
+
+    def _serve(self, sock, conn):
+        sock.settimeout(30)
+        io = _LineIO(sock)
+        try:
+            self._session(io, conn)
+        except (OSError, _Gone):
+            pass
+        finally:
+            conn.closed = True
+            try:
+                sock.close()
+            except OSError:
+                pass
+            with self.lock:
+                if sock in self.open_socks:
+                    self.open_socks.remove(sock)
+
+    def _session(self, io, conn):
+        io.send(self.greeting)
+        if not self.greeting.startswith("2"):
+            return
+        txn = None
+        while True:
+            line = io.line().decode("utf-8", "replace")
+            with self.lock:
+                conn.commands.append(line)
+            verb = line.split(" ", 1)[0].upper()
+            if verb == "EHLO":
+                lines = [self.hostname] + self.extensions
+                for i, text in enumerate(lines):
+                    io.send(("250 " if i == len(lines) - 1 else "250-") + text)
+            elif verb == "HELO":
+                io.send(f"250 {self.hostname}")
+            elif verb == "STARTTLS" and self.starttls_mode:
+                conn.starttls = True
+                ready = b"220 2.0.0 Ready to start TLS\r\n"
+                garbage = b"this is not a TLS record, sorry\r\n" * 4
+                if self.starttls_mode == "garbage-at-once":
+                    io.sock.sendall(ready + garbage)
+                    return
+                io.sock.sendall(ready)
+                if self.starttls_mode == "garbage":
+                    io.sock.settimeout(5)
+                    if not io.buf:
+                        io.sock.recv(65536)  # the ClientHello
+                    io.sock.sendall(garbage)
+                return
+            elif verb == "MAIL":
+                txn = RawTransaction(conn.id, line)
+                with self.lock:
+                    self.transactions.append(txn)
+                io.send("250 2.1.0 Ok")
+            elif verb == "RCPT":
+                if txn is None:
+                    io.send("503 5.5.1 MAIL first")
+                    continue
+                m = re.search(r"<([^>]*)>", line)
+                txn.rcpts.append(m.group(1) if m else line)
+                io.send("250 2.1.5 Ok")
+            elif verb == "DATA":
+                if txn is None or not txn.rcpts:
+                    io.send("503 5.5.1 no valid recipients")
+                    continue
+                with self.lock:
+                    self.data_count += 1
+                    n = self.data_count
+                drop = bool(self.drop_data and self.drop_data(n))
+                io.send("354 End data with <CR><LF>.<CR><LF>")
+                if not self._read_data(io, txn, drop):
+                    txn.lost = True
+                    return  # dropped in the middle of DATA: no reply
+                txn.data_reply = self.data_reply
+                io.send(self.data_reply)
+                txn = None
+            elif verb == "RSET":
+                txn = None
+                io.send("250 2.0.0 Ok")
+            elif verb == "NOOP":
+                io.send("250 2.0.0 Ok")
+            elif verb == "QUIT":
+                io.send("221 2.0.0 Bye")
+                return
+            else:
+                io.send("502 5.5.2 command not implemented")
+
+    def _read_data(self, io, txn, drop):
+        """Reads DATA up to the end marker; False if it dropped the connection."""
+        lines = []
+        while True:
+            if drop and len(txn.raw) >= self.drop_after:
+                return False
+            line = io.line(keep_end=True)
+            txn.raw += line
+            if line == b".\r\n":
+                break
+            lines.append(line[1:] if line.startswith(b".") else line)
+        if drop:
+            return False
+        txn.content = b"".join(lines)
+        return True
+
+    # ---- what it saw
+
+    def connection_list(self):
+        with self.lock:
+            return list(self.connections)
+
+    def all_transactions(self):
+        with self.lock:
+            return list(self.transactions)
+
+    def messages(self):
+        with self.lock:
+            return [t for t in self.transactions if t.delivered]
+
+    def __repr__(self):
+        return (f"<ScriptedSmtp {self.ip}:{self.port} connections={self.connections} "
+                f"transactions={self.transactions}>")
+
+
+class _Gone(Exception):
+    """The peer closed the connection."""
+
+
+class _LineIO:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def send(self, line):
+        self.sock.sendall(line.encode("utf-8") + b"\r\n")
+
+    def line(self, keep_end=False):
+        while b"\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise _Gone()
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        line += b"\n"
+        return line if keep_end else line.rstrip(b"\r\n")
+
+
+# --------------------------------------------------------------------------
+# A recording TCP relay
+
+class TcpProxy:
+    """Relays every connection on listen_ip:<free port> to target (ip, port)
+    and records what each direction carried: upstream (client -> target)
+    and downstream bytes, per connection, in order."""
+
+    def __init__(self, case, target, listen_ip="127.0.0.1"):
+        self.case = case
+        self.target = target
+        self.ip = listen_ip
+        self.port = None
+        self.lock = threading.Lock()
+        self.upstream = []  # bytearray per connection
+        self.downstream = []
+        self.sock = None
+        self.socks = []
+        self.threads = []
+        case.addCleanup(self.stop)
+
+    def start(self):
+        self.port = free_port()
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((self.ip, self.port))
+        s.listen(16)
+        self.sock = s
+        t = threading.Thread(target=self._accept_loop, daemon=True, name="tcp-proxy")
+        t.start()
+        self.threads.append(t)
+        return self
+
+    def _accept_loop(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            up, down = bytearray(), bytearray()
+            with self.lock:
+                self.upstream.append(up)
+                self.downstream.append(down)
+                self.socks += [client, server]
+            for src, dst, rec in ((client, server, up), (server, client, down)):
+                t = threading.Thread(target=self._pump, args=(src, dst, rec), daemon=True)
+                self.threads.append(t)
+                t.start()
+
+    def _pump(self, src, dst, record):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                with self.lock:
+                    record += data
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (dst, src):
+            try:
+                s.shutdown(socket.SHUT_WR if s is dst else socket.SHUT_RD)
+            except OSError:
+                pass
+
+    def sent_upstream(self):
+        """bytes the clients sent, one entry per connection."""
+        with self.lock:
+            return [bytes(b) for b in self.upstream]
+
+    def sent_downstream(self):
+        """bytes the target sent back, one entry per connection."""
+        with self.lock:
+            return [bytes(b) for b in self.downstream]
+
+    def stop(self):
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.sock.close()
+            self.sock = None
+        with self.lock:
+            socks = list(self.socks)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in self.threads:
+            t.join(5)
+        for s in socks:
+            s.close()
