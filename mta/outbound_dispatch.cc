@@ -324,7 +324,7 @@ bool OutboundEngine::make_ready(queue::JobId id, SiteState& site) {
 }
 
 void OutboundEngine::service_site(SiteState& site) {
-  if (stopping_) return;
+  if (stopping_ || site.down_until_ms > now_steady_ms()) return;
   while (scheduler_.ready(site.name) > 0 && !site.idle.empty()) {
     const uint32_t slot = site.idle.back();
     site.idle.pop_back();

@@ -286,7 +286,10 @@ void OutboundEngine::on_tick() {
       apply(slot, *c, c->session->tls_failed("TLS handshake timed out"));
       continue;
     }
-    if (c->session) apply(slot, *c, c->session->timeout());
+    if (c->session) {
+      if (c->session->waiting_for() == ClientWait::starttls) c->tls_failed = true;
+      apply(slot, *c, c->session->timeout());
+    }
   }
   if (!stopping_) run_due();
   check_stopped();
@@ -407,6 +410,7 @@ void OutboundEngine::on_recv(uint32_t slot, uint32_t generation, int res) {
       c->tls_failed = true;
       apply(slot, *c, c->session->tls_failed(why));
     } else {
+      if (c->session->waiting_for() == ClientWait::starttls) c->tls_failed = true;
       apply(slot, *c, c->session->connection_lost(why));
     }
     if (!c->closing) close_connection(slot, *c);
@@ -414,7 +418,12 @@ void OutboundEngine::on_recv(uint32_t slot, uint32_t generation, int res) {
   }
   std::string_view bytes(c->recv_buffer.get(), static_cast<size_t>(res));
   if (!c->tls) {
+    // Whatever goes wrong while the answer to STARTTLS is awaited (junk
+    // after the 220, a hang-up) counts as a failed handshake: opportunistic
+    // TLS then retries the host in clear text.
+    if (c->session->waiting_for() == ClientWait::starttls) c->tls_failed = true;
     apply(slot, *c, c->session->receive(bytes));
+    if (!c->closing && !c->tls_handshaking) c->tls_failed = false;
     if (!c->closing && !c->close_after_flush) arm_recv(slot, *c);
     return;
   }
@@ -437,6 +446,7 @@ void OutboundEngine::on_recv(uint32_t slot, uint32_t generation, int res) {
   }
   if (c->tls_handshaking && c->tls->handshake_done()) {
     c->tls_handshaking = false;
+    c->tls_failed = false;
     apply(slot, *c, c->session->tls_established(c->tls->description()));
     if (c->closing) return;
   }
@@ -550,8 +560,14 @@ void OutboundEngine::apply(uint32_t slot, OutboundConnection& c, ClientOutput ou
   arm_deadline(c);
 }
 
-void OutboundEngine::connection_failed(uint32_t slot, OutboundConnection& c, const SmtpReply& why) {
+void OutboundEngine::connection_failed(uint32_t slot, OutboundConnection& c,
+                                       const SmtpReply& reply) {
   const ConnectTarget target = c.targets[c.target];
+  SmtpReply why = reply;
+  if (why.local && why.text.find(target.ip) == std::string::npos) {
+    // Say which host it was: the log's text must stand on its own.
+    why.text = target.mx + " [" + target.ip + "]: " + why.text;
+  }
   spdlog::debug("delivery: {} [{}]:{}: {}", target.mx, target.ip, target.port, why.to_string());
   bool retry_same = false;
   if (c.tls_failed && !c.tls_retry_done &&
@@ -583,10 +599,12 @@ void OutboundEngine::connection_failed(uint32_t slot, OutboundConnection& c, con
     connect_target(next_slot, *connections_[next_slot]);
     return;
   }
-  // Give up on this connection. If nothing else of the site works, its
-  // ready jobs wait for their next attempt with this reason.
+  // Every address failed before a first transaction: the site is down for
+  // a moment. Its ready jobs wait for their next attempt with this reason,
+  // and no connection is opened for it meanwhile (other connections
+  // failing at the same time must not reopen for each other's jobs).
   SiteState& site = sites_[c.site];
-  if (!stopping_ && site.connections <= 1 && c.messages == 0) {
+  if (!stopping_ && c.messages == 0) {
     site.down_until_ms = now_steady_ms() + kSiteDownMs;
     site.last_failure = why;
     site.last_mx = target.mx;
