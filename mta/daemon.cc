@@ -162,6 +162,13 @@ void raise_file_limit() {
 class Daemon {
  public:
   explicit Daemon(std::shared_ptr<const conf::Config> config) : config_(std::move(config)) {}
+  // After a failed start: the delivery engine uses the writer and the writer
+  // confirms commits to the engine, so both stop before either goes.
+  ~Daemon() {
+    server_.reset();
+    if (outbound_) outbound_->stop(std::chrono::milliseconds(0));
+    if (writer_) writer_->stop();
+  }
 
   bool start(std::string* error) {
     metrics_.gauge("build_info", "Ringmail build", {{"version", RINGMAIL_VERSION}}).set(1);
@@ -189,12 +196,13 @@ class Daemon {
                                                    writer_options);
     outbound_ = std::make_unique<OutboundServer>(
         OutboundDependencies{spool_.get(), writer_.get(), delivery_log_.get(), &metrics_});
-    if (!outbound_->start(config_, error)) return false;
-    // Before any listener accepts: every later commit reaches the scheduler.
+    // Before the engine and any listener start: every later commit (the
+    // engine's own DSNs too) reaches the scheduler.
     writer_->set_committed_listener(
         [outbound = outbound_.get()](std::unique_ptr<queue::SpoolMessage> message) {
           outbound->enqueue(std::move(message));
         });
+    if (!outbound_->start(config_, error)) return false;
 
     if (!load_tls(*config_, &tls_, error)) return false;
     if (!load_dkim(*config_, &dkim_, error)) return false;

@@ -2,6 +2,7 @@
 // connection takes it, and what each result means (spool update,
 // delivery-log record, metric, DSN). Ring mechanics live in
 // outbound_engine.cc.
+#include <arpa/inet.h>
 #include <idn2.h>
 #include <spdlog/spdlog.h>
 
@@ -62,6 +63,20 @@ std::optional<std::string> dns_name(const std::string& domain) {
   std::string name(out);
   idn2_free(out);
   return name;
+}
+
+// "[192.0.2.1]" or "[IPv6:2001:db8::1]" -> the IP; nullopt when malformed.
+std::optional<std::string> address_literal(const std::string& domain) {
+  if (domain.size() < 3 || domain.front() != '[' || domain.back() != ']') return std::nullopt;
+  std::string inner = domain.substr(1, domain.size() - 2);
+  if (inner.size() > 5 &&
+      (inner.compare(0, 5, "IPv6:") == 0 || inner.compare(0, 5, "ipv6:") == 0)) {
+    inner = inner.substr(5);
+    in6_addr a6{};
+    return inet_pton(AF_INET6, inner.c_str(), &a6) == 1 ? std::optional(inner) : std::nullopt;
+  }
+  in_addr a4{};
+  return inet_pton(AF_INET, inner.c_str(), &a4) == 1 ? std::optional(inner) : std::nullopt;
 }
 
 nlohmann::ordered_json response_json(const SmtpReply& reply) {
@@ -143,6 +158,9 @@ void OutboundEngine::add_jobs(const queue::SpoolMessage& message,
 void OutboundEngine::forget_job(queue::JobId id) {
   const queue::Job* job = scheduler_.find(id);
   if (!job) return;
+  for (const queue::JobRecipient& r : job->recipients) {
+    (r.was_deferred ? deferred_gauge_ : queued_gauge_)->add(-1);
+  }
   auto it = active_recipients_.find(job->id.value);
   if (it != active_recipients_.end()) {
     it->second -= std::min<uint32_t>(it->second, static_cast<uint32_t>(job->recipients.size()));
@@ -154,13 +172,18 @@ void OutboundEngine::forget_job(queue::JobId id) {
 void OutboundEngine::adopt_unknown(std::vector<queue::SpoolMessage> messages) {
   size_t adopted = 0;
   for (const queue::SpoolMessage& m : messages) {
-    if (active_recipients_.contains(m.id.value)) continue;  // already scheduled
+    // Already scheduled, or finished with its result not yet committed.
+    if (active_recipients_.contains(m.id.value) || uncommitted_finished_.contains(m.id.value)) {
+      continue;
+    }
     std::vector<size_t> indexes;
     int64_t due = 0;
     for (size_t i = 0; i < m.envelope.recipients.size(); ++i) {
-      if (!queue::is_active(m.envelope.recipients[i].state)) continue;
+      const queue::Recipient& r = m.envelope.recipients[i];
+      if (!queue::is_active(r.state)) continue;
       indexes.push_back(i);
-      due = std::max(due, m.envelope.recipients[i].next_attempt_unix_ms);
+      due = std::max(due, r.next_attempt_unix_ms);
+      (r.state == queue::RecipientState::deferred ? deferred_gauge_ : queued_gauge_)->add(1);
     }
     if (indexes.empty()) continue;
     add_jobs(m, indexes, due);
@@ -205,6 +228,20 @@ void OutboundEngine::route(queue::JobId id) {
     if (make_ready(id, site)) service_site(site);
     return;
   }
+  if (job->domain.starts_with('[')) {
+    // An address literal (RFC 5321 §4.1.3): deliver to that address.
+    std::optional<std::string> ip = address_literal(job->domain);
+    if (!ip) {
+      fail_job(id,
+               local_reply(553, "5.1.2", "\"" + job->domain + "\" is not a usable address literal",
+                           conf::BounceCategory::BadDomain),
+               "");
+      return;
+    }
+    SiteState& site = site_for_literal(job->domain, *ip);
+    if (make_ready(id, site)) service_site(site);
+    return;
+  }
   const std::optional<std::string> name = dns_name(job->domain);
   if (!name) {
     fail_job(id,
@@ -225,14 +262,15 @@ void OutboundEngine::route(queue::JobId id) {
   domain.waiting.push_back(id);
   if (domain.resolving) return;
   domain.resolving = true;
-  resolver_->resolve_mx(*name, [this](const MxResolution& resolution) {
+  resolver_->resolve_mx(*name, [this, key = *name](const MxResolution& resolution) {
     auto copy = std::make_shared<MxResolution>(resolution);
-    post([this, copy] { on_resolved(*copy); });
+    post([this, key, copy] { on_resolved(key, *copy); });
   });
 }
 
-void OutboundEngine::on_resolved(const MxResolution& resolution) {
-  DomainRoute& domain = domains_[resolution.domain];
+void OutboundEngine::on_resolved(const std::string& key, const MxResolution& resolution) {
+  // Keyed by the name asked, whatever normalization the resolver applied.
+  DomainRoute& domain = domains_[key];
   domain.resolving = false;
   std::vector<queue::JobId> waiting;
   waiting.swap(domain.waiting);
@@ -279,6 +317,19 @@ SiteState& OutboundEngine::site_for_route(const conf::Route& route) {
     site.domain = route.domain;
     site.hosts = {MxHost{route.smarthost.host, 0, {route.smarthost.host}}};
     site.port = route.smarthost.port;
+    apply_limits(site);
+  }
+  return site;
+}
+
+SiteState& OutboundEngine::site_for_literal(const std::string& literal, const std::string& ip) {
+  auto [it, created] = sites_.try_emplace(literal);
+  SiteState& site = it->second;
+  if (created) {
+    site.name = literal;
+    site.domain = literal;
+    site.hosts = {MxHost{ip, 0, {ip}}};
+    site.port = config_->delivery.smtp_port;
     apply_limits(site);
   }
   return site;
@@ -348,9 +399,8 @@ void OutboundEngine::connection_ready(uint32_t slot, OutboundConnection& c) {
     apply(slot, c, c.session->quit());
     return;
   }
-  if (auto id = scheduler_.pick_next(c.site)) {
-    start_transaction(slot, c, *id);
-    return;
+  while (auto id = scheduler_.pick_next(c.site)) {
+    if (start_transaction(slot, c, *id)) return;
   }
   c.idle = true;
   site.idle.push_back(slot);
@@ -365,7 +415,7 @@ std::shared_ptr<const queue::SpoolMessage> OutboundEngine::message_for(const que
   return std::make_shared<const queue::SpoolMessage>(std::move(*loaded));
 }
 
-void OutboundEngine::start_transaction(uint32_t slot, OutboundConnection& c, queue::JobId id) {
+bool OutboundEngine::start_transaction(uint32_t slot, OutboundConnection& c, queue::JobId id) {
   queue::Job* job = scheduler_.find(id);
   auto message = message_for(*job);
   if (!message) {
@@ -374,8 +424,17 @@ void OutboundEngine::start_transaction(uint32_t slot, OutboundConnection& c, que
     spdlog::error("delivery: message {} cannot be read from the spool; dropping its job",
                   job->id.value);
     forget_job(id);
-    connection_ready(slot, c);
-    return;
+    return false;
+  }
+  // Recipients the spool already has in a final state (a rescan raced with
+  // their result) are not sent again.
+  std::erase_if(job->recipients, [&](const queue::JobRecipient& r) {
+    return r.index >= message->envelope.recipients.size() ||
+           !queue::is_active(message->envelope.recipients[r.index].state);
+  });
+  if (job->recipients.empty()) {
+    forget_job(id);
+    return false;
   }
   auto outbound = std::make_shared<OutboundMessage>();
   outbound->sender = message->envelope.sender;
@@ -395,12 +454,19 @@ void OutboundEngine::start_transaction(uint32_t slot, OutboundConnection& c, que
   ++c.messages;
   c.attempt_started_ms = now_steady_ms();
   apply(slot, c, c.session->send_message(std::move(outbound)));
+  return true;
 }
 
 void OutboundEngine::fail_job(queue::JobId id, const SmtpReply& reply, const std::string& mx) {
   queue::Job* job = scheduler_.find(id);
   if (!job) return;
-  auto message = message_for(*job);
+  // The envelope is enough for the records; a DSN reads the body itself.
+  std::shared_ptr<const queue::SpoolMessage> message;
+  if (auto it = cache_.find(job->id.value); it != cache_.end()) {
+    message = it->second;
+  } else if (auto loaded = deps_.spool->load_message(job->id, /*with_content=*/false)) {
+    message = std::make_shared<const queue::SpoolMessage>(std::move(*loaded));
+  }
   std::vector<SmtpReply> replies(job->recipients.size(), reply);
   finish_job(id, message.get(), replies, job->site, mx, "");
 }
@@ -554,7 +620,15 @@ void OutboundEngine::finish_job(queue::JobId id, const queue::SpoolMessage* mess
   // A deferred message's body is read back from the spool at its next
   // attempt rather than held in memory meanwhile.
   if (!finished.empty() || any_deferred) message_done(message_id);
-  deps_.spool_writer->submit_updates(std::move(updates), std::move(finished));
+  if (finished.empty()) {
+    deps_.spool_writer->submit_updates(std::move(updates), {});
+    return;
+  }
+  uncommitted_finished_.insert(message_id);
+  deps_.spool_writer->submit_updates(
+      std::move(updates), std::move(finished), [this, message_id](queue::StoreStatus) {
+        post([this, message_id] { uncommitted_finished_.erase(message_id); });
+      });
 }
 
 void OutboundEngine::expire_job(queue::JobId id, const queue::SpoolMessage* message) {

@@ -266,6 +266,10 @@ void OutboundEngine::on_tick() {
     }
     if (c->deadline_ms == 0 || now < c->deadline_ms) continue;
     c->deadline_ms = 0;
+    if (c->close_after_flush) {
+      close_connection(slot, *c);  // the last bytes never left: a peer that stopped reading
+      continue;
+    }
     if (!c->connected) {
       // Cancels the connect; its completion (-ECANCELED) moves on.
       io_uring_sqe* s = sqe();
@@ -291,7 +295,18 @@ void OutboundEngine::on_tick() {
       apply(slot, *c, c->session->timeout());
     }
   }
-  if (!stopping_) run_due();
+  if (!stopping_) {
+    run_due();
+    // Ready jobs of sites that found no free connection when they became
+    // ready (the global limit was reached then) get one now.
+    if (scheduler_.ready_total() > 0 && open_connections_ < config_->delivery.max_connections) {
+      for (const std::string& name : scheduler_.ready_sites()) {
+        auto it = sites_.find(name);
+        if (it != sites_.end()) service_site(it->second);
+        if (open_connections_ >= config_->delivery.max_connections) break;
+      }
+    }
+  }
   check_stopped();
   if (running_) arm_tick();
 }
@@ -526,10 +541,9 @@ void OutboundEngine::arm_deadline(OutboundConnection& c) {
 
 void OutboundEngine::apply(uint32_t slot, OutboundConnection& c, ClientOutput out) {
   if (c.closing) return;
-  if (!out.send.empty()) queue_plaintext(slot, c, out.send);
-  if (c.closing) return;
-  if (out.start_tls) start_tls(slot, c);
-  if (out.finished) {
+  // Results first: a failure while sending what follows them (RSET, QUIT)
+  // must not turn replies already received into a retry.
+  if (out.finished && c.job) {
     const queue::JobId id = *c.job;
     c.job.reset();
     const std::string tls = c.session->tls_description();
@@ -538,6 +552,9 @@ void OutboundEngine::apply(uint32_t slot, OutboundConnection& c, ClientOutput ou
     finish_job(id, c.message.get(), out.finished->recipients, c.site, target.mx, tls);
     c.message.reset();
   }
+  if (!out.send.empty()) queue_plaintext(slot, c, out.send);
+  if (c.closing) return;
+  if (out.start_tls) start_tls(slot, c);
   if (out.failure && !out.finished) {
     if (out.close || c.session->is_closed()) {
       connection_failed(slot, c, *out.failure);
@@ -546,13 +563,19 @@ void OutboundEngine::apply(uint32_t slot, OutboundConnection& c, ClientOutput ou
   }
   if (out.close) {
     c.close_after_flush = true;
-    if (!c.send_in_flight && c.pending_out.empty()) close_connection(slot, c);
+    if (!c.send_in_flight && c.pending_out.empty()) {
+      close_connection(slot, c);
+    } else {
+      c.deadline_ms = now_steady_ms() + config_->delivery.timeouts.quit.count();
+    }
     return;
   }
   if (out.ready) {
     if (!c.ready_once) {
       c.ready_once = true;
-      --sites_[c.site].opening;
+      SiteState& site = sites_[c.site];
+      --site.opening;
+      ++site.established;
     }
     connection_ready(slot, c);
     if (c.closing) return;
@@ -569,6 +592,12 @@ void OutboundEngine::connection_failed(uint32_t slot, OutboundConnection& c,
     why.text = target.mx + " [" + target.ip + "]: " + why.text;
   }
   spdlog::debug("delivery: {} [{}]:{}: {}", target.mx, target.ip, target.port, why.to_string());
+  if (c.ready_once) {
+    // It worked, then went away while idle (a peer's idle timeout, a 421
+    // between transactions): nothing is wrong with the site.
+    close_connection(slot, c);
+    return;
+  }
   bool retry_same = false;
   if (c.tls_failed && !c.tls_retry_done &&
       config_->delivery.tls == conf::OutboundTls::opportunistic && c.messages == 0) {
@@ -583,7 +612,10 @@ void OutboundEngine::connection_failed(uint32_t slot, OutboundConnection& c,
     next->site = c.site;
     next->targets = c.targets;
     next->target = retry_same ? c.target : c.target + 1;
-    next->starttls = retry_same ? false : c.starttls;
+    // The clear-text retry is for this address only; the next one is
+    // offered STARTTLS again.
+    next->starttls =
+        retry_same ? false : (tls_ && config_->delivery.tls != conf::OutboundTls::none);
     next->tls_retry_done = c.tls_retry_done || retry_same;
     next->last_failure = why;
     next->recv_buffer = std::make_unique<char[]>(kRecvBufferSize);
@@ -604,7 +636,7 @@ void OutboundEngine::connection_failed(uint32_t slot, OutboundConnection& c,
   // and no connection is opened for it meanwhile (other connections
   // failing at the same time must not reopen for each other's jobs).
   SiteState& site = sites_[c.site];
-  if (!stopping_ && c.messages == 0) {
+  if (!stopping_ && c.messages == 0 && site.established == 0) {
     site.down_until_ms = now_steady_ms() + kSiteDownMs;
     site.last_failure = why;
     site.last_mx = target.mx;
@@ -623,6 +655,7 @@ void OutboundEngine::close_connection(uint32_t slot, OutboundConnection& c) {
   if (c.idle) std::erase(site.idle, slot);
   c.idle = false;
   if (!c.ready_once && site.opening > 0) --site.opening;
+  if (c.ready_once && site.established > 0) --site.established;
   if (site.connections > 0) --site.connections;
   --open_connections_;
   sessions_active_->add(-1);

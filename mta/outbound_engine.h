@@ -23,6 +23,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "conf/config.h"
@@ -62,6 +63,7 @@ struct SiteState {
   uint32_t max_messages_per_connection = 100;
   uint32_t connections = 0;    // open or opening
   uint32_t opening = 0;        // not yet ready for a first message
+  uint32_t established = 0;    // got to ready at least once, not closed
   std::vector<uint32_t> idle;  // slots of ready connections with nothing to do
   // After every address failed: jobs are deferred without a new attempt
   // until then, with that failure.
@@ -169,9 +171,10 @@ class OutboundEngine {
                 int64_t due_ms);
   void run_due();
   void route(queue::JobId id);
-  void on_resolved(const MxResolution& resolution);
+  void on_resolved(const std::string& key, const MxResolution& resolution);
   SiteState& site_for_route(const conf::Route& route);
   SiteState& site_for_resolution(const MxResolution& resolution);
+  SiteState& site_for_literal(const std::string& literal, const std::string& ip);
   // delivery.max_* defaults, or the first policy.shaping rule that matches.
   void apply_limits(SiteState& site) const;
   // Into the site's ready queue, or deferred at once while the site is
@@ -179,7 +182,8 @@ class OutboundEngine {
   bool make_ready(queue::JobId id, SiteState& site);
   void service_site(SiteState& site);
   void connection_ready(uint32_t slot, OutboundConnection& c);
-  void start_transaction(uint32_t slot, OutboundConnection& c, queue::JobId id);
+  // False when the job had nothing left to send (it is gone).
+  bool start_transaction(uint32_t slot, OutboundConnection& c, queue::JobId id);
   // The recipients of a job, all with one reply (DNS failures, an
   // unreachable site, a message that cannot be read).
   void fail_job(queue::JobId id, const SmtpReply& reply, const std::string& mx);
@@ -226,6 +230,9 @@ class OutboundEngine {
   uint64_t cache_bytes_ = 0;
   // Recipients not yet final, per message id: 0 -> deleted from the spool.
   std::unordered_map<std::string, uint32_t> active_recipients_;
+  // Messages whose last recipient finished, until the writer has committed
+  // that: a rescan must not schedule them again meanwhile.
+  std::unordered_set<std::string> uncommitted_finished_;
 
   std::vector<std::unique_ptr<OutboundConnection>> connections_;
   std::vector<uint32_t> free_slots_;

@@ -11,7 +11,11 @@ namespace ringmail::mta {
 
 OutboundServer::OutboundServer(OutboundDependencies deps) : deps_(deps) {}
 
-OutboundServer::~OutboundServer() { stop(std::chrono::milliseconds(0)); }
+OutboundServer::~OutboundServer() {
+  stop(std::chrono::milliseconds(0));
+  std::lock_guard lock(mutex_);
+  engine_.reset();
+}
 
 bool OutboundServer::start(std::shared_ptr<const conf::Config> config, std::string* error) {
   DnsResolverOptions dns;
@@ -32,8 +36,10 @@ bool OutboundServer::start(std::shared_ptr<const conf::Config> config, std::stri
   }
   auto engine = std::make_unique<OutboundEngine>(deps_, std::move(config), std::move(resolver),
                                                  std::move(tls));
-  if (!engine->start(error)) return false;
+  // Held while the engine starts, so that a message committed meanwhile (a
+  // DSN of its first round) waits in enqueue() instead of being missed.
   std::lock_guard lock(mutex_);
+  if (!engine->start(error)) return false;
   engine_ = std::move(engine);
   return true;
 }
@@ -74,8 +80,8 @@ void OutboundServer::stop(std::chrono::milliseconds timeout) {
   }
   engine_->request_stop(timeout);
   engine_->join();
-  std::lock_guard lock(mutex_);
-  engine_.reset();
+  // The engine object stays until the destructor: the spool writer, which
+  // stops after this, may still post commit confirmations to it.
 }
 
 }  // namespace ringmail::mta

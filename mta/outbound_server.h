@@ -71,7 +71,8 @@ class OutboundServer {
   // Opens no new connection, lets transactions in progress finish until
   // `timeout`, then cuts them (their recipients are retried later) and
   // joins the thread. Their results are handed to the spool writer before
-  // this returns. Idempotent.
+  // this returns. Idempotent. Destroy the server only after the spool
+  // writer has stopped (it may still confirm commits to the engine).
   void stop(std::chrono::milliseconds timeout);
 
  private:

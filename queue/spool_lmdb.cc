@@ -314,8 +314,8 @@ StoreOutcome LmdbSpool::commit(std::span<SpoolMessage* const> messages,
     StoreOutcome outcome = update_one(txn, u, &scratch, &missing);
     if (!outcome.ok()) return abort_with(std::move(outcome));
     if (missing) {
-      spdlog::warn("spool: update of recipient {} of {} skipped: it no longer exists", u.index,
-                   printable(u.id.value));
+      spdlog::warn("spool: update of recipient {} of {} skipped: it no longer exists or is corrupt",
+                   u.index, printable(u.id.value));
     }
   }
   for (const MessageId& id : finished) {
@@ -381,8 +381,13 @@ StoreOutcome LmdbSpool::update_one(MDB_txn* txn, const RecipientUpdate& u, std::
   if (rc != MDB_SUCCESS) return failure("mdb_get(messages)", rc);
   SpoolMessage message;
   MessageRecordInfo info;
-  if (!decode_message_record(as_view(mvalue), &message, &info))
+  if (!decode_message_record(as_view(mvalue), &message, &info)) {
+    if (missing) {  // a corrupt record must not sink the batch; recovery reports it
+      *missing = true;
+      return {StoreStatus::ok, {}};
+    }
     return {StoreStatus::failed, "message " + id + " does not decode"};
+  }
   const std::string rkey = recipient_key(id, u.index);
   MDB_val k = as_val(rkey);
   MDB_val v{};
@@ -395,9 +400,14 @@ StoreOutcome LmdbSpool::update_one(MDB_txn* txn, const RecipientUpdate& u, std::
     return {StoreStatus::failed, "no recipient " + std::to_string(u.index) + " in " + id};
   if (rc != MDB_SUCCESS) return failure("mdb_get(recipients)", rc);
   Recipient rcpt;
-  if (!decode_recipient_record(as_view(v), &rcpt))
+  if (!decode_recipient_record(as_view(v), &rcpt)) {
+    if (missing) {
+      *missing = true;
+      return {StoreStatus::ok, {}};
+    }
     return {StoreStatus::failed,
             "recipient " + std::to_string(u.index) + " of " + id + " does not decode"};
+  }
 
   auto index_keys = [&](const Recipient& r) {
     std::vector<std::pair<MDB_dbi, std::string>> keys;

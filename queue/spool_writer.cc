@@ -130,11 +130,9 @@ void SpoolWriter::commit(std::vector<Request>& batch, std::vector<UpdateRequest>
   for (Request& request : batch) messages.push_back(request.message.get());
   std::vector<RecipientUpdate> updates;
   std::vector<MessageId> finished;
-  for (UpdateRequest& request : update_requests) {
-    updates.insert(updates.end(), std::make_move_iterator(request.updates.begin()),
-                   std::make_move_iterator(request.updates.end()));
-    finished.insert(finished.end(), std::make_move_iterator(request.finished.begin()),
-                    std::make_move_iterator(request.finished.end()));
+  for (const UpdateRequest& request : update_requests) {  // copied: a failed commit retries them
+    updates.insert(updates.end(), request.updates.begin(), request.updates.end());
+    finished.insert(finished.end(), request.finished.begin(), request.finished.end());
   }
   auto updates_done = [&](StoreStatus status) {
     for (UpdateRequest& request : update_requests) {
@@ -148,10 +146,26 @@ void SpoolWriter::commit(std::vector<Request>& batch, std::vector<UpdateRequest>
     spdlog::warn("spool: commit with {} updates refused ({}: {}); committing them apart",
                  updates.size(), to_string(outcome.status), outcome.detail);
     const StoreOutcome alone = store({}, updates, finished);
-    if (!alone.ok()) {
-      spdlog::error("spool: {} recipient updates not committed: {}", updates.size(), alone.detail);
+    if (alone.ok()) {
+      updates_done(alone.status);
+    } else {
+      // Updates are idempotent: try them again with the next commits, a few
+      // times, before giving up (then a restart repeats those deliveries).
+      std::vector<UpdateRequest> again;
+      for (UpdateRequest& request : update_requests) {
+        if (++request.attempts < kUpdateAttempts) {
+          again.push_back(std::move(request));
+        } else {
+          spdlog::error("spool: {} recipient updates not committed after {} attempts: {}",
+                        request.updates.size(), kUpdateAttempts, alone.detail);
+          if (request.done) request.done(alone.status);
+        }
+      }
+      if (!again.empty()) {
+        std::lock_guard lock(mutex_);
+        for (UpdateRequest& request : again) pending_updates_.push_back(std::move(request));
+      }
     }
-    updates_done(alone.status);
     if (batch.empty()) return;
     outcome = store(messages, {}, {});
   } else {

@@ -99,7 +99,9 @@ class SpoolWriter {
     std::vector<RecipientUpdate> updates;
     std::vector<MessageId> finished;
     UpdatesDone done;
+    int attempts = 0;
   };
+  static constexpr int kUpdateAttempts = 5;
 
   void run();
   void commit(std::vector<Request>& batch, std::vector<UpdateRequest>& updates);
