@@ -44,6 +44,14 @@ StoreOutcome MemorySpool::commit(std::span<SpoolMessage* const> messages,
   if (!messages.empty()) {
     StoreOutcome stored = store_batch(messages);
     if (!stored.ok()) return stored;
+  } else {
+    std::lock_guard lock(mutex_);
+    ++store_calls_;
+    if (!injected_failures_.empty()) {  // a commit of updates alone can fail too
+      const StoreStatus status = injected_failures_.front();
+      injected_failures_.pop_front();
+      return {status, "injected failure"};
+    }
   }
   std::lock_guard lock(mutex_);
   for (const RecipientUpdate& u : updates) {  // stale updates are skipped, as in LMDB

@@ -34,8 +34,8 @@ class MemorySpool final : public Spool {
                       std::span<const RecipientUpdate> updates,
                       std::span<const MessageId> finished) override;
 
-  // The next store_batch() calls return these outcomes (in order) without
-  // storing anything.
+  // The next store_batch() calls (and commit() calls without new messages)
+  // return these outcomes (in order) without storing anything.
   void fail_next_stores(StoreStatus status, int count = 1);
   // Number of store_batch() calls so far, failed ones included.
   uint64_t store_calls() const;

@@ -472,6 +472,35 @@ class DeliveryTest(DeliveryCase):
         self.assertIn("Γειά σου.".encode("utf-8"), got[0].content)
         self.assert_spool_empty(rm)
 
+    def test_address_literal_recipient_goes_to_that_address(self):
+        """user@[127.0.0.2]: no DNS, delivered to the literal's address."""
+        dns = self.dns()
+        rx = self.receiver("127.0.0.2", hostname="literal.test")
+        rm = self.daemon(dns.address)
+        rcpt = "user@[127.0.0.2]"
+        self.send(rm, rcpt, "literal")
+        rec = self.wait_record(rm, "Delivery", rcpt)
+        self.assertEqual(rec[0]["site"], "[127.0.0.2]", rec)
+        self.assertEqual(len(rx.delivered_to(rcpt)), 1, rx.messages())
+        self.assert_spool_empty(rm)
+
+    def test_sites_waiting_at_the_global_connection_limit_are_served(self):
+        """With one outbound connection in all, a second site's mail waits
+        until the first site's idle connection closes, then goes."""
+        dns = self.dns(mx={"one.test": [(10, "mx.one.test")], "two.test": [(10, "mx.two.test")]},
+                       hosts={"mx.one.test": "127.0.0.2", "mx.two.test": "127.0.0.3"})
+        rx1 = self.receiver("127.0.0.2", hostname="mx.one.test")
+        rx2 = self.receiver("127.0.0.3", hostname="mx.two.test")
+        rm = self.daemon(dns.address, delivery={"max_connections": 1, "idle_timeout": "1s"})
+        self.send(rm, "a@one.test", "first site")
+        self.wait_record(rm, "Delivery", "a@one.test")
+        # The one connection now idles at one.test; two.test must not wait forever.
+        self.send(rm, "b@two.test", "second site")
+        self.wait_record(rm, "Delivery", "b@two.test")
+        self.assertEqual(len(rx1.delivered_to("a@one.test")), 1)
+        self.assertEqual(len(rx2.delivered_to("b@two.test")), 1)
+        self.assert_spool_empty(rm)
+
     def test_connection_reuse(self):
         """30 messages to one site: a few connections, each carrying several."""
         dns = self.dns(mx={"reuse.test": [(10, "mx.reuse.test")]},

@@ -305,3 +305,45 @@ TEST(SpoolWriter, UpdatesSurviveABatchThatTheSpoolRefuses) {
 
 }  // namespace
 }  // namespace ringmail::queue
+
+namespace ringmail::queue {
+namespace {
+
+TEST(SpoolWriter, FailedUpdatesAreRetriedWithTheNextCommits) {
+  MemorySpool spool(1 << 20);
+  SpoolMessage m = make_test_message(1);
+  SpoolMessage* batch[] = {&m};
+  ASSERT_TRUE(spool.store_batch(batch).ok());
+  const uint64_t calls_before = spool.store_calls();
+  spool.fail_next_stores(StoreStatus::failed, 3);  // the commit, its retry apart, one more
+  SpoolWriter writer(spool, nullptr, nullptr);
+  std::promise<StoreStatus> done;
+  writer.submit_updates({{m.id, 0, RecipientState::delivered, 1, 0}}, {m.id},
+                        [&](StoreStatus status) { done.set_value(status); });
+  auto future = done.get_future();
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(future.get(), StoreStatus::ok);
+  EXPECT_GE(spool.store_calls() - calls_before, 4u);
+  EXPECT_FALSE(spool.load_message(m.id, false).has_value()) << "the delivered message stayed";
+}
+
+TEST(SpoolWriter, UpdatesThatNeverCommitAreReportedAsFailed) {
+  MemorySpool spool(1 << 20);
+  SpoolMessage m = make_test_message(1);
+  SpoolMessage* batch[] = {&m};
+  ASSERT_TRUE(spool.store_batch(batch).ok());
+  spool.fail_next_stores(StoreStatus::failed, 100);
+  SpoolWriter writer(spool, nullptr, nullptr);
+  std::promise<StoreStatus> done;
+  writer.submit_updates({{m.id, 0, RecipientState::delivered, 1, 0}}, {},
+                        [&](StoreStatus status) { done.set_value(status); });
+  auto future = done.get_future();
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(future.get(), StoreStatus::failed);
+  auto kept = spool.load_message(m.id, false);
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->envelope.recipients[0].state, RecipientState::queued);
+}
+
+}  // namespace
+}  // namespace ringmail::queue
