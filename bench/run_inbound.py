@@ -93,7 +93,10 @@ class RingmailMta:
     def __init__(self, binary, scratch, max_connections=20000, dkim=None, extra_config="",
                  delivery_log=False):
         self.binary = binary
-        self.extra_config = extra_config  # top-level YAML appended (run_relay.py: delivery:)
+        # Top-level YAML appended (run_relay.py: delivery:). By default delivery
+        # is paused: this benchmark measures acceptance, like Postfix's hold
+        # queue, and must not look up the recipients' domains.
+        self.extra_config = extra_config or "delivery:\n  paused: true\n"
         self.delivery_log = delivery_log  # True: log.delivery_log = SCRATCH/delivery.jsonl
         self.dkim = dkim  # None or {"key": path, "txt": DNS TXT record, "algorithm": …}
         self.scratch = scratch

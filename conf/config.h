@@ -117,6 +117,10 @@ struct DeliveryConfig {
   uint32_t max_connections_per_site = 32;           // unless a shaping rule says otherwise
   uint32_t max_messages_per_connection = 100;       // unless a shaping rule says otherwise
   Duration idle_timeout = std::chrono::seconds(5);  // an idle outbound connection closes
+  // Accept and spool, deliver nothing (no DNS, no connection) until a
+  // reload sets it false again: maintenance, migrations, benchmarks of
+  // acceptance alone.
+  bool paused = false;
   DeliveryTimeouts timeouts;
 };
 

@@ -330,9 +330,10 @@ class Loader {
 
   void read_delivery(const std::optional<Item>& item) {
     if (!item) return;
-    auto fields = r_.map(*item, {"routes", "dns", "retry", "generate_dsn", "smtp_port", "tls",
-                                 "max_connections", "max_connections_per_site",
-                                 "max_messages_per_connection", "idle_timeout", "timeouts"});
+    auto fields =
+        r_.map(*item, {"routes", "dns", "retry", "generate_dsn", "smtp_port", "tls",
+                       "max_connections", "max_connections_per_site", "max_messages_per_connection",
+                       "idle_timeout", "timeouts", "paused"});
     if (!fields) return;
     DeliveryConfig& delivery = config_.delivery;
     if (auto routes = fields->get("routes")) {
@@ -432,6 +433,7 @@ class Loader {
     if (auto value = r_.duration(*fields, "idle_timeout", Need::optional)) {
       delivery.idle_timeout = *value;
     }
+    if (auto value = r_.boolean(*fields, "paused", Need::optional)) delivery.paused = *value;
     if (auto timeouts = fields->get("timeouts")) {
       DeliveryTimeouts& t = delivery.timeouts;
       const std::pair<const char*, Duration*> keys[] = {

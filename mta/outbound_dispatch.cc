@@ -210,6 +210,7 @@ void OutboundEngine::enqueue_message(std::shared_ptr<queue::SpoolMessage> messag
 }
 
 void OutboundEngine::run_due() {
+  if (config_->delivery.paused) return;  // everything waits, due or not
   std::vector<queue::JobId> due;
   scheduler_.take_due(unix_now_ms(), &due, kDueBatch);
   for (queue::JobId id : due) route(id);
@@ -375,7 +376,7 @@ bool OutboundEngine::make_ready(queue::JobId id, SiteState& site) {
 }
 
 void OutboundEngine::service_site(SiteState& site) {
-  if (stopping_ || site.down_until_ms > now_steady_ms()) return;
+  if (stopping_ || config_->delivery.paused || site.down_until_ms > now_steady_ms()) return;
   while (scheduler_.ready(site.name) > 0 && !site.idle.empty()) {
     const uint32_t slot = site.idle.back();
     site.idle.pop_back();
@@ -395,7 +396,7 @@ void OutboundEngine::service_site(SiteState& site) {
 
 void OutboundEngine::connection_ready(uint32_t slot, OutboundConnection& c) {
   SiteState& site = sites_[c.site];
-  if (stopping_ || c.messages >= site.max_messages_per_connection) {
+  if (stopping_ || config_->delivery.paused || c.messages >= site.max_messages_per_connection) {
     apply(slot, c, c.session->quit());
     return;
   }

@@ -192,7 +192,8 @@ TEST_F(ConfigLoaderTest, DeliveryExtensionsAreReadAndChecked) {
                    "  max_connections_per_site: 4\n"
                    "  max_messages_per_connection: 7\n"
                    "  idle_timeout: 2s\n"
-                   "  timeouts: {connect: 3s, data_term: 1m}\n");
+                   "  timeouts: {connect: 3s, data_term: 1m}\n"
+                   "  paused: true\n");
   ASSERT_TRUE(good.errors.empty()) << testing::describe(good.errors);
   const DeliveryConfig& d = good.config->delivery;
   EXPECT_EQ(d.smtp_port, 2525);
@@ -204,6 +205,7 @@ TEST_F(ConfigLoaderTest, DeliveryExtensionsAreReadAndChecked) {
   EXPECT_EQ(d.timeouts.connect, std::chrono::seconds(3));
   EXPECT_EQ(d.timeouts.data_term, std::chrono::minutes(1));
   EXPECT_EQ(d.timeouts.greeting, std::chrono::minutes(5));  // default kept
+  EXPECT_TRUE(d.paused);
 
   auto bad = load(std::string(kMinimal) +
                   "delivery:\n"                      // 9

@@ -501,6 +501,27 @@ class DeliveryTest(DeliveryCase):
         self.assertEqual(len(rx2.delivered_to("b@two.test")), 1)
         self.assert_spool_empty(rm)
 
+    def test_paused_delivery_holds_mail_until_a_reload_resumes_it(self):
+        """delivery.paused: accepted and spooled, no DNS, no connection; a
+        reload with paused false delivers it."""
+        dns = self.dns(mx={"held.test": [(10, "mx.held.test")]},
+                       hosts={"mx.held.test": "127.0.0.2"})
+        rx = self.receiver("127.0.0.2", hostname="mx.held.test")
+        rm = self.daemon(dns.address, delivery={"paused": True})
+        qid = self.send(rm, "user@held.test", "held")
+        time.sleep(1.5)  # give a wrongly running engine time to deliver
+        self.assertEqual(rx.connection_list(), [], "a paused engine connected")
+        self.assertEqual(self.records(rm, "Delivery"), [])
+        self.assertEqual(self.records(rm, "TransientFailure"), [])
+        dump = rm.spool_dump(live=True)
+        self.assertEqual([(r["id"], r["state"]) for r in dump], [(qid, "queued")])
+        rm.config["delivery"]["paused"] = False
+        rm.write_config(rm.config)
+        rm.reload()
+        self.wait_record(rm, "Delivery", "user@held.test")
+        self.assertEqual(len(rx.delivered_to("user@held.test")), 1)
+        self.assert_spool_empty(rm)
+
     def test_connection_reuse(self):
         """30 messages to one site: a few connections, each carrying several."""
         dns = self.dns(mx={"reuse.test": [(10, "mx.reuse.test")]},
