@@ -99,8 +99,20 @@ void OutboundEngine::set_config(std::shared_ptr<const conf::Config> config) {
   // Routes may have changed: route every domain afresh, but keep the jobs
   // waiting for a lookup in flight.
   for (auto& [name, domain] : domains_) {
-    domain.site.clear();
+    domain.resolution.reset();
     domain.expires_ms = 0;
+  }
+  // Egress: the sources of the pool named "default", in turn; none: the
+  // machine's default address.
+  sources_.clear();
+  if (config_->policy) {
+    if (const conf::EgressPool* pool = config_->policy->find_pool("default")) {
+      for (const std::string& name : pool->sources) {
+        if (const conf::EgressSource* source = config_->policy->find_source(name)) {
+          sources_.push_back(source);
+        }
+      }
+    }
   }
 }
 
@@ -223,9 +235,10 @@ void OutboundEngine::route(queue::JobId id) {
     expire_job(id, nullptr);
     return;
   }
+  const EgressChoice source = pick_source();
   for (const conf::Route& r : config_->delivery.routes) {
     if (!route_matches(r, job->domain)) continue;
-    SiteState& site = site_for_route(r);
+    SiteState& site = site_for_route(r, source);
     if (make_ready(id, site)) service_site(site);
     return;
   }
@@ -239,7 +252,7 @@ void OutboundEngine::route(queue::JobId id) {
                "");
       return;
     }
-    SiteState& site = site_for_literal(job->domain, *ip);
+    SiteState& site = site_for_literal(job->domain, *ip, source);
     if (make_ready(id, site)) service_site(site);
     return;
   }
@@ -253,12 +266,10 @@ void OutboundEngine::route(queue::JobId id) {
   }
   const int64_t now = now_steady_ms();
   DomainRoute& domain = domains_[*name];
-  if (!domain.site.empty() && now < domain.expires_ms) {
-    auto it = sites_.find(domain.site);
-    if (it != sites_.end()) {
-      if (make_ready(id, it->second)) service_site(it->second);
-      return;
-    }
+  if (domain.resolution && now < domain.expires_ms) {
+    SiteState& site = site_for_resolution(*domain.resolution, source);
+    if (make_ready(id, site)) service_site(site);
+    return;
   }
   domain.waiting.push_back(id);
   if (domain.resolving) return;
@@ -277,14 +288,18 @@ void OutboundEngine::on_resolved(const std::string& key, const MxResolution& res
   waiting.swap(domain.waiting);
   switch (resolution.status) {
     case MxResolution::Status::ok: {
-      SiteState& site = site_for_resolution(resolution);
-      domain.site = site.name;
+      domain.resolution = std::make_shared<const MxResolution>(resolution);
       domain.expires_ms = now_steady_ms() + 1000 * static_cast<int64_t>(std::max<uint32_t>(
                                                        resolution.ttl_seconds, 1));
+      std::vector<std::string> touched;
       for (queue::JobId id : waiting) {
-        if (scheduler_.place(id) == queue::Scheduler::Place::routing) make_ready(id, site);
+        if (scheduler_.place(id) != queue::Scheduler::Place::routing) continue;
+        SiteState& site = site_for_resolution(resolution, pick_source());
+        if (make_ready(id, site)) touched.push_back(site.name);
       }
-      service_site(site);
+      std::sort(touched.begin(), touched.end());
+      touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+      for (const std::string& name : touched) service_site(sites_[name]);
       return;
     }
     case MxResolution::Status::null_mx:
@@ -309,12 +324,31 @@ void OutboundEngine::on_resolved(const std::string& key, const MxResolution& res
   }
 }
 
-SiteState& OutboundEngine::site_for_route(const conf::Route& route) {
-  const std::string name = route.smarthost.text;
-  auto [it, created] = sites_.try_emplace(name);
+EgressChoice OutboundEngine::pick_source() {
+  if (sources_.empty()) return EgressChoice{};
+  const conf::EgressSource* source = sources_[next_source_++ % sources_.size()];
+  return EgressChoice{source->name, source->address};
+}
+
+SiteState& OutboundEngine::site_state(const std::string& site_name, const EgressChoice& source,
+                                      bool* created) {
+  // One ready queue, one set of connections and limits per (source, site).
+  const std::string key = source.address ? source.name + "/" + site_name : site_name;
+  auto [it, inserted] = sites_.try_emplace(key);
   SiteState& site = it->second;
+  if (inserted) {
+    site.name = key;
+    site.site = site_name;
+    site.source = source;
+  }
+  *created = inserted;
+  return site;
+}
+
+SiteState& OutboundEngine::site_for_route(const conf::Route& route, const EgressChoice& source) {
+  bool created = false;
+  SiteState& site = site_state(route.smarthost.text, source, &created);
   if (created) {
-    site.name = name;
     site.domain = route.domain;
     site.hosts = {MxHost{route.smarthost.host, 0, {route.smarthost.host}}};
     site.port = route.smarthost.port;
@@ -323,11 +357,11 @@ SiteState& OutboundEngine::site_for_route(const conf::Route& route) {
   return site;
 }
 
-SiteState& OutboundEngine::site_for_literal(const std::string& literal, const std::string& ip) {
-  auto [it, created] = sites_.try_emplace(literal);
-  SiteState& site = it->second;
+SiteState& OutboundEngine::site_for_literal(const std::string& literal, const std::string& ip,
+                                            const EgressChoice& source) {
+  bool created = false;
+  SiteState& site = site_state(literal, source, &created);
   if (created) {
-    site.name = literal;
     site.domain = literal;
     site.hosts = {MxHost{ip, 0, {ip}}};
     site.port = config_->delivery.smtp_port;
@@ -351,13 +385,13 @@ void OutboundEngine::apply_limits(SiteState& site) const {
   }
 }
 
-SiteState& OutboundEngine::site_for_resolution(const MxResolution& resolution) {
-  auto [it, created] = sites_.try_emplace(resolution.site);
-  SiteState& site = it->second;
+SiteState& OutboundEngine::site_for_resolution(const MxResolution& resolution,
+                                               const EgressChoice& source) {
+  bool created = false;
+  SiteState& site = site_state(resolution.site, source, &created);
   site.hosts = resolution.hosts;  // the freshest answer
   site.port = config_->delivery.smtp_port;
   if (created) {
-    site.name = resolution.site;
     site.domain = resolution.domain;
     apply_limits(site);
   }
@@ -469,7 +503,7 @@ void OutboundEngine::fail_job(queue::JobId id, const SmtpReply& reply, const std
     message = std::make_shared<const queue::SpoolMessage>(std::move(*loaded));
   }
   std::vector<SmtpReply> replies(job->recipients.size(), reply);
-  finish_job(id, message.get(), replies, job->site, mx, "");
+  finish_job(id, message.get(), replies, site_of(job->site), mx, "");
 }
 
 admin::Counter& OutboundEngine::site_counter(std::unordered_map<std::string, admin::Counter*>& map,
@@ -485,9 +519,17 @@ admin::Counter& OutboundEngine::site_counter(std::unordered_map<std::string, adm
 
 // Every recipient of the job has its reply: record each, update the spool,
 // reschedule what is deferred, report what failed for good.
+const SiteState* OutboundEngine::site_of(const std::string& key) const {
+  auto it = sites_.find(key);
+  return it == sites_.end() ? nullptr : &it->second;
+}
+
 void OutboundEngine::finish_job(queue::JobId id, const queue::SpoolMessage* message,
-                                const std::vector<SmtpReply>& replies, const std::string& site,
+                                const std::vector<SmtpReply>& replies, const SiteState* where,
                                 const std::string& mx, const std::string& tls) {
+  static const std::string kNone;
+  const std::string& site = where ? where->site : kNone;
+  const std::string& source = where ? where->source.name : EgressChoice::kDefault;
   queue::Job* job = scheduler_.find(id);
   if (!job) return;
   const int64_t now = unix_now_ms();
@@ -565,7 +607,7 @@ void OutboundEngine::finish_job(queue::JobId id, const queue::SpoolMessage* mess
                                     {"campaign", message->meta.campaign},
                                     {"site", site},
                                     {"mx", mx},
-                                    {"source", "default"},
+                                    {"source", source},
                                     {"response", response_json(reply)},
                                     {"attempt", attempt},
                                     {"size", message->meta.size}};
@@ -648,7 +690,7 @@ void OutboundEngine::expire_job(queue::JobId id, const queue::SpoolMessage* mess
   // A zero code is transient: finish_job turns it into an expiration since
   // the next attempt would be past max_age.
   std::vector<SmtpReply> replies(job->recipients.size(), reply);
-  finish_job(id, message, replies, job->site, "", "");
+  finish_job(id, message, replies, site_of(job->site), "", "");
 }
 
 void OutboundEngine::message_done(const std::string& id) {

@@ -65,6 +65,27 @@ bool fill_address(const ConnectTarget& target, sockaddr_storage* ss, socklen_t* 
   return false;
 }
 
+// The source address as a sockaddr of the target's family; false when the
+// families differ (an IPv4 source cannot reach an IPv6 MX).
+bool bind_address(const conf::IpAddress& source, int family, sockaddr_storage* ss,
+                  socklen_t* length) {
+  std::memset(ss, 0, sizeof *ss);
+  *length = 0;
+  if (source.family != family) return false;
+  if (family == AF_INET) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(ss);
+    sin->sin_family = AF_INET;
+    std::memcpy(&sin->sin_addr, source.bytes, 4);
+    *length = sizeof(sockaddr_in);
+  } else {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(ss);
+    sin6->sin6_family = AF_INET6;
+    std::memcpy(&sin6->sin6_addr, source.bytes, 16);
+    *length = sizeof(sockaddr_in6);
+  }
+  return true;
+}
+
 }  // namespace
 
 OutboundEngine::OutboundEngine(OutboundDependencies deps,
@@ -341,6 +362,7 @@ void OutboundEngine::open_connection(SiteState& site) {
   }
   if (c->targets.empty()) return;
   c->starttls = tls_ && config_->delivery.tls != conf::OutboundTls::none;
+  c->source = site.source.address;
   c->recv_buffer = std::make_unique<char[]>(kRecvBufferSize);
   const uint32_t slot = allocate_slot();
   connections_[slot] = std::move(c);
@@ -364,6 +386,22 @@ void OutboundEngine::connect_target(uint32_t slot, OutboundConnection& c) {
   }
   int one = 1;
   ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (c.source) {
+    // The egress source: bound before connect (port chosen by the kernel).
+    sockaddr_storage local{};
+    socklen_t local_length = 0;
+    if (!bind_address(*c.source, c.address.ss_family, &local, &local_length) ||
+        ::bind(c.fd, reinterpret_cast<sockaddr*>(&local), local_length) != 0) {
+      const int err = errno;
+      ::close(c.fd);
+      c.fd = -1;
+      connection_failed(
+          slot, c,
+          local_failure("cannot send from source " + c.source->text + " to " + target.ip + ": " +
+                        (local_length ? std::strerror(err) : "other address family")));
+      return;
+    }
+  }
   c.connected = false;
   c.connect_in_flight = true;
   c.deadline_ms = now_steady_ms() + config_->delivery.timeouts.connect.count();
@@ -549,7 +587,7 @@ void OutboundEngine::apply(uint32_t slot, OutboundConnection& c, ClientOutput ou
     const std::string tls = c.session->tls_description();
     const ConnectTarget& target = c.targets[c.target];
     attempt_seconds_->observe(static_cast<double>(now_steady_ms() - c.attempt_started_ms) / 1000.0);
-    finish_job(id, c.message.get(), out.finished->recipients, c.site, target.mx, tls);
+    finish_job(id, c.message.get(), out.finished->recipients, site_of(c.site), target.mx, tls);
     c.message.reset();
   }
   if (!out.send.empty()) queue_plaintext(slot, c, out.send);
@@ -617,6 +655,7 @@ void OutboundEngine::connection_failed(uint32_t slot, OutboundConnection& c,
     next->starttls =
         retry_same ? false : (tls_ && config_->delivery.tls != conf::OutboundTls::none);
     next->tls_retry_done = c.tls_retry_done || retry_same;
+    next->source = c.source;
     next->last_failure = why;
     next->recv_buffer = std::make_unique<char[]>(kRecvBufferSize);
     SiteState& site = sites_[c.site];

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "conf/config.h"
+#include "conf/config_policy.h"
 #include "mta/dns_resolver.h"
 #include "mta/outbound_server.h"
 #include "mta/smtp_client_session.h"
@@ -53,9 +54,19 @@ struct ConnectTarget {
   uint16_t port = 25;
 };
 
-// Where a site's connections go and how many it may have.
+// The egress source of a site's connections: a policy.sources entry of
+// the "default" pool, or the machine's default address.
+struct EgressChoice {
+  static inline const std::string kDefault = "default";
+  std::string name = kDefault;
+  std::optional<conf::IpAddress> address;  // bound before connect; none: the default
+};
+
+// Where a (source, site)'s connections go and how many it may have.
 struct SiteState {
-  std::string name;
+  std::string name;  // the key: "site", or "source/site" with an egress source
+  std::string site;  // the destination's MX host set (or route, or literal)
+  EgressChoice source;
   std::string domain;         // the recipient domain that first routed here (shaping by domain)
   std::vector<MxHost> hosts;  // by preference
   uint16_t port = 25;
@@ -75,9 +86,9 @@ struct SiteState {
 // What a domain routes to; cached for the resolution's TTL.
 struct DomainRoute {
   bool resolving = false;
-  std::string site;                   // "" until resolved ok
-  int64_t expires_ms = 0;             // steady ms
-  std::vector<queue::JobId> waiting;  // jobs waiting for the lookup
+  std::shared_ptr<const MxResolution> resolution;  // the last ok answer
+  int64_t expires_ms = 0;                          // steady ms
+  std::vector<queue::JobId> waiting;               // jobs waiting for the lookup
 };
 
 struct OutboundConnection {
@@ -85,8 +96,9 @@ struct OutboundConnection {
   int fd = -1;
   std::string site;
   std::vector<ConnectTarget> targets;
-  size_t target = 0;     // index into targets
-  bool starttls = true;  // offer STARTTLS to this target
+  size_t target = 0;                      // index into targets
+  bool starttls = true;                   // offer STARTTLS to this target
+  std::optional<conf::IpAddress> source;  // bound before connect
   sockaddr_storage address{};
   socklen_t address_length = 0;
   bool connected = false;
@@ -172,9 +184,13 @@ class OutboundEngine {
   void run_due();
   void route(queue::JobId id);
   void on_resolved(const std::string& key, const MxResolution& resolution);
-  SiteState& site_for_route(const conf::Route& route);
-  SiteState& site_for_resolution(const MxResolution& resolution);
-  SiteState& site_for_literal(const std::string& literal, const std::string& ip);
+  EgressChoice pick_source();
+  SiteState& site_state(const std::string& site_name, const EgressChoice& source, bool* created);
+  SiteState& site_for_route(const conf::Route& route, const EgressChoice& source);
+  SiteState& site_for_resolution(const MxResolution& resolution, const EgressChoice& source);
+  SiteState& site_for_literal(const std::string& literal, const std::string& ip,
+                              const EgressChoice& source);
+  const SiteState* site_of(const std::string& key) const;
   // delivery.max_* defaults, or the first policy.shaping rule that matches.
   void apply_limits(SiteState& site) const;
   // Into the site's ready queue, or deferred at once while the site is
@@ -188,7 +204,7 @@ class OutboundEngine {
   // unreachable site, a message that cannot be read).
   void fail_job(queue::JobId id, const SmtpReply& reply, const std::string& mx);
   void finish_job(queue::JobId id, const queue::SpoolMessage* message,
-                  const std::vector<SmtpReply>& replies, const std::string& site,
+                  const std::vector<SmtpReply>& replies, const SiteState* where,
                   const std::string& mx, const std::string& tls);
   void expire_job(queue::JobId id, const queue::SpoolMessage* message);
   std::shared_ptr<const queue::SpoolMessage> message_for(const queue::Job& job);
@@ -207,6 +223,8 @@ class OutboundEngine {
   std::shared_ptr<const TlsContext> tls_;
   policy::BounceClassifier classifier_;
   std::vector<int64_t> retry_intervals_ms_;
+  std::vector<const conf::EgressSource*> sources_;  // of config_'s default pool
+  size_t next_source_ = 0;
 
   std::thread thread_;
   io_uring ring_{};

@@ -522,6 +522,28 @@ class DeliveryTest(DeliveryCase):
         self.assertEqual(len(rx.delivered_to("user@held.test")), 1)
         self.assert_spool_empty(rm)
 
+    def test_egress_sources_of_the_default_pool_take_turns(self):
+        """policy.pools default = [ip5, ip6]: connections leave from
+        127.0.0.5 and 127.0.0.6 in turn, and the log names the source."""
+        dns = self.dns(mx={"egress.test": [(10, "mx.egress.test")]},
+                       hosts={"mx.egress.test": "127.0.0.2"})
+        rx = self.receiver("127.0.0.2", hostname="mx.egress.test")
+        rm = self.daemon(dns.address, policy={
+            "sources": [{"name": "ip5", "address": "127.0.0.5"},
+                        {"name": "ip6", "address": "127.0.0.6"}],
+            "pools": [{"name": "default", "sources": ["ip5", "ip6"]}]})
+        rcpts = [f"user{i}@egress.test" for i in range(6)]
+        for i, rcpt in enumerate(rcpts):
+            self.send(rm, rcpt, f"egress {i}")
+        ok = wait_until(lambda: len(self.records(rm, "Delivery")) >= 6, WAIT)
+        self.assertTrue(ok, self.records(rm))
+        peers = {c.peer[0] for c in rx.connection_list()}
+        self.assertEqual(peers, {"127.0.0.5", "127.0.0.6"}, rx.connection_list())
+        sources = {r["source"] for r in self.records(rm, "Delivery")}
+        self.assertEqual(sources, {"ip5", "ip6"})
+        self.assertEqual({r["site"] for r in self.records(rm, "Delivery")}, {"mx.egress.test"})
+        self.assert_spool_empty(rm)
+
     def test_connection_reuse(self):
         """30 messages to one site: a few connections, each carrying several."""
         dns = self.dns(mx={"reuse.test": [(10, "mx.reuse.test")]},
