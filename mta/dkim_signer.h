@@ -121,6 +121,9 @@ class DkimSigner {
   std::string sign_digest(const unsigned char* digest, size_t size) const;
 
   EVP_PKEY* pkey_ = nullptr;
+  // Names this signer in each thread's cache of initialized RSA signing
+  // contexts (never reused, unlike an address after a reload).
+  uint64_t instance_ = 0;
   DkimAlgorithm algorithm_ = DkimAlgorithm::rsa_sha256;
   int key_bits_ = 0;
   std::string domain_;
