@@ -199,8 +199,8 @@ class Daemon {
     // Before the engine and any listener start: every later commit (the
     // engine's own DSNs too) reaches the scheduler.
     writer_->set_committed_listener(
-        [outbound = outbound_.get()](std::unique_ptr<queue::SpoolMessage> message) {
-          outbound->enqueue(std::move(message));
+        [outbound = outbound_.get()](std::vector<std::unique_ptr<queue::SpoolMessage>> messages) {
+          outbound->enqueue(std::move(messages));
         });
     if (!outbound_->start(config_, error)) return false;
 

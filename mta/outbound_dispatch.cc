@@ -150,6 +150,26 @@ void OutboundEngine::load_spool() {
 
 void OutboundEngine::add_jobs(const queue::SpoolMessage& message,
                               const std::vector<size_t>& indexes, int64_t due_ms) {
+  active_recipients_[message.id.value] += static_cast<uint32_t>(indexes.size());
+  const std::string& first_domain = message.envelope.recipients[indexes.front()].domain;
+  const bool one_domain = std::all_of(indexes.begin(), indexes.end(), [&](size_t i) {
+    return message.envelope.recipients[i].domain == first_domain;
+  });
+  if (one_domain) {  // the common case: one job, no grouping
+    queue::Job job;
+    job.id = message.id;
+    job.domain = first_domain;
+    job.received_unix_ms = message.meta.received_unix_ms;
+    job.due_unix_ms = due_ms;
+    job.recipients.reserve(indexes.size());
+    for (size_t i : indexes) {
+      const queue::Recipient& r = message.envelope.recipients[i];
+      job.recipients.push_back(queue::JobRecipient{static_cast<uint32_t>(i), r.attempts,
+                                                   r.state == queue::RecipientState::deferred});
+    }
+    scheduler_.add(std::move(job));
+    return;
+  }
   std::map<std::string, queue::Job> by_domain;
   for (size_t i : indexes) {
     const queue::Recipient& r = message.envelope.recipients[i];
@@ -164,7 +184,6 @@ void OutboundEngine::add_jobs(const queue::SpoolMessage& message,
     job.due_unix_ms = due_ms;
     scheduler_.add(std::move(job));
   }
-  active_recipients_[message.id.value] += static_cast<uint32_t>(indexes.size());
 }
 
 void OutboundEngine::forget_job(queue::JobId id) {
@@ -205,19 +224,23 @@ void OutboundEngine::adopt_unknown(std::vector<queue::SpoolMessage> messages) {
   if (!stopping_) run_due();
 }
 
-void OutboundEngine::enqueue_message(std::shared_ptr<queue::SpoolMessage> message) {
-  // A rescan may have found it first.
-  if (active_recipients_.contains(message->id.value)) return;
+void OutboundEngine::enqueue_messages(
+    const std::vector<std::shared_ptr<queue::SpoolMessage>>& messages) {
   std::vector<size_t> indexes;
-  for (size_t i = 0; i < message->envelope.recipients.size(); ++i) {
-    if (queue::is_active(message->envelope.recipients[i].state)) indexes.push_back(i);
+  for (const auto& message : messages) {
+    // A rescan may have found it first.
+    if (active_recipients_.contains(message->id.value)) continue;
+    indexes.clear();
+    for (size_t i = 0; i < message->envelope.recipients.size(); ++i) {
+      if (queue::is_active(message->envelope.recipients[i].state)) indexes.push_back(i);
+    }
+    if (indexes.empty()) continue;  // quarantined: an operator releases it
+    if (cache_bytes_ + message->content.size() <= kCacheBudgetBytes) {
+      cache_bytes_ += message->content.size();
+      cache_.emplace(message->id.value, message);
+    }
+    add_jobs(*message, indexes, 0);
   }
-  if (indexes.empty()) return;  // quarantined: an operator releases it
-  if (cache_bytes_ + message->content.size() <= kCacheBudgetBytes) {
-    cache_bytes_ += message->content.size();
-    cache_.emplace(message->id.value, message);
-  }
-  add_jobs(*message, indexes, 0);
   if (!stopping_) run_due();
 }
 

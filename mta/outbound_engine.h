@@ -140,7 +140,7 @@ class OutboundEngine {
   void join();
 
   // Loop thread only.
-  void enqueue_message(std::shared_ptr<queue::SpoolMessage> message);
+  void enqueue_messages(const std::vector<std::shared_ptr<queue::SpoolMessage>>& messages);
   // Schedules the active recipients of messages the engine does not know
   // (released from quarantine by --spool-release while it ran).
   void adopt_unknown(std::vector<queue::SpoolMessage> messages);

@@ -44,12 +44,14 @@ bool OutboundServer::start(std::shared_ptr<const conf::Config> config, std::stri
   return true;
 }
 
-void OutboundServer::enqueue(std::unique_ptr<queue::SpoolMessage> message) {
+void OutboundServer::enqueue(std::vector<std::unique_ptr<queue::SpoolMessage>> messages) {
   std::lock_guard lock(mutex_);
   if (!engine_ || stopped_) return;  // stopped: it waits in the spool for the next start
-  std::shared_ptr<queue::SpoolMessage> shared(std::move(message));
+  auto batch = std::make_shared<std::vector<std::shared_ptr<queue::SpoolMessage>>>();
+  batch->reserve(messages.size());
+  for (auto& m : messages) batch->push_back(std::shared_ptr<queue::SpoolMessage>(std::move(m)));
   OutboundEngine* engine = engine_.get();
-  engine->post([engine, shared] { engine->enqueue_message(shared); });
+  engine->post([engine, batch] { engine->enqueue_messages(*batch); });
 }
 
 void OutboundServer::reload(std::shared_ptr<const conf::Config> config) {

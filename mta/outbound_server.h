@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "conf/config.h"
 
@@ -59,8 +60,9 @@ class OutboundServer {
   // scheduler, starts the resolver and the delivery thread. False with a
   // one-line reason on failure.
   bool start(std::shared_ptr<const conf::Config> config, std::string* error);
-  // A message that was just committed (the spool writer's listener).
-  void enqueue(std::unique_ptr<queue::SpoolMessage> message);
+  // Messages that were just committed (the spool writer's listener): one
+  // hand-over per commit, so the delivery thread wakes once per batch.
+  void enqueue(std::vector<std::unique_ptr<queue::SpoolMessage>> messages);
   // Routes, retry, limits and timeouts of the new config apply to the next
   // attempts; the resolver's nameservers change only at restart.
   void reload(std::shared_ptr<const conf::Config> config);

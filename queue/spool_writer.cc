@@ -222,7 +222,10 @@ void SpoolWriter::complete(std::vector<Request>& batch, size_t first, size_t las
       listener = listener_;
     }
     if (listener) {
-      for (size_t i = first; i < last; ++i) listener(std::move(batch[i].message));
+      std::vector<std::unique_ptr<SpoolMessage>> committed;
+      committed.reserve(last - first);
+      for (size_t i = first; i < last; ++i) committed.push_back(std::move(batch[i].message));
+      listener(std::move(committed));
     }
   }
 }

@@ -76,11 +76,12 @@ class SpoolWriter {
   void submit_updates(std::vector<RecipientUpdate> updates, std::vector<MessageId> finished,
                       UpdatesDone done = {});
 
-  // Receives every committed message, after its `done`, on the writer
-  // thread (the delivery engine schedules it; the content comes along so
-  // that the first attempt need not read it back). Set before the first
-  // submit(); must be cheap.
-  using CommittedListener = std::function<void(std::unique_ptr<SpoolMessage> message)>;
+  // Receives the messages of each commit, after their `done`, on the writer
+  // thread, in one call per commit (the delivery engine schedules them; the
+  // content comes along so that the first attempt need not read it back).
+  // Set before the first submit(); must be cheap.
+  using CommittedListener =
+      std::function<void(std::vector<std::unique_ptr<SpoolMessage>> messages)>;
   void set_committed_listener(CommittedListener listener);
 
   // Commits everything submitted so far, then joins the thread. Idempotent.

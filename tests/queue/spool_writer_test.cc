@@ -241,11 +241,13 @@ TEST(SpoolWriter, CommittedMessagesReachTheListenerWithTheirContent) {
   std::mutex mutex;
   std::condition_variable cv;
   std::vector<std::unique_ptr<SpoolMessage>> heard;
-  writer.set_committed_listener([&](std::unique_ptr<SpoolMessage> m) {
-    // The commit is durable before the listener hears of it.
-    EXPECT_TRUE(spool->load_message(m->id, false).has_value());
+  writer.set_committed_listener([&](std::vector<std::unique_ptr<SpoolMessage>> messages) {
     std::lock_guard lock(mutex);
-    heard.push_back(std::move(m));
+    for (auto& m : messages) {
+      // The commit is durable before the listener hears of it.
+      EXPECT_TRUE(spool->load_message(m->id, false).has_value());
+      heard.push_back(std::move(m));
+    }
     cv.notify_all();
   });
   SpoolMessage original = make_test_message(2, 4096);
