@@ -204,7 +204,7 @@ void OutboundEngine::adopt_unknown(std::vector<queue::SpoolMessage> messages) {
   size_t adopted = 0;
   for (const queue::SpoolMessage& m : messages) {
     // Already scheduled, or finished with its result not yet committed.
-    if (active_recipients_.contains(m.id.value) || uncommitted_finished_.contains(m.id.value)) {
+    if (active_recipients_.contains(m.id.value) || recently_finished_.contains(m.id.value)) {
       continue;
     }
     std::vector<size_t> indexes;
@@ -686,15 +686,22 @@ void OutboundEngine::finish_job(queue::JobId id, const queue::SpoolMessage* mess
   // A deferred message's body is read back from the spool at its next
   // attempt rather than held in memory meanwhile.
   if (!finished.empty() || any_deferred) message_done(message_id);
-  if (finished.empty()) {
-    deps_.spool_writer->submit_updates(std::move(updates), {});
-    return;
+  if (!finished.empty()) {
+    // Remembered for a while (commits take milliseconds), without a
+    // confirmation per message: a rescan must not schedule it again.
+    if (recently_finished_.insert(message_id).second) {
+      recently_finished_order_.emplace_back(now_steady_ms(), message_id);
+    }
   }
-  uncommitted_finished_.insert(message_id);
-  deps_.spool_writer->submit_updates(
-      std::move(updates), std::move(finished), [this, message_id](queue::StoreStatus) {
-        post([this, message_id] { uncommitted_finished_.erase(message_id); });
-      });
+  deps_.spool_writer->submit_updates(std::move(updates), std::move(finished));
+}
+
+void OutboundEngine::forget_old_finished() {
+  const int64_t horizon = now_steady_ms() - kRecentlyFinishedMs;
+  while (!recently_finished_order_.empty() && recently_finished_order_.front().first < horizon) {
+    recently_finished_.erase(recently_finished_order_.front().second);
+    recently_finished_order_.pop_front();
+  }
 }
 
 void OutboundEngine::expire_job(queue::JobId id, const queue::SpoolMessage* message) {

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <future>
 
 #include "admin-api/metrics_registry.h"
 #include "queue/spool_writer.h"
@@ -113,7 +114,11 @@ int64_t OutboundEngine::now_steady_ms() const {
 }
 
 bool OutboundEngine::start(std::string* error) {
-  if (!setup_ring(error)) return false;
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
+  if (wake_fd_ < 0) {
+    *error = std::string("eventfd: ") + std::strerror(errno);
+    return false;
+  }
   auto* metrics = deps_.metrics;
   sessions_active_ = &metrics->gauge("smtp_sessions_active", "SMTP sessions in progress",
                                      {{"direction", "outbound"}});
@@ -131,23 +136,40 @@ bool OutboundEngine::start(std::string* error) {
   metrics->declare("messages_bounced_total", "Recipients bounced or expired, by category",
                    admin::MetricType::counter);
   load_spool();
-  thread_ = std::thread([this] { loop(); });
+  // The ring is made on its own thread: a single-issuer ring belongs to the
+  // thread that creates it.
+  std::promise<std::string> setup;
+  std::future<std::string> setup_done = setup.get_future();
+  thread_ = std::thread([this, &setup] {
+    std::string why;
+    const bool ok = setup_ring(&why);
+    setup.set_value(ok ? std::string() : (why.empty() ? "io_uring setup failed" : why));
+    if (ok) loop();
+  });
+  std::string why = setup_done.get();
+  if (!why.empty()) {
+    thread_.join();
+    *error = why;
+    return false;
+  }
   return true;
 }
 
 bool OutboundEngine::setup_ring(std::string* error) {
+  // Completions are handled only when the thread asks for them (no task
+  // work interrupting it), as on the inbound shards.
   io_uring_params params{};
+  params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
   int rc = io_uring_queue_init_params(kRingEntries, &ring_, &params);
+  if (rc < 0) {  // older kernels: plain ring
+    params = {};
+    rc = io_uring_queue_init_params(kRingEntries, &ring_, &params);
+  }
   if (rc < 0) {
     *error = std::string("io_uring_queue_init: ") + std::strerror(-rc);
     return false;
   }
   ring_ok_ = true;
-  wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
-  if (wake_fd_ < 0) {
-    *error = std::string("eventfd: ") + std::strerror(errno);
-    return false;
-  }
   arm_wake();
   arm_tick();
   return true;
@@ -316,6 +338,7 @@ void OutboundEngine::on_tick() {
       apply(slot, *c, c->session->timeout());
     }
   }
+  forget_old_finished();
   if (!stopping_) {
     run_due();
     // Ready jobs of sites that found no free connection when they became

@@ -209,6 +209,7 @@ class OutboundEngine {
   void expire_job(queue::JobId id, const queue::SpoolMessage* message);
   std::shared_ptr<const queue::SpoolMessage> message_for(const queue::Job& job);
   void message_done(const std::string& id);
+  void forget_old_finished();
   // Drops a job whose message is gone, without a result.
   void forget_job(queue::JobId id);
   void send_dsn(const queue::SpoolMessage& original, std::vector<queue::DsnRecipient> recipients);
@@ -248,9 +249,12 @@ class OutboundEngine {
   uint64_t cache_bytes_ = 0;
   // Recipients not yet final, per message id: 0 -> deleted from the spool.
   std::unordered_map<std::string, uint32_t> active_recipients_;
-  // Messages whose last recipient finished, until the writer has committed
-  // that: a rescan must not schedule them again meanwhile.
-  std::unordered_set<std::string> uncommitted_finished_;
+  // Messages whose last recipient finished in the last kRecentlyFinishedMs,
+  // whose deletion may not be committed yet: a rescan must not schedule
+  // them again meanwhile.
+  static constexpr int64_t kRecentlyFinishedMs = 30000;
+  std::unordered_set<std::string> recently_finished_;
+  std::deque<std::pair<int64_t, std::string>> recently_finished_order_;
 
   std::vector<std::unique_ptr<OutboundConnection>> connections_;
   std::vector<uint32_t> free_slots_;
