@@ -59,9 +59,6 @@ InboundShard::~InboundShard() {
   if (thread_.joinable()) thread_.join();
   for (int fd : listen_fds_)
     if (fd >= 0) ::close(fd);
-  // Closed only now: spool and auth completions may still post() after
-  // the loop has ended, and must not write to a recycled descriptor.
-  if (wake_fd_ >= 0) ::close(wake_fd_);
   if (ring_ok_) io_uring_queue_exit(&ring_);
 }
 
@@ -99,18 +96,7 @@ bool InboundShard::run(std::string* error) {
 }
 
 // Runs fn on this shard's thread. Callable from any thread.
-void InboundShard::post(std::function<void()> fn) {
-  bool wake;
-  {
-    std::lock_guard lock(post_mutex_);
-    wake = posted_.empty();
-    posted_.push_back(std::move(fn));
-  }
-  if (wake) {
-    uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
-  }
-}
+void InboundShard::post(std::function<void()> fn) { mailbox_.post(std::move(fn)); }
 
 void InboundShard::request_stop(std::chrono::milliseconds timeout) {
   post([this, timeout] { begin_stop(timeout); });
@@ -159,11 +145,7 @@ bool InboundShard::setup(std::string* error) {
   }
   io_uring_buf_ring_advance(buffer_ring_, kBufferCount);
 
-  wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
-  if (wake_fd_ < 0) {
-    *error = std::string("eventfd: ") + std::strerror(errno);
-    return false;
-  }
+  if (!mailbox_.open(error)) return false;
   for (size_t i = 0; i < listen_fds_.size(); ++i) arm_accept(i);
   arm_wake();
   arm_tick();
@@ -179,14 +161,7 @@ bool InboundShard::setup(std::string* error) {
   return true;
 }
 
-io_uring_sqe* InboundShard::sqe() {
-  io_uring_sqe* s = io_uring_get_sqe(&ring_);
-  while (!s) {
-    io_uring_submit(&ring_);
-    s = io_uring_get_sqe(&ring_);
-  }
-  return s;
-}
+io_uring_sqe* InboundShard::sqe() { return next_sqe(&ring_); }
 
 void InboundShard::arm_accept(size_t listener) {
   io_uring_sqe* s = sqe();
@@ -194,11 +169,7 @@ void InboundShard::arm_accept(size_t listener) {
   io_uring_sqe_set_data64(s, pack(Op::accept, uint32_t(listener), 0));
 }
 
-void InboundShard::arm_wake() {
-  io_uring_sqe* s = sqe();
-  io_uring_prep_read(s, wake_fd_, &wake_value_, sizeof wake_value_, 0);
-  io_uring_sqe_set_data64(s, pack(Op::wake, 0, 0));
-}
+void InboundShard::arm_wake() { mailbox_.arm_read(&ring_, pack(Op::wake, 0, 0)); }
 
 void InboundShard::arm_tick() {
   tick_ts_.tv_sec = 0;
@@ -444,12 +415,7 @@ void InboundShard::maybe_finish_close(uint32_t slot, Connection& c) {
 }
 
 void InboundShard::on_wake() {
-  std::vector<std::function<void()>> work;
-  {
-    std::lock_guard lock(post_mutex_);
-    work.swap(posted_);
-  }
-  for (auto& fn : work) fn();
+  mailbox_.drain();
   if (running_) arm_wake();
 }
 

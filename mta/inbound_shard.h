@@ -27,6 +27,7 @@
 #include "mta/auth_service.h"
 #include "mta/dkim_signer.h"
 #include "mta/inbound_server.h"
+#include "mta/ring_mailbox.h"
 #include "mta/smtp_server_session.h"
 #include "mta/tls_context.h"
 
@@ -167,8 +168,6 @@ class InboundShard {
     void operator()(char* p) const { std::free(p); }
   };
   std::unique_ptr<char, FreeDeleter> buffers_;
-  int wake_fd_ = -1;
-  uint64_t wake_value_ = 0;
   __kernel_timespec tick_ts_{};
   std::vector<int> listen_fds_;
   std::shared_ptr<const ShardSettings> settings_;
@@ -178,8 +177,9 @@ class InboundShard {
   bool running_ = true;
   bool stopping_ = false;
   Clock::time_point stop_deadline_{};
-  std::mutex post_mutex_;
-  std::vector<std::function<void()>> posted_;
+  // Spool and auth answers reach the shard here; destroyed (its eventfd
+  // closed) only with the shard, as they may post after the loop ended.
+  RingMailbox mailbox_;
   admin::Gauge* sessions_active_ = nullptr;
   admin::Counter* connections_refused_ = nullptr;
   admin::Counter* tls_failures_ = nullptr;

@@ -103,7 +103,6 @@ OutboundEngine::OutboundEngine(OutboundDependencies deps,
 OutboundEngine::~OutboundEngine() {
   if (thread_.joinable()) thread_.join();
   if (resolver_) resolver_->stop();
-  if (wake_fd_ >= 0) ::close(wake_fd_);
   if (ring_ok_) io_uring_queue_exit(&ring_);
 }
 
@@ -114,11 +113,7 @@ int64_t OutboundEngine::now_steady_ms() const {
 }
 
 bool OutboundEngine::start(std::string* error) {
-  wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
-  if (wake_fd_ < 0) {
-    *error = std::string("eventfd: ") + std::strerror(errno);
-    return false;
-  }
+  if (!mailbox_.open(error)) return false;
   auto* metrics = deps_.metrics;
   sessions_active_ = &metrics->gauge("smtp_sessions_active", "SMTP sessions in progress",
                                      {{"direction", "outbound"}});
@@ -175,18 +170,7 @@ bool OutboundEngine::setup_ring(std::string* error) {
   return true;
 }
 
-void OutboundEngine::post(std::function<void()> fn) {
-  bool wake;
-  {
-    std::lock_guard lock(post_mutex_);
-    wake = posted_.empty();
-    posted_.push_back(std::move(fn));
-  }
-  if (wake) {
-    uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
-  }
-}
+void OutboundEngine::post(std::function<void()> fn) { mailbox_.post(std::move(fn)); }
 
 void OutboundEngine::request_stop(std::chrono::milliseconds timeout) {
   post([this, timeout] {
@@ -213,20 +197,9 @@ void OutboundEngine::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-io_uring_sqe* OutboundEngine::sqe() {
-  io_uring_sqe* s = io_uring_get_sqe(&ring_);
-  while (!s) {
-    io_uring_submit(&ring_);
-    s = io_uring_get_sqe(&ring_);
-  }
-  return s;
-}
+io_uring_sqe* OutboundEngine::sqe() { return next_sqe(&ring_); }
 
-void OutboundEngine::arm_wake() {
-  io_uring_sqe* s = sqe();
-  io_uring_prep_read(s, wake_fd_, &wake_value_, sizeof wake_value_, 0);
-  io_uring_sqe_set_data64(s, pack(OutOp::wake, 0, 0));
-}
+void OutboundEngine::arm_wake() { mailbox_.arm_read(&ring_, pack(OutOp::wake, 0, 0)); }
 
 void OutboundEngine::arm_tick() {
   tick_ts_.tv_sec = 0;
@@ -285,12 +258,7 @@ void OutboundEngine::handle(uint64_t data, int res) {
 }
 
 void OutboundEngine::on_wake() {
-  std::vector<std::function<void()>> work;
-  {
-    std::lock_guard lock(post_mutex_);
-    work.swap(posted_);
-  }
-  for (auto& fn : work) fn();
+  mailbox_.drain();
   if (running_) arm_wake();
 }
 

@@ -30,6 +30,7 @@
 #include "conf/config_policy.h"
 #include "mta/dns_resolver.h"
 #include "mta/outbound_server.h"
+#include "mta/ring_mailbox.h"
 #include "mta/smtp_client_session.h"
 #include "mta/tls_context.h"
 #include "policy/bounce_classifier.h"
@@ -230,15 +231,12 @@ class OutboundEngine {
   std::thread thread_;
   io_uring ring_{};
   bool ring_ok_ = false;
-  int wake_fd_ = -1;
-  uint64_t wake_value_ = 0;
   __kernel_timespec tick_ts_{};
   bool running_ = true;
   bool stopping_ = false;
   int64_t stop_deadline_ms_ = 0;
 
-  std::mutex post_mutex_;
-  std::vector<std::function<void()>> posted_;
+  RingMailbox mailbox_;  // closed with the engine: late posts are harmless
 
   queue::Scheduler scheduler_;
   std::unordered_map<std::string, DomainRoute> domains_;
