@@ -90,6 +90,13 @@ void SpoolWriter::run() {
       wake_.wait(lock, [&] {
         return stopping_ || !pending_.empty() || !backlog.empty() || !pending_updates_.empty();
       });
+      if (pending_.empty() && backlog.empty() && !stopping_) {
+        // Only delivery results: they need no prompt fsync (delivery is at
+        // least once), so give them a moment to share the next commit of
+        // new mail instead of paying for one of their own.
+        wake_.wait_for(lock, options_.updates_delay,
+                       [&] { return stopping_ || !pending_.empty(); });
+      }
       incoming.swap(pending_);
       updates.swap(pending_updates_);
       if (incoming.empty() && backlog.empty() && updates.empty() && stopping_) return;

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -49,6 +50,8 @@ struct SpoolWriterOptions {
   uint64_t max_batch_bytes = 64ull << 20;  // content octets per transaction
   // queue_recipients{state="queued"} starts here (RecoverySummary::count(queued)).
   uint64_t initial_queued_recipients = 0;
+  // How long recipient updates alone wait for new mail to share a commit.
+  std::chrono::milliseconds updates_delay{20};
 };
 
 class SpoolWriter {
