@@ -94,7 +94,10 @@ std::string_view dkim_algorithm_name(DkimAlgorithm algorithm) {
   return "rsa-sha256";
 }
 
-DkimSigner::~DkimSigner() { EVP_PKEY_free(pkey_); }
+DkimSigner::~DkimSigner() {
+  for (EVP_PKEY_CTX* ctx : idle_contexts_) EVP_PKEY_CTX_free(ctx);
+  EVP_PKEY_free(pkey_);
+}
 
 std::unique_ptr<DkimSigner> DkimSigner::load(const DkimKeyConfig& key, std::string* error,
                                              std::string* warning) {
@@ -132,8 +135,6 @@ std::unique_ptr<DkimSigner> DkimSigner::from_pem(std::string_view pem, const Dki
   std::unique_ptr<DkimSigner> signer(new DkimSigner());
   signer->pkey_ = pkey;  // owned from here on
   signer->key_bits_ = EVP_PKEY_get_bits(pkey);
-  static std::atomic<uint64_t> next_instance{1};
-  signer->instance_ = next_instance.fetch_add(1, std::memory_order_relaxed);
   switch (EVP_PKEY_get_base_id(pkey)) {
     case EVP_PKEY_RSA:
       signer->algorithm_ = DkimAlgorithm::rsa_sha256;
@@ -255,56 +256,45 @@ std::string DkimSigner::sign_with_body_hash(std::string_view header_block,
   return field.text() + "\r\n";
 }
 
-namespace {
-
-// Each thread's RSA signing contexts, one per signer instance, set up once
-// (padding and digest chosen) and reused for every signature; freed when
-// the thread ends. Contexts of signers replaced by a reload stay until
-// then (a few per reload).
-class RsaContextCache {
- public:
-  ~RsaContextCache() {
-    for (auto& [instance, ctx] : contexts_) EVP_PKEY_CTX_free(ctx);
-  }
-  EVP_PKEY_CTX* get(uint64_t instance, EVP_PKEY* pkey) {
-    auto it = contexts_.find(instance);
-    if (it != contexts_.end()) return it->second;
-    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(pkey, nullptr);
-    if (ctx == nullptr || EVP_PKEY_sign_init(ctx) != 1 ||
-        EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1 ||
-        EVP_PKEY_CTX_set_signature_md(ctx, dkim_sha256()) != 1) {
-      EVP_PKEY_CTX_free(ctx);
-      return nullptr;
+EVP_PKEY_CTX* DkimSigner::take_rsa_context() const {
+  {
+    std::lock_guard lock(contexts_mutex_);
+    if (!idle_contexts_.empty()) {
+      EVP_PKEY_CTX* ctx = idle_contexts_.back();
+      idle_contexts_.pop_back();
+      return ctx;
     }
-    contexts_.emplace(instance, ctx);
-    return ctx;
   }
-
- private:
-  std::unordered_map<uint64_t, EVP_PKEY_CTX*> contexts_;
-};
-
-EVP_PKEY_CTX* rsa_context(uint64_t instance, EVP_PKEY* pkey) {
-  thread_local RsaContextCache cache;
-  return cache.get(instance, pkey);
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(pkey_, nullptr);
+  if (ctx == nullptr || EVP_PKEY_sign_init(ctx) != 1 ||
+      EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1 ||
+      EVP_PKEY_CTX_set_signature_md(ctx, dkim_sha256()) != 1) {
+    EVP_PKEY_CTX_free(ctx);
+    return nullptr;
+  }
+  return ctx;
 }
 
-}  // namespace
+void DkimSigner::give_back_rsa_context(EVP_PKEY_CTX* ctx) const {
+  std::lock_guard lock(contexts_mutex_);
+  idle_contexts_.push_back(ctx);
+}
 
 std::string DkimSigner::sign_digest(const unsigned char* digest, size_t size) const {
   std::string result;
   switch (algorithm_) {
     case DkimAlgorithm::rsa_sha256: {
-      // RSASSA-PKCS1-v1_5 over the SHA-256 digest (RFC 6376 3.3.1), with
-      // this thread's initialized context for the key: setting one up
-      // costs about a seventh of an RSA-2048 signature.
-      EVP_PKEY_CTX* ctx = rsa_context(instance_, pkey_);
+      // RSASSA-PKCS1-v1_5 over the SHA-256 digest (RFC 6376 3.3.1), with an
+      // initialized context from the signer's pool: setting one up costs
+      // about a seventh of an RSA-2048 signature.
+      EVP_PKEY_CTX* ctx = take_rsa_context();
       size_t sig_size = static_cast<size_t>(EVP_PKEY_get_size(pkey_));
       std::string sig(sig_size, '\0');
       if (ctx != nullptr && EVP_PKEY_sign(ctx, reinterpret_cast<unsigned char*>(sig.data()),
                                           &sig_size, digest, size) == 1) {
         result = dkim_base64(reinterpret_cast<const unsigned char*>(sig.data()), sig_size);
       }
+      if (ctx != nullptr) give_back_rsa_context(ctx);
       break;
     }
     case DkimAlgorithm::ed25519_sha256: {

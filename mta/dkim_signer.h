@@ -40,6 +40,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -120,10 +121,16 @@ class DkimSigner {
   // empty on an OpenSSL failure.
   std::string sign_digest(const unsigned char* digest, size_t size) const;
 
+  // An RSA signing context set up for this key (padding, digest), from the
+  // pool or new; give it back after one signature. Any thread.
+  EVP_PKEY_CTX* take_rsa_context() const;
+  void give_back_rsa_context(EVP_PKEY_CTX* ctx) const;
+
   EVP_PKEY* pkey_ = nullptr;
-  // Names this signer in each thread's cache of initialized RSA signing
-  // contexts (never reused, unlike an address after a reload).
-  uint64_t instance_ = 0;
+  // Initialized contexts not in use (at most one per thread that signs at
+  // once), freed with the signer.
+  mutable std::mutex contexts_mutex_;
+  mutable std::vector<EVP_PKEY_CTX*> idle_contexts_;
   DkimAlgorithm algorithm_ = DkimAlgorithm::rsa_sha256;
   int key_bits_ = 0;
   std::string domain_;

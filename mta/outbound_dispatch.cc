@@ -356,7 +356,10 @@ EgressChoice OutboundEngine::pick_source() {
 SiteState& OutboundEngine::site_state(const std::string& site_name, const EgressChoice& source,
                                       bool* created) {
   // One ready queue, one set of connections and limits per (source, site).
-  const std::string key = source.address ? source.name + "/" + site_name : site_name;
+  // The address is part of the key: a reload that moves a source to
+  // another address starts new queues and connections from the new one.
+  const std::string key =
+      source.address ? source.name + "@" + source.address->text + "/" + site_name : site_name;
   auto [it, inserted] = sites_.try_emplace(key);
   SiteState& site = it->second;
   if (inserted) {
@@ -425,6 +428,7 @@ bool OutboundEngine::make_ready(queue::JobId id, SiteState& site) {
   if (site.down_until_ms > now_steady_ms()) {
     // Every address of the site failed moments ago: do not knock again for
     // each message; the job waits for its next attempt.
+    if (queue::Job* job = scheduler_.find(id)) job->site = site.name;  // for its log record
     fail_job(id, site.last_failure, site.last_mx);
     return false;
   }
@@ -667,6 +671,7 @@ void OutboundEngine::finish_job(queue::JobId id, const queue::SpoolMessage* mess
   const bool any_deferred = !deferred.empty();
   if (any_deferred) {
     job->recipients = std::move(deferred);
+    job->site.clear();  // routed afresh at its next attempt
     scheduler_.reschedule(id, next_due);
   } else {
     scheduler_.remove(id);

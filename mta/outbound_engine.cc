@@ -377,21 +377,20 @@ void OutboundEngine::connect_target(uint32_t slot, OutboundConnection& c) {
   }
   int one = 1;
   ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (c.source) {
-    // The egress source: bound before connect (port chosen by the kernel).
-    sockaddr_storage local{};
-    socklen_t local_length = 0;
-    if (!bind_address(*c.source, c.address.ss_family, &local, &local_length) ||
-        ::bind(c.fd, reinterpret_cast<sockaddr*>(&local), local_length) != 0) {
-      const int err = errno;
-      ::close(c.fd);
-      c.fd = -1;
-      connection_failed(
-          slot, c,
-          local_failure("cannot send from source " + c.source->text + " to " + target.ip + ": " +
-                        (local_length ? std::strerror(err) : "other address family")));
-      return;
-    }
+  sockaddr_storage local{};
+  socklen_t local_length = 0;
+  // The egress source, bound before connect (port chosen by the kernel).
+  // A source of the other address family cannot reach this target: like
+  // Postfix's per-family bind addresses, that target gets the default one.
+  if (c.source && bind_address(*c.source, c.address.ss_family, &local, &local_length) &&
+      ::bind(c.fd, reinterpret_cast<sockaddr*>(&local), local_length) != 0) {
+    const int err = errno;
+    ::close(c.fd);
+    c.fd = -1;
+    connection_failed(slot, c,
+                      local_failure("cannot send from source " + c.source->text + " to " +
+                                    target.ip + ": " + std::strerror(err)));
+    return;
   }
   c.connected = false;
   c.connect_in_flight = true;

@@ -544,6 +544,21 @@ class DeliveryTest(DeliveryCase):
         self.assertEqual({r["site"] for r in self.records(rm, "Delivery")}, {"mx.egress.test"})
         self.assert_spool_empty(rm)
 
+    def test_ipv4_sources_do_not_strand_an_ipv6_destination(self):
+        """An IPv4-only default pool and a smarthost on ::1: delivered from
+        the machine's IPv6 address rather than never."""
+        dns = self.dns()
+        rx = self.receiver("::1", hostname="v6.test")
+        rm = self.daemon(dns.address,
+                         routes=[{"domain": "v6.test", "smarthost": f"[::1]:{self.smtp_port}"}],
+                         policy={"sources": [{"name": "ip5", "address": "127.0.0.5"}],
+                                 "pools": [{"name": "default", "sources": ["ip5"]}]})
+        self.send(rm, "user@v6.test", "v6")
+        self.wait_record(rm, "Delivery", "user@v6.test")
+        self.assertEqual(len(rx.delivered_to("user@v6.test")), 1)
+        self.assertEqual({c.peer[0] for c in rx.connection_list()}, {"::1"})
+        self.assert_spool_empty(rm)
+
     def test_connection_reuse(self):
         """30 messages to one site: a few connections, each carrying several."""
         dns = self.dns(mx={"reuse.test": [(10, "mx.reuse.test")]},
