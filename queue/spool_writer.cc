@@ -55,9 +55,13 @@ void SpoolWriter::submit_updates(std::vector<RecipientUpdate> updates,
   {
     std::lock_guard lock(mutex_);
     if (!stopping_) {
+      // Only the first of a batch wakes the writer: the rest join it while
+      // it waits for new mail to share the commit with (one wake-up, not
+      // one per delivered message).
+      const bool first = pending_updates_.empty();
       pending_updates_.push_back(
           UpdateRequest{std::move(updates), std::move(finished), std::move(done)});
-      wake_.notify_one();
+      if (first) wake_.notify_one();
       return;
     }
   }
