@@ -497,7 +497,7 @@ void OutboundEngine::on_recv(uint32_t slot, uint32_t generation, int res) {
   if (!c->closing && !c->close_after_flush) arm_recv(slot, *c);
 }
 
-void OutboundEngine::queue_plaintext(uint32_t slot, OutboundConnection& c, std::string_view text) {
+void OutboundEngine::queue_plaintext(uint32_t slot, OutboundConnection& c, std::string text) {
   if (text.empty()) return;
   if (c.tls && !c.tls_handshaking) {
     if (c.tls->write(text) != TlsStatus::ok) {
@@ -505,6 +505,8 @@ void OutboundEngine::queue_plaintext(uint32_t slot, OutboundConnection& c, std::
       return;
     }
     c.pending_out += c.tls->take_output();
+  } else if (c.pending_out.empty()) {
+    c.pending_out = std::move(text);  // a whole message body: no copy
   } else {
     c.pending_out.append(text);
   }
@@ -580,7 +582,7 @@ void OutboundEngine::apply(uint32_t slot, OutboundConnection& c, ClientOutput ou
     finish_job(id, c.message.get(), out.finished->recipients, site_of(c.site), target.mx, tls);
     c.message.reset();
   }
-  if (!out.send.empty()) queue_plaintext(slot, c, out.send);
+  if (!out.send.empty()) queue_plaintext(slot, c, std::move(out.send));
   if (c.closing) return;
   if (out.start_tls) start_tls(slot, c);
   if (out.failure && !out.finished) {

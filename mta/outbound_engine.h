@@ -165,7 +165,7 @@ class OutboundEngine {
   void arm_recv(uint32_t slot, OutboundConnection& c);
   void on_recv(uint32_t slot, uint32_t generation, int res);
   void on_send(uint32_t slot, uint32_t generation, int res);
-  void queue_plaintext(uint32_t slot, OutboundConnection& c, std::string_view text);
+  void queue_plaintext(uint32_t slot, OutboundConnection& c, std::string text);
   void flush(uint32_t slot, OutboundConnection& c);
   void apply(uint32_t slot, OutboundConnection& c, ClientOutput out);
   void start_tls(uint32_t slot, OutboundConnection& c);
