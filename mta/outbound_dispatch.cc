@@ -533,14 +533,12 @@ void OutboundEngine::fail_job(queue::JobId id, const SmtpReply& reply, const std
   finish_job(id, message.get(), replies, site_of(job->site), mx, "");
 }
 
-admin::Counter& OutboundEngine::site_counter(std::unordered_map<std::string, admin::Counter*>& map,
-                                             const char* name, const char* help,
-                                             const std::string& label) {
-  auto it = map.find(label);
-  if (it != map.end()) return *it->second;
-  const char* key = std::string_view(name) == "messages_bounced_total" ? "category" : "site";
-  admin::Counter* counter = &deps_.metrics->counter(name, help, {{key, label}});
-  map.emplace(label, counter);
+admin::Counter& OutboundEngine::LabelledCounters::get(admin::MetricsRegistry& metrics,
+                                                      const std::string& value) {
+  auto it = by_value.find(value);
+  if (it != by_value.end()) return *it->second;
+  admin::Counter* counter = &metrics.counter(name, help, {{label, value}});
+  by_value.emplace(value, counter);
   return *counter;
 }
 
@@ -577,9 +575,7 @@ void OutboundEngine::finish_job(queue::JobId id, const queue::SpoolMessage* mess
     queue::RecipientUpdate update{job->id, r.index, queue::RecipientState::delivered, attempt, 0};
     if (reply.positive()) {
       type = "Delivery";
-      site_counter(delivered_by_site_, "messages_delivered_total", "Recipients delivered, by site",
-                   site)
-          .inc();
+      delivered_.get(*deps_.metrics, site).inc();
     } else {
       category = reply.category ? *reply.category
                                 : classifier_.classify(reply.code, reply.enhanced, reply.text);
@@ -599,16 +595,11 @@ void OutboundEngine::finish_job(queue::JobId id, const queue::SpoolMessage* mess
           update.next_attempt_unix_ms = next;
           next_due = next_due == 0 ? next : std::min(next_due, next);
           deferred.push_back(queue::JobRecipient{r.index, attempt, true});
-          site_counter(deferred_by_site_, "messages_deferred_total",
-                       "Recipients deferred after a failed attempt, by site", site)
-              .inc();
+          deferred_.get(*deps_.metrics, site).inc();
         }
       }
       if (update.state != queue::RecipientState::deferred) {
-        site_counter(bounced_by_category_, "messages_bounced_total",
-                     "Recipients bounced or expired, by category",
-                     std::string(conf::bounce_category_name(*category)))
-            .inc();
+        bounced_.get(*deps_.metrics, std::string(conf::bounce_category_name(*category))).inc();
       }
     }
     // Gauges: leave the state the spool had.

@@ -124,12 +124,9 @@ bool OutboundEngine::start(std::string* error) {
   attempt_seconds_ = &metrics->histogram("delivery_attempt_seconds",
                                          "Time of one delivery transaction, per message", {},
                                          admin::latency_buckets());
-  metrics->declare("messages_delivered_total", "Recipients delivered, by site",
-                   admin::MetricType::counter);
-  metrics->declare("messages_deferred_total", "Recipients deferred after a failed attempt, by site",
-                   admin::MetricType::counter);
-  metrics->declare("messages_bounced_total", "Recipients bounced or expired, by category",
-                   admin::MetricType::counter);
+  for (const LabelledCounters* family : {&delivered_, &deferred_, &bounced_}) {
+    metrics->declare(family->name, family->help, admin::MetricType::counter);
+  }
   load_spool();
   // The ring is made on its own thread: a single-issuer ring belongs to the
   // thread that creates it.
@@ -648,7 +645,6 @@ void OutboundEngine::connection_failed(uint32_t slot, OutboundConnection& c,
         retry_same ? false : (tls_ && config_->delivery.tls != conf::OutboundTls::none);
     next->tls_retry_done = c.tls_retry_done || retry_same;
     next->source = c.source;
-    next->last_failure = why;
     next->recv_buffer = std::make_unique<char[]>(kRecvBufferSize);
     SiteState& site = sites_[c.site];
     ++site.connections;

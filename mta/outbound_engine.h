@@ -42,6 +42,7 @@ namespace ringmail::admin {
 class Counter;
 class Gauge;
 class Histogram;
+class MetricsRegistry;
 }  // namespace ringmail::admin
 
 namespace ringmail::mta {
@@ -125,7 +126,6 @@ struct OutboundConnection {
   std::optional<queue::JobId> job;
   std::shared_ptr<const queue::SpoolMessage> message;
   int64_t attempt_started_ms = 0;
-  SmtpReply last_failure;  // why the previous targets failed
 };
 
 class OutboundEngine {
@@ -214,8 +214,6 @@ class OutboundEngine {
   // Drops a job whose message is gone, without a result.
   void forget_job(queue::JobId id);
   void send_dsn(const queue::SpoolMessage& original, std::vector<queue::DsnRecipient> recipients);
-  admin::Counter& site_counter(std::unordered_map<std::string, admin::Counter*>& map,
-                               const char* name, const char* help, const std::string& site);
 
   int64_t now_steady_ms() const;
 
@@ -265,9 +263,20 @@ class OutboundEngine {
   admin::Gauge* queued_gauge_ = nullptr;
   admin::Gauge* deferred_gauge_ = nullptr;
   admin::Histogram* attempt_seconds_ = nullptr;
-  std::unordered_map<std::string, admin::Counter*> delivered_by_site_;
-  std::unordered_map<std::string, admin::Counter*> deferred_by_site_;
-  std::unordered_map<std::string, admin::Counter*> bounced_by_category_;
+  // A counter family with one label, its series registered on first use.
+  struct LabelledCounters {
+    const char* name;
+    const char* help;
+    const char* label;
+    std::unordered_map<std::string, admin::Counter*> by_value;
+    admin::Counter& get(admin::MetricsRegistry& metrics, const std::string& value);
+  };
+  LabelledCounters delivered_{
+      "messages_delivered_total", "Recipients delivered, by site", "site", {}};
+  LabelledCounters deferred_{
+      "messages_deferred_total", "Recipients deferred after a failed attempt, by site", "site", {}};
+  LabelledCounters bounced_{
+      "messages_bounced_total", "Recipients bounced or expired, by category", "category", {}};
 };
 
 }  // namespace ringmail::mta
