@@ -76,10 +76,21 @@ std::shared_ptr<const AuthService::UserTable> build_table(std::vector<conf::User
   return table;
 }
 
+AuthThrottleOptions throttle_options(const AuthServiceOptions& options) {
+  AuthThrottleOptions out;
+  out.burst = options.attempt_burst;
+  out.refill_interval = options.attempt_refill_interval;
+  out.max_wait = options.max_admission_wait;
+  out.max_tracked = options.max_tracked_clients;
+  return out;
+}
+
 }  // namespace
 
 AuthService::AuthService(std::vector<conf::UserEntry> users, AuthServiceOptions options)
-    : options_(std::move(options)), users_(build_table(std::move(users))) {
+    : options_(std::move(options)),
+      users_(build_table(std::move(users))),
+      throttle_(throttle_options(options_)) {
   if (RAND_bytes(cache_secret_, sizeof cache_secret_) != 1) {
     // Without randomness the cache key would be guessable: disable the cache.
     options_.cache_capacity = 0;
@@ -115,6 +126,12 @@ std::string AuthService::cache_key(const AuthRequest& request) const {
   return std::string(reinterpret_cast<const char*>(digest), length);
 }
 
+AuthAdmission AuthService::admit(const std::string& peer_ip) {
+  std::string key = client_key(peer_ip);
+  std::lock_guard lock(mutex_);
+  return throttle_.admit(key, now());
+}
+
 std::optional<AuthOutcome> AuthService::try_cached(const AuthRequest& request) {
   if (options_.cache_capacity == 0) return std::nullopt;
   if (!request.authzid.empty() && request.authzid != request.username) return std::nullopt;
@@ -122,10 +139,12 @@ std::optional<AuthOutcome> AuthService::try_cached(const AuthRequest& request) {
   std::lock_guard lock(mutex_);
   auto it = cache_.find(key);
   if (it == cache_.end()) return std::nullopt;
-  if (it->second.expires <= now()) {
+  Clock::time_point t = now();
+  if (it->second.expires <= t) {
     cache_.erase(it);
     return std::nullopt;
   }
+  throttle_.refund(client_key(request.peer_ip), t);
   return AuthOutcome{AuthOutcome::Status::ok, std::chrono::milliseconds(0)};
 }
 
@@ -212,6 +231,7 @@ AuthOutcome AuthService::check(AuthRequest& request, crypt_data& scratch) {
 
   if (match && well_formed && authorization_ok) {
     remember_success(cache_key(request), generation);
+    refund_admission(request.peer_ip);
     return AuthOutcome{AuthOutcome::Status::ok, std::chrono::milliseconds(0)};
   }
   return AuthOutcome{AuthOutcome::Status::invalid, record_failure(request.peer_ip)};
@@ -229,6 +249,12 @@ void AuthService::remember_success(std::string key, uint64_t generation) {
     }
   }
   cache_[std::move(key)] = CacheEntry{t + options_.cache_ttl};
+}
+
+void AuthService::refund_admission(const std::string& peer_ip) {
+  std::string key = client_key(peer_ip);
+  std::lock_guard lock(mutex_);
+  throttle_.refund(key, now());
 }
 
 std::chrono::milliseconds AuthService::record_failure(const std::string& peer_ip) {

@@ -3,12 +3,15 @@
 //
 // Owns: one worker thread that runs crypt_rn() (tens of milliseconds for
 // yescrypt, so never on a shard thread), the current user table, a bounded
-// cache of recent successful verifications, and per-client failure counts
-// used to slow down password guessing.
+// cache of recent successful verifications, and two brakes on password
+// guessing per client address: an admission bucket shared by all of the
+// client's connections (mta/auth_throttle.h) and failure counts that delay
+// each failed reply.
 //
-// Threads: try_cached(), verify() and replace_users() may be called from any
-// thread. The `done` callback of verify() runs on the worker thread; the
-// event loop posts the outcome to the connection's shard. The destructor
+// Threads: admit(), try_cached(), verify() and replace_users() may be called
+// from any thread (all shards share one service). The `done` callback of
+// verify() runs on the worker thread; the event loop posts the outcome to
+// the connection's shard. The destructor
 // answers requests still queued with tempfail (on the worker thread) and
 // joins it, so it must run before the shards that receive the answers go.
 //
@@ -16,10 +19,14 @@
 // constant time; an unknown user costs one crypt against a real hash of the
 // table, so timing does not reveal which names exist; the cache holds only
 // keyed hashes (HMAC-SHA-256 with a per-process random key) of name and
-// password, never the password; passwords are wiped after use. Failed
-// attempts per client address (IPv6 per /64) raise a reply delay of up to
-// 5 s. Memory is bounded: the cache, the failure table and the request
-// queue all have fixed limits. No durability: everything here is in memory.
+// password, never the password; passwords are wiped after use. Every
+// attempt of a client address (IPv6 per /64) is admitted before it is
+// verified, cached successes included: after a burst, one attempt a second
+// however many connections the client opens, and tempfail without crypt
+// when the wait would exceed a cap. Failed attempts also raise a reply
+// delay of up to 5 s. Memory is bounded: the cache, the failure and
+// admission tables and the request queue all have fixed limits. No
+// durability: everything here is in memory.
 #pragma once
 
 #include <chrono>
@@ -36,6 +43,7 @@
 #include <vector>
 
 #include "conf/config_users.h"
+#include "mta/auth_throttle.h"
 #include "mta/smtp_server_session.h"
 
 struct crypt_data;  // <crypt.h>
@@ -57,6 +65,13 @@ struct AuthServiceOptions {
   size_t max_tracked_clients = 100000;
   std::chrono::milliseconds delay_per_failure{500};
   int max_counted_failures = 10;  // delay is capped at this many steps
+  // Admission per client across its connections (mta/auth_throttle.h): a
+  // burst of attempts, then one per refill interval; an attempt that would
+  // wait longer than max_admission_wait is refused. Tracks at most
+  // max_tracked_clients clients.
+  int attempt_burst = 10;
+  std::chrono::milliseconds attempt_refill_interval{1000};
+  std::chrono::milliseconds max_admission_wait = std::chrono::seconds(30);
   // Requests waiting for the worker beyond this answer tempfail at once.
   size_t max_pending = 1000;
   // Injected for tests; steady_clock::now by default.
@@ -72,6 +87,10 @@ class AuthService {
   AuthService(const AuthService&) = delete;
   AuthService& operator=(const AuthService&) = delete;
 
+  // Asked before every attempt of the client at peer_ip, before try_cached()
+  // and verify(): go now, wait `delay` and then go, or refuse (answer
+  // tempfail without verifying). A success later gives the token back.
+  AuthAdmission admit(const std::string& peer_ip);
   // A recent successful verification of exactly these credentials: answers
   // ok without crypt. nullopt means "call verify()". Cheap; any thread.
   std::optional<AuthOutcome> try_cached(const AuthRequest& request);
@@ -101,6 +120,7 @@ class AuthService {
   AuthOutcome check(AuthRequest& request, crypt_data& scratch);
   void remember_success(std::string key, uint64_t generation);
   std::chrono::milliseconds record_failure(const std::string& peer_ip);
+  void refund_admission(const std::string& peer_ip);
 
   AuthServiceOptions options_;
   unsigned char cache_secret_[32];
@@ -113,6 +133,7 @@ class AuthService {
   uint64_t generation_ = 0;  // bumped by replace_users()
   std::unordered_map<std::string, CacheEntry> cache_;
   std::unordered_map<std::string, FailureRecord> failures_;
+  AuthThrottle throttle_;
 
   std::thread worker_;  // last: starts after everything above exists
 };

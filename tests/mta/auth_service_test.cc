@@ -205,6 +205,61 @@ TEST_F(AuthServiceTest, DelayGrowsWithFailuresPerClientAndDecays) {
   EXPECT_EQ(verify_sync(service, request("bob", "x", "192.0.2.1")).delay, 500ms);
 }
 
+using Decision = AuthAdmission::Decision;
+
+const char* decision_name(const AuthAdmission& a) {
+  switch (a.decision) {
+    case Decision::go:
+      return "go";
+    case Decision::wait:
+      return "wait";
+    case Decision::refuse:
+      return "refuse";
+  }
+  return "?";
+}
+
+// The admission bucket as the shards use it: per client address (IPv6 per
+// /64), shared by every caller, refunded by successes from the cache and
+// from crypt, untouched by failures.
+TEST_F(AuthServiceTest, AdmissionPerClientAcrossCallersRefundedBySuccess) {
+  auto now = std::make_shared<std::atomic<int64_t>>(0);  // seconds
+  AuthServiceOptions options;
+  options.clock = [now] {
+    return std::chrono::steady_clock::time_point(std::chrono::seconds(*now));
+  };
+  AuthService service(fast_users(), options);
+
+  for (int i = 0; i < 10; ++i) EXPECT_STREQ(decision_name(service.admit("192.0.2.1")), "go");
+  AuthAdmission waiting = service.admit("192.0.2.1");
+  EXPECT_STREQ(decision_name(waiting), "wait");
+  EXPECT_EQ(waiting.delay, 1s);
+  // Other addresses are not held up.
+  EXPECT_STREQ(decision_name(service.admit("192.0.2.2")), "go");
+
+  // Failures keep their tokens; a success gives one back.
+  verify_sync(service, request("bob", "wrong", "192.0.2.1"));
+  EXPECT_EQ(service.admit("192.0.2.1").delay, 2s);
+  ASSERT_EQ(verify_sync(service, request("bob", "s3cret-Bob", "192.0.2.1")).status, Status::ok);
+  EXPECT_EQ(service.admit("192.0.2.1").delay, 2s);
+  ASSERT_TRUE(service.try_cached(request("bob", "s3cret-Bob", "192.0.2.1")));
+  EXPECT_EQ(service.admit("192.0.2.1").delay, 2s);
+
+  // Waits of 3 s to 30 s, then refused.
+  for (int i = 0; i < 28; ++i) EXPECT_STREQ(decision_name(service.admit("192.0.2.1")), "wait");
+  EXPECT_STREQ(decision_name(service.admit("192.0.2.1")), "refuse");
+
+  // IPv6 clients share a bucket per /64.
+  for (int i = 0; i < 5; ++i) service.admit("2001:db8:1:2::" + std::to_string(i + 1));
+  for (int i = 0; i < 5; ++i) service.admit("2001:db8:1:2:ffff::" + std::to_string(i + 1));
+  EXPECT_STREQ(decision_name(service.admit("2001:db8:1:2::99")), "wait");
+  EXPECT_STREQ(decision_name(service.admit("2001:db8:1:3::1")), "go");
+
+  // Quiet refills the bucket.
+  *now = 60;
+  EXPECT_STREQ(decision_name(service.admit("192.0.2.1")), "go");
+}
+
 TEST_F(AuthServiceTest, FiftyConcurrentVerificationsAllAnsweredOnTheWorker) {
   AuthService service(users());
   constexpr int kRequests = 50;
