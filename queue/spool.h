@@ -32,7 +32,8 @@ namespace ringmail::queue {
 
 enum class StoreStatus {
   ok,
-  spool_full,  // map full, ENOSPC or EDQUOT: the client gets 452 4.3.1
+  spool_full,  // map full, ENOSPC, EDQUOT, EIO on a full filesystem, or the writer's
+               // reserve reached: the client gets 452 4.3.1
   failed,      // any other error: the client gets a 451
 };
 inline const char* to_string(StoreStatus status) {
@@ -78,6 +79,28 @@ struct SpoolStats {
   uint64_t recipients = 0;      // recipient records
 };
 
+// Room left for new records. LMDB's data file never shrinks: deleted
+// records leave pages on its free list, which later transactions reuse, so
+// the room is those free pages plus what the file may still grow by, which
+// both the map and the filesystem bound.
+struct SpoolSpace {
+  uint64_t map_size_bytes = 0;         // the configured capacity
+  uint64_t map_used_bytes = 0;         // pages the data file holds
+  uint64_t free_page_bytes = 0;        // of those, pages on the free list (reusable)
+  uint64_t filesystem_free_bytes = 0;  // what the filesystem still grants (statvfs)
+  bool free_pages_counted = false;     // false: free_page_bytes was not looked up (0)
+
+  uint64_t growth_bytes() const {
+    const uint64_t map_left = map_size_bytes > map_used_bytes ? map_size_bytes - map_used_bytes : 0;
+    return map_left < filesystem_free_bytes ? map_left : filesystem_free_bytes;
+  }
+  uint64_t available_bytes() const { return growth_bytes() + free_page_bytes; }
+};
+
+// Whether space() walks LMDB's free list (proportional to its length, so
+// only when the cheap figure is close to the limit).
+enum class CountFreePages { no, yes };
+
 // A new state for one stored recipient (the scheduler's transitions, an
 // operator's release of quarantined mail).
 struct RecipientUpdate {
@@ -114,6 +137,10 @@ class Spool {
   virtual RecoverySummary recover() = 0;
 
   virtual SpoolStats stats() const = 0;
+
+  // Room for new records now (see SpoolSpace). Any thread; cheap without
+  // free pages (no I/O but one statvfs), a read transaction with them.
+  virtual SpoolSpace space(CountFreePages count) const = 0;
 
   // Rewrites recipients' state, attempts and next attempt, and their index
   // entries, in one synced transaction: all or nothing. failed when a

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <lmdb.h>
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -48,6 +49,17 @@ StoreOutcome failure(const char* what, int rc) {
   const bool full = rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT;
   return {full ? StoreStatus::spool_full : StoreStatus::failed, lmdb_error(what, rc)};
 }
+
+uint64_t filesystem_free_bytes(const std::filesystem::path& dir) {
+  struct statvfs vfs {};
+  if (::statvfs(dir.c_str(), &vfs) != 0) return UINT64_MAX;  // unknown: the map decides
+  return uint64_t{vfs.f_bavail} * vfs.f_frsize;
+}
+
+// LMDB reports a short write while flushing pages as EIO ("short write,
+// filesystem full?"), so EIO at commit on a filesystem with no room left is
+// a full spool, not a broken disk.
+constexpr uint64_t kFullFilesystemSlack = 4ull << 20;
 
 // Read-only transaction that aborts itself.
 class ReadTxn {
@@ -115,6 +127,7 @@ class LmdbSpool final : public Spool {
   void for_each_recipient(const RecipientVisitor& visit) const override;
   RecoverySummary recover() override;
   SpoolStats stats() const override;
+  SpoolSpace space(CountFreePages count) const override;
   StoreOutcome update_recipients(std::span<const RecipientUpdate> updates) override;
   StoreOutcome commit(std::span<SpoolMessage* const> messages,
                       std::span<const RecipientUpdate> updates,
@@ -323,6 +336,13 @@ StoreOutcome LmdbSpool::commit(std::span<SpoolMessage* const> messages,
     if (!outcome.ok()) return abort_with(std::move(outcome));
   }
   rc = mdb_txn_commit(txn);  // frees txn whatever happens; syncs data then meta page
+  if (rc == EIO) {
+    uint64_t content = 0;
+    for (const SpoolMessage* m : messages) content += m->content.size();
+    if (filesystem_free_bytes(dir_) < content + kFullFilesystemSlack) {
+      return {StoreStatus::spool_full, lmdb_error("mdb_txn_commit", rc) + " (filesystem full)"};
+    }
+  }
   if (rc != MDB_SUCCESS) return failure("mdb_txn_commit", rc);
   return {StoreStatus::ok, {}};
 }
@@ -704,6 +724,34 @@ SpoolStats LmdbSpool::stats() const {
     if (mdb_stat(txn.get(), recipients_, &st) == MDB_SUCCESS) stats.recipients = st.ms_entries;
   }
   return stats;
+}
+
+SpoolSpace LmdbSpool::space(CountFreePages count) const {
+  SpoolSpace space;
+  MDB_envinfo info;
+  MDB_stat env_stat;
+  if (mdb_env_info(env_, &info) == MDB_SUCCESS && mdb_env_stat(env_, &env_stat) == MDB_SUCCESS) {
+    space.map_size_bytes = info.me_mapsize;
+    space.map_used_bytes = (uint64_t{info.me_last_pgno} + 1) * env_stat.ms_psize;
+  }
+  space.filesystem_free_bytes = filesystem_free_bytes(dir_);
+  if (count == CountFreePages::no) return space;
+  // The free list is database 0 (FREE_DBI): one record per transaction that
+  // freed pages, its value an array of page numbers led by their count.
+  ReadTxn txn(env_);
+  if (txn.rc() != MDB_SUCCESS) return space;
+  Cursor cursor(txn.get(), 0);
+  uint64_t pages = 0;
+  for (bool have = cursor.get(MDB_FIRST); have; have = cursor.get(MDB_NEXT)) {
+    const std::string_view value = cursor.value();
+    if (value.size() < sizeof(size_t)) continue;
+    size_t listed = 0;
+    std::memcpy(&listed, value.data(), sizeof listed);
+    pages += listed;
+  }
+  space.free_page_bytes = pages * env_stat.ms_psize;
+  space.free_pages_counted = true;
+  return space;
 }
 
 // A new data.mdb is only durable once the directory entry naming it is.

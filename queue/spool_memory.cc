@@ -142,6 +142,16 @@ SpoolStats MemorySpool::stats() const {
   return stats;
 }
 
+SpoolSpace MemorySpool::space(CountFreePages count) const {
+  std::lock_guard lock(mutex_);
+  SpoolSpace space;
+  space.map_size_bytes = capacity_;
+  space.map_used_bytes = used_;
+  space.filesystem_free_bytes = std::numeric_limits<uint64_t>::max();
+  space.free_pages_counted = count == CountFreePages::yes;
+  return space;
+}
+
 void MemorySpool::fail_next_stores(StoreStatus status, int count) {
   std::lock_guard lock(mutex_);
   for (int i = 0; i < count; ++i) injected_failures_.push_back(status);

@@ -29,6 +29,8 @@ class MemorySpool final : public Spool {
   void for_each_recipient(const RecipientVisitor& visit) const override;
   RecoverySummary recover() override;
   SpoolStats stats() const override;
+  // The capacity is the map; there is no filesystem and no free list.
+  SpoolSpace space(CountFreePages count) const override;
   StoreOutcome update_recipients(std::span<const RecipientUpdate> updates) override;
   StoreOutcome commit(std::span<SpoolMessage* const> messages,
                       std::span<const RecipientUpdate> updates,

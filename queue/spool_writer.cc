@@ -2,8 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
+#include <iterator>
 
 #include "admin-api/metrics_registry.h"
 #include "queue/delivery_log.h"
@@ -21,7 +23,12 @@ int64_t unix_now_ms() {
 
 SpoolWriter::SpoolWriter(Spool& spool, admin::MetricsRegistry* metrics, DeliveryLog* log,
                          SpoolWriterOptions options)
-    : spool_(spool), metrics_(metrics), log_(log), options_(options) {
+    : spool_(spool),
+      metrics_(metrics),
+      log_(log),
+      options_(options),
+      reserve_(options.reserve_bytes),
+      results_backoff_(options.results_retry_min) {
   if (options_.max_batch_messages == 0) options_.max_batch_messages = 1;
   if (metrics_) {
     commit_seconds_ = &metrics_->histogram(
@@ -32,7 +39,17 @@ SpoolWriter::SpoolWriter(Spool& spool, admin::MetricsRegistry* metrics, Delivery
     queued_recipients_->set(static_cast<int64_t>(options_.initial_queued_recipients));
     spool_full_total_ = &metrics_->counter(
         "spool_full_total", "Messages refused because the spool (map or disk) was full");
+    available_bytes_ = &metrics_->gauge(
+        "spool_available_bytes",
+        "Room for new spool records: LMDB free pages plus what the map and filesystem allow");
+    accepting_ = &metrics_->gauge(
+        "spool_accepting", "1 while the spool takes new mail, 0 while it refuses it as full");
+    accepting_->set(1);
+    results_waiting_ = &metrics_->gauge(
+        "spool_results_waiting",
+        "Delivery results (recipient updates, deletions) waiting to be committed again");
   }
+  publish_space(CountFreePages::yes);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -91,9 +108,17 @@ void SpoolWriter::run() {
   for (;;) {
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] {
-        return stopping_ || !pending_.empty() || !backlog.empty() || !pending_updates_.empty();
-      });
+      // Delivery results that failed wait for their retry time; new mail
+      // does not bring them forward (on a full disk it is refused anyway).
+      auto results_due = [&] {
+        return !pending_updates_.empty() && SteadyClock::now() >= results_retry_at_;
+      };
+      while (!(stopping_ || !pending_.empty() || !backlog.empty() || results_due())) {
+        if (pending_updates_.empty())
+          wake_.wait(lock);
+        else
+          wake_.wait_until(lock, results_retry_at_);
+      }
       if (pending_.empty() && backlog.empty() && !stopping_) {
         // Only delivery results: they need no prompt fsync (delivery is at
         // least once), so give them a moment to share the next commit of
@@ -102,7 +127,7 @@ void SpoolWriter::run() {
                        [&] { return stopping_ || !pending_.empty(); });
       }
       incoming.swap(pending_);
-      updates.swap(pending_updates_);
+      if (stopping_ || results_due()) updates.swap(pending_updates_);
       if (incoming.empty() && backlog.empty() && updates.empty() && stopping_) return;
     }
     for (Request& request : incoming) backlog.push_back(std::move(request));
@@ -119,6 +144,7 @@ void SpoolWriter::run() {
     commit(batch, updates);
     batch.clear();
     updates.clear();
+    publish_space(CountFreePages::yes);
   }
 }
 
@@ -136,6 +162,7 @@ StoreOutcome SpoolWriter::store(std::span<SpoolMessage* const> messages,
 }
 
 void SpoolWriter::commit(std::vector<Request>& batch, std::vector<UpdateRequest>& update_requests) {
+  refuse_over_reserve(batch);
   std::vector<SpoolMessage*> messages;
   messages.reserve(batch.size());
   for (Request& request : batch) messages.push_back(request.message.get());
@@ -145,42 +172,20 @@ void SpoolWriter::commit(std::vector<Request>& batch, std::vector<UpdateRequest>
     updates.insert(updates.end(), request.updates.begin(), request.updates.end());
     finished.insert(finished.end(), request.finished.begin(), request.finished.end());
   }
-  auto updates_done = [&](StoreStatus status) {
-    for (UpdateRequest& request : update_requests) {
-      if (request.done) request.done(status);
-    }
-  };
+  if (messages.empty() && update_requests.empty()) return;
 
   StoreOutcome outcome = store(messages, updates, finished);
-  if (!outcome.ok() && !updates.empty()) {
+  if (!outcome.ok() && !update_requests.empty()) {
     // Keep the delivery results apart from whatever sank the batch.
-    spdlog::warn("spool: commit with {} updates refused ({}: {}); committing them apart",
-                 updates.size(), to_string(outcome.status), outcome.detail);
-    const StoreOutcome alone = store({}, updates, finished);
-    if (alone.ok()) {
-      updates_done(alone.status);
-    } else {
-      // Updates are idempotent: try them again with the next commits, a few
-      // times, before giving up (then a restart repeats those deliveries).
-      std::vector<UpdateRequest> again;
-      for (UpdateRequest& request : update_requests) {
-        if (++request.attempts < kUpdateAttempts) {
-          again.push_back(std::move(request));
-        } else {
-          spdlog::error("spool: {} recipient updates not committed after {} attempts: {}",
-                        request.updates.size(), kUpdateAttempts, alone.detail);
-          if (request.done) request.done(alone.status);
-        }
-      }
-      if (!again.empty()) {
-        std::lock_guard lock(mutex_);
-        for (UpdateRequest& request : again) pending_updates_.push_back(std::move(request));
-      }
+    if (!batch.empty()) {
+      spdlog::debug("spool: commit of {} messages with {} updates refused ({}: {})", batch.size(),
+                    updates.size(), to_string(outcome.status), outcome.detail);
     }
+    commit_results_apart(update_requests);
     if (batch.empty()) return;
     outcome = store(messages, {}, {});
   } else {
-    updates_done(outcome.status);
+    results_committed(update_requests, update_requests.size());
   }
   if (batch.empty()) return;
   if (outcome.ok() || batch.size() == 1) {
@@ -196,10 +201,173 @@ void SpoolWriter::commit(std::vector<Request>& batch, std::vector<UpdateRequest>
   }
 }
 
+void SpoolWriter::refuse_over_reserve(std::vector<Request>& batch) {
+  if (batch.empty() || reserve_.reserve_bytes() == 0) return;
+  uint64_t need = 0;
+  for (const Request& request : batch) {
+    need += spool_footprint(request.message->content.size(),
+                            request.message->envelope.recipients.size());
+  }
+  SpoolSpace space = spool_.space(CountFreePages::no);
+  if (!reserve_.clearly_fits(space, need)) space = spool_.space(CountFreePages::yes);
+  uint64_t available = space.available_bytes();
+  std::vector<Request> admitted;
+  std::vector<Request> refused;
+  admitted.reserve(batch.size());
+  for (Request& request : batch) {
+    const uint64_t bytes = spool_footprint(request.message->content.size(),
+                                           request.message->envelope.recipients.size());
+    if (reserve_.admit(available, bytes)) {
+      available -= bytes;
+      admitted.push_back(std::move(request));
+    } else {
+      refused.push_back(std::move(request));
+    }
+  }
+  batch = std::move(admitted);
+  if (refused.empty()) return;
+  const StoreOutcome outcome{
+      StoreStatus::spool_full,
+      fmt::format("spool reserve reached: {} bytes of room, {} kept for delivery results",
+                  space.available_bytes(), reserve_.reserve_bytes())};
+  complete(refused, 0, refused.size(), outcome, unix_now_ms());
+}
+
+void SpoolWriter::commit_results_apart(std::vector<UpdateRequest>& requests) {
+  std::vector<RecipientUpdate> updates;
+  std::vector<MessageId> finished;
+  for (const UpdateRequest& request : requests) {
+    updates.insert(updates.end(), request.updates.begin(), request.updates.end());
+    finished.insert(finished.end(), request.finished.begin(), request.finished.end());
+  }
+  StoreOutcome last = store({}, updates, finished);
+  if (last.ok()) {
+    results_committed(requests, requests.size());
+    return;
+  }
+  // On a full spool, smaller commits may still fit, and each one that
+  // deletes finished messages frees pages for the next. Updates set a
+  // recipient's whole state, so a piece committed twice does no harm.
+  size_t committed = 0;
+  if (last.status == StoreStatus::spool_full) {
+    while (committed < requests.size() && commit_in_pieces(requests[committed], &last)) ++committed;
+  }
+  results_committed(requests, committed);
+  std::vector<UpdateRequest> rest(std::make_move_iterator(requests.begin() + long(committed)),
+                                  std::make_move_iterator(requests.end()));
+  if (!rest.empty()) wait_for_retry(std::move(rest), last);
+}
+
+bool SpoolWriter::commit_in_pieces(UpdateRequest& request, StoreOutcome* last) {
+  size_t step = request.updates.size();
+  while (!request.updates.empty()) {
+    const size_t n = std::min(step, request.updates.size());
+    const bool whole = n == request.updates.size();
+    *last =
+        store({}, std::span(request.updates).first(n),
+              whole ? std::span<const MessageId>(request.finished) : std::span<const MessageId>());
+    if (last->ok()) {
+      request.updates.erase(request.updates.begin(), request.updates.begin() + long(n));
+      if (whole) request.finished.clear();
+      continue;
+    }
+    if (n == 1 || last->status != StoreStatus::spool_full) return false;
+    step = (n + 1) / 2;
+  }
+  if (!request.finished.empty()) {
+    *last = store({}, {}, request.finished);
+    if (!last->ok()) return false;
+    request.finished.clear();
+  }
+  return true;
+}
+
+void SpoolWriter::results_committed(std::vector<UpdateRequest>& requests, size_t count) {
+  if (count > 0 && count == requests.size() && results_stuck_) {
+    {
+      std::lock_guard lock(mutex_);
+      results_retry_at_ = {};  // what arrived meanwhile need not wait any more
+    }
+    spdlog::info("spool: delivery results committed again after {:.1f} s of retries",
+                 std::chrono::duration<double>(SteadyClock::now() - results_stuck_since_).count());
+    results_stuck_ = false;
+    results_backoff_ = options_.results_retry_min;
+    results_waiting_count_.store(0, std::memory_order_relaxed);
+    if (results_waiting_) results_waiting_->set(0);
+  }
+  for (size_t i = 0; i < count; ++i) {
+    if (requests[i].done) requests[i].done(StoreStatus::ok);
+  }
+}
+
+void SpoolWriter::wait_for_retry(std::vector<UpdateRequest> requests, const StoreOutcome& why) {
+  uint64_t waiting = 0;
+  for (const UpdateRequest& request : requests)
+    waiting += request.updates.size() + request.finished.size();
+  std::unique_lock lock(mutex_);
+  if (stopping_) {
+    lock.unlock();
+    spdlog::error(
+        "spool: {} delivery results not committed at shutdown ({}); those recipients will be "
+        "tried again after the restart",
+        waiting, why.detail);
+    for (UpdateRequest& request : requests) {
+      if (request.done) request.done(why.status);
+    }
+    return;
+  }
+  // In front of whatever arrived meanwhile: results are applied in order.
+  pending_updates_.insert(pending_updates_.begin(), std::make_move_iterator(requests.begin()),
+                          std::make_move_iterator(requests.end()));
+  results_retry_at_ = SteadyClock::now() + results_backoff_;
+  lock.unlock();
+  results_backoff_ = std::min(results_backoff_ * 2, options_.results_retry_max);
+  results_waiting_count_.store(waiting, std::memory_order_relaxed);
+  if (results_waiting_) results_waiting_->set(int64_t(waiting));
+  if (!results_stuck_) {
+    results_stuck_ = true;
+    results_stuck_since_ = SteadyClock::now();
+    spdlog::warn(
+        "spool: {} delivery results could not be committed ({}: {}); retrying until they are",
+        waiting, to_string(why.status), why.detail);
+  }
+}
+
+void SpoolWriter::note_refused(uint64_t count, const std::string& detail) {
+  if (spool_full_total_) spool_full_total_->inc(count);
+  refused_in_episode_ += count;
+  if (refusing_episode_) return;
+  refusing_episode_ = true;
+  refusing_since_ = SteadyClock::now();
+  if (accepting_) accepting_->set(0);
+  spdlog::warn("spool full: refusing new mail with 452 4.3.1 until delivery frees space ({})",
+               detail);
+}
+
+void SpoolWriter::note_accepted() {
+  if (!refusing_episode_) return;
+  refusing_episode_ = false;
+  if (accepting_) accepting_->set(1);
+  spdlog::info("spool: accepting new mail again after refusing {} message(s) for {:.1f} s",
+               refused_in_episode_,
+               std::chrono::duration<double>(SteadyClock::now() - refusing_since_).count());
+  refused_in_episode_ = 0;
+}
+
+void SpoolWriter::publish_space(CountFreePages count) {
+  if (!available_bytes_) return;
+  const auto now = SteadyClock::now();
+  if (now - space_published_ < std::chrono::seconds(1)) return;
+  space_published_ = now;
+  available_bytes_->set(
+      int64_t(std::min<uint64_t>(spool_.space(count).available_bytes(), uint64_t(INT64_MAX))));
+}
+
 void SpoolWriter::complete(std::vector<Request>& batch, size_t first, size_t last,
                            const StoreOutcome& outcome, int64_t now_ms) {
   switch (outcome.status) {
     case StoreStatus::ok: {
+      note_accepted();
       committed_.fetch_add(last - first, std::memory_order_relaxed);
       std::vector<nlohmann::ordered_json> records;
       for (size_t i = first; i < last; ++i) {
@@ -216,8 +384,8 @@ void SpoolWriter::complete(std::vector<Request>& batch, size_t first, size_t las
       break;
     }
     case StoreStatus::spool_full:
-      if (spool_full_total_) spool_full_total_->inc(last - first);
-      spdlog::warn("spool full: refused {} message(s): {}", last - first, outcome.detail);
+      reserve_.spool_reported_full();
+      note_refused(last - first, outcome.detail);
       break;
     case StoreStatus::failed:
       spdlog::error("spool: store failed for {} message(s): {}", last - first, outcome.detail);

@@ -16,6 +16,14 @@
 // bad message), its messages are retried one by one so that those that fit
 // are still accepted.
 //
+// Space: new mail is refused (spool_full, 452 4.3.1) while taking it would
+// leave less than the reserve (queue/spool_reserve.h), so that delivery
+// results — which free space — can still be committed on a full disk.
+// Delivery results are never dropped: a commit of them that fails is
+// retried, in order and with backoff, until it succeeds; only at stop()
+// are those still waiting reported failed (a restart repeats them).
+// Refusals are logged once per episode, with a line when acceptance resumes.
+//
 // `done` runs on the writer thread and must be cheap (post to a shard).
 #pragma once
 
@@ -33,6 +41,7 @@
 #include <vector>
 
 #include "queue/spool.h"
+#include "queue/spool_reserve.h"
 
 namespace ringmail::admin {
 class Counter;
@@ -52,6 +61,13 @@ struct SpoolWriterOptions {
   uint64_t initial_queued_recipients = 0;
   // How long recipient updates alone wait for new mail to share a commit.
   std::chrono::milliseconds updates_delay{20};
+  // New mail is refused while it would leave less room than this (0: no
+  // reserve; the daemon uses spool.reserve).
+  uint64_t reserve_bytes = 0;
+  // Delivery results that did not commit are tried again after this,
+  // doubling up to the maximum while they keep failing.
+  std::chrono::milliseconds results_retry_min{100};
+  std::chrono::milliseconds results_retry_max{2000};
 };
 
 class SpoolWriter {
@@ -93,6 +109,10 @@ class SpoolWriter {
   // Counters for tests and benchmarks (any thread).
   uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
   uint64_t committed_messages() const { return committed_.load(std::memory_order_relaxed); }
+  // Recipient updates and message deletions waiting for a retry (any thread).
+  uint64_t results_waiting() const {
+    return results_waiting_count_.load(std::memory_order_relaxed);
+  }
 
  private:
   struct Request {
@@ -103,9 +123,8 @@ class SpoolWriter {
     std::vector<RecipientUpdate> updates;
     std::vector<MessageId> finished;
     UpdatesDone done;
-    int attempts = 0;
   };
-  static constexpr int kUpdateAttempts = 5;
+  using SteadyClock = std::chrono::steady_clock;
 
   void run();
   void commit(std::vector<Request>& batch, std::vector<UpdateRequest>& updates);
@@ -113,6 +132,19 @@ class SpoolWriter {
                      std::span<const RecipientUpdate> updates, std::span<const MessageId> finished);
   void complete(std::vector<Request>& batch, size_t first, size_t last, const StoreOutcome& outcome,
                 int64_t now_ms);
+  // Refuses (spool_full) the messages of `batch` that the reserve does not
+  // admit, and removes them from it.
+  void refuse_over_reserve(std::vector<Request>& batch);
+  // The delivery results of a commit that failed, committed on their own,
+  // in order and in smaller pieces when the spool is full; what still does
+  // not fit goes back to wait for a retry.
+  void commit_results_apart(std::vector<UpdateRequest>& requests);
+  bool commit_in_pieces(UpdateRequest& request, StoreOutcome* last);
+  void results_committed(std::vector<UpdateRequest>& requests, size_t count);
+  void wait_for_retry(std::vector<UpdateRequest> requests, const StoreOutcome& why);
+  void note_refused(uint64_t count, const std::string& detail);
+  void note_accepted();
+  void publish_space(CountFreePages count);
   admin::Counter* received_counter(const std::string& listener);
 
   Spool& spool_;
@@ -123,7 +155,20 @@ class SpoolWriter {
   admin::Histogram* commit_seconds_ = nullptr;
   admin::Gauge* queued_recipients_ = nullptr;
   admin::Counter* spool_full_total_ = nullptr;
+  admin::Gauge* available_bytes_ = nullptr;
+  admin::Gauge* accepting_ = nullptr;
+  admin::Gauge* results_waiting_ = nullptr;
   std::unordered_map<std::string, admin::Counter*> received_by_listener_;  // writer thread only
+
+  // Writer thread only.
+  SpoolReserve reserve_;
+  bool refusing_episode_ = false;  // since the first refusal, until a message commits again
+  uint64_t refused_in_episode_ = 0;
+  SteadyClock::time_point refusing_since_{};
+  bool results_stuck_ = false;  // delivery results wait for a retry
+  SteadyClock::time_point results_stuck_since_{};
+  std::chrono::milliseconds results_backoff_{0};
+  SteadyClock::time_point space_published_{};
 
   std::mutex mutex_;
   std::condition_variable wake_;
@@ -131,11 +176,14 @@ class SpoolWriter {
   std::vector<UpdateRequest> pending_updates_;  // guarded by mutex_
   CommittedListener listener_;
   bool stopping_ = false;  // guarded by mutex_
+  // Before this, waiting delivery results are not tried again; guarded by mutex_.
+  SteadyClock::time_point results_retry_at_{};
   std::mutex stop_mutex_;  // serialises stop()
   std::thread thread_;
 
   std::atomic<uint64_t> batches_{0};
   std::atomic<uint64_t> committed_{0};
+  std::atomic<uint64_t> results_waiting_count_{0};
 };
 
 }  // namespace ringmail::queue

@@ -379,3 +379,47 @@ TEST(LmdbSpoolCommit, ABadNewMessageSinksTheWholeCommit) {
 
 }  // namespace
 }  // namespace ringmail::queue
+
+namespace ringmail::queue {
+namespace {
+
+// LMDB's data file never shrinks: what deleted messages free is found on its
+// free list, and space() must count it or a full spool never takes mail again.
+TEST(LmdbSpoolSpace, DeletedMessagesLeaveFreePagesThatCountAsRoom) {
+  TempDir dir;
+  auto spool = open_or_die(dir.path());
+  std::vector<SpoolMessage> stored;
+  for (int i = 0; i < 200; ++i) stored.push_back(make_test_message(1, 16 << 10));
+  std::vector<SpoolMessage*> batch;
+  for (SpoolMessage& m : stored) batch.push_back(&m);
+  ASSERT_TRUE(spool->store_batch(batch).ok());
+  const SpoolSpace before = spool->space(CountFreePages::yes);
+  EXPECT_TRUE(before.free_pages_counted);
+  EXPECT_GE(before.map_used_bytes, 200u * (16 << 10));
+  EXPECT_GT(before.filesystem_free_bytes, 0u);
+  EXPECT_LT(before.filesystem_free_bytes, UINT64_MAX);
+
+  std::vector<RecipientUpdate> updates;
+  std::vector<MessageId> finished;
+  for (const SpoolMessage& m : stored) {
+    updates.push_back({m.id, 0, RecipientState::delivered, 1, 0});
+    finished.push_back(m.id);
+  }
+  ASSERT_TRUE(spool->commit({}, updates, finished).ok());
+  // The pages freed by that commit are reusable once the next one is made.
+  SpoolMessage one = make_test_message(1);
+  SpoolMessage* next[] = {&one};
+  ASSERT_TRUE(spool->store_batch(next).ok());
+
+  const SpoolSpace after = spool->space(CountFreePages::yes);
+  EXPECT_GE(after.map_used_bytes, before.map_used_bytes) << "the data file does not shrink";
+  EXPECT_GE(after.free_page_bytes, 200u * (16 << 10)) << "the bodies' pages are free again";
+  EXPECT_GT(after.available_bytes(), before.available_bytes());
+  const SpoolSpace cheap = spool->space(CountFreePages::no);
+  EXPECT_FALSE(cheap.free_pages_counted);
+  EXPECT_EQ(cheap.free_page_bytes, 0u);
+  EXPECT_EQ(cheap.map_used_bytes, after.map_used_bytes);
+}
+
+}  // namespace
+}  // namespace ringmail::queue

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -329,22 +330,128 @@ TEST(SpoolWriter, FailedUpdatesAreRetriedWithTheNextCommits) {
   EXPECT_FALSE(spool.load_message(m.id, false).has_value()) << "the delivered message stayed";
 }
 
-TEST(SpoolWriter, UpdatesThatNeverCommitAreReportedAsFailed) {
+SpoolWriterOptions fast_retries() {
+  SpoolWriterOptions options;
+  options.results_retry_min = std::chrono::milliseconds(1);
+  options.results_retry_max = std::chrono::milliseconds(5);
+  return options;
+}
+
+bool wait_until(const std::function<bool()>& condition) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+// A full disk once made the writer give up after five attempts, and a
+// restart then delivered every message a second time.
+TEST(SpoolWriter, UpdatesAreRetriedUntilTheyCommit) {
   MemorySpool spool(1 << 20);
   SpoolMessage m = make_test_message(1);
   SpoolMessage* batch[] = {&m};
   ASSERT_TRUE(spool.store_batch(batch).ok());
-  spool.fail_next_stores(StoreStatus::failed, 100);
-  SpoolWriter writer(spool, nullptr, nullptr);
+  spool.fail_next_stores(StoreStatus::spool_full, 40);
+  admin::MetricsRegistry metrics;
+  SpoolWriter writer(spool, &metrics, nullptr, fast_retries());
+  std::promise<StoreStatus> done;
+  writer.submit_updates({{m.id, 0, RecipientState::delivered, 1, 0}}, {m.id},
+                        [&](StoreStatus status) { done.set_value(status); });
+  ASSERT_TRUE(wait_until([&] { return writer.results_waiting() > 0; }));
+  auto future = done.get_future();
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(future.get(), StoreStatus::ok);
+  EXPECT_FALSE(spool.load_message(m.id, false).has_value()) << "the delivered message stayed";
+  EXPECT_EQ(writer.results_waiting(), 0u);
+  EXPECT_EQ(metrics.gauge("spool_results_waiting", "").value(), 0);
+}
+
+TEST(SpoolWriter, UpdatesKeepTheirOrderAcrossRetries) {
+  MemorySpool spool(1 << 20);
+  SpoolMessage m = make_test_message(1);
+  SpoolMessage* batch[] = {&m};
+  ASSERT_TRUE(spool.store_batch(batch).ok());
+  spool.fail_next_stores(StoreStatus::failed, 3);
+  SpoolWriterOptions options;
+  options.results_retry_min = std::chrono::milliseconds(200);
+  SpoolWriter writer(spool, nullptr, nullptr, options);
+  std::promise<void> first, second;
+  // Deferred, then delivered: applied the other way round the recipient
+  // would be tried again.
+  writer.submit_updates({{m.id, 0, RecipientState::deferred, 1, 1767225600000}}, {},
+                        [&](StoreStatus) { first.set_value(); });
+  ASSERT_TRUE(wait_until([&] { return writer.results_waiting() > 0; }));
+  writer.submit_updates({{m.id, 0, RecipientState::delivered, 2, 0}}, {},
+                        [&](StoreStatus) { second.set_value(); });
+  ASSERT_EQ(first.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  ASSERT_EQ(second.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  auto loaded = spool.load_message(m.id, false);
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(loaded->envelope.recipients[0].state, RecipientState::delivered);
+  EXPECT_EQ(loaded->envelope.recipients[0].attempts, 2u);
+}
+
+TEST(SpoolWriter, UpdatesStillWaitingAtStopAreReportedFailed) {
+  MemorySpool spool(1 << 20);
+  SpoolMessage m = make_test_message(1);
+  SpoolMessage* batch[] = {&m};
+  ASSERT_TRUE(spool.store_batch(batch).ok());
+  spool.fail_next_stores(StoreStatus::failed, 1000000);
+  SpoolWriter writer(spool, nullptr, nullptr, fast_retries());
   std::promise<StoreStatus> done;
   writer.submit_updates({{m.id, 0, RecipientState::delivered, 1, 0}}, {},
                         [&](StoreStatus status) { done.set_value(status); });
+  ASSERT_TRUE(wait_until([&] { return writer.results_waiting() > 0; }));
+  writer.stop();
   auto future = done.get_future();
-  ASSERT_EQ(future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   EXPECT_EQ(future.get(), StoreStatus::failed);
-  auto kept = spool.load_message(m.id, false);
-  ASSERT_TRUE(kept.has_value());
-  EXPECT_EQ(kept->envelope.recipients[0].state, RecipientState::queued);
+}
+
+// New mail stops at the reserve, so that delivery results still fit; once
+// deliveries free space it is taken again, with no restart.
+TEST(SpoolWriter, NewMailIsRefusedAtTheReserveAndTakenAgainAfterDeliveries) {
+  constexpr uint64_t kCapacity = 1 << 20;
+  MemorySpool spool(kCapacity);
+  admin::MetricsRegistry metrics;
+  SpoolWriterOptions options = fast_retries();
+  options.reserve_bytes = 256 << 10;
+  SpoolWriter writer(spool, &metrics, nullptr, options);
+  auto submit = [&] {
+    std::promise<StoreStatus> result;
+    auto future = result.get_future();
+    auto message = std::make_unique<SpoolMessage>(make_test_message(1, 60 << 10));
+    const MessageId id = message->id;
+    writer.submit(std::move(message), [&](const SpoolMessage&, StoreStatus status,
+                                          const std::string&) { result.set_value(status); });
+    return std::make_pair(id, future.get());
+  };
+  std::vector<MessageId> stored;
+  StoreStatus last = StoreStatus::ok;
+  for (int i = 0; i < 20 && last == StoreStatus::ok; ++i) {
+    auto [id, status] = submit();
+    last = status;
+    if (status == StoreStatus::ok) stored.push_back(id);
+  }
+  ASSERT_EQ(last, StoreStatus::spool_full);
+  EXPECT_GE(stored.size(), 8u);
+  // The refusal came with room to spare: the reserve, not the capacity.
+  EXPECT_GE(kCapacity - spool.space(CountFreePages::yes).map_used_bytes, options.reserve_bytes);
+  EXPECT_EQ(submit().second, StoreStatus::spool_full);
+  EXPECT_EQ(metrics.counter("spool_full_total", "").value(), 2u);
+  EXPECT_EQ(metrics.gauge("spool_accepting", "").value(), 0);
+
+  // Deliveries of the first four free their room.
+  std::vector<RecipientUpdate> updates;
+  std::vector<MessageId> finished(stored.begin(), stored.begin() + 4);
+  for (const MessageId& id : finished) updates.push_back({id, 0, RecipientState::delivered, 1, 0});
+  std::promise<StoreStatus> updated;
+  writer.submit_updates(updates, finished, [&](StoreStatus s) { updated.set_value(s); });
+  EXPECT_EQ(updated.get_future().get(), StoreStatus::ok);
+  EXPECT_EQ(submit().second, StoreStatus::ok);
+  EXPECT_EQ(metrics.gauge("spool_accepting", "").value(), 1);
 }
 
 }  // namespace
