@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -88,7 +89,10 @@ struct Connection {
   bool close_after_flush = false;
   bool closing = false;  // shutdown(2) done; waiting for operations to end
   bool shutdown_said = false;
+  // One AUTH timer: either an attempt waiting for its admission time
+  // (auth_waiting_admission holds it) or the delayed answer of a failure.
   bool auth_delay_armed = false;
+  std::optional<AuthRequest> auth_waiting_admission;
   AuthOutcome delayed_auth{};
   __kernel_timespec auth_delay_ts{};
   Clock::time_point last_activity{};
@@ -143,6 +147,8 @@ class InboundShard {
                       const DkimBodyHashes& streamed);
   void finish_commit(uint32_t slot, Connection& c, const CommitResult& result);
   void start_auth(uint32_t slot, Connection& c, AuthRequest request);
+  void verify_admitted(uint32_t slot, Connection& c, AuthRequest request);
+  void arm_auth_timer(uint32_t slot, Connection& c, std::chrono::nanoseconds delay);
   static AuthResult to_result(const AuthOutcome& outcome);
   void deliver_auth(uint32_t slot, Connection& c, const AuthOutcome& outcome);
   void on_auth_delay(uint32_t slot, uint32_t generation);

@@ -1,6 +1,9 @@
 // Carries out what a session asked for: replies (through TLS when it is
 // up), STARTTLS, DKIM signing and the spool commit, AUTH checks.
+#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
+
+#include <utility>
 
 #include "admin-api/metrics_registry.h"
 #include "mta/dkim_signer.h"
@@ -32,6 +35,7 @@ void InboundShard::on_bytes(uint32_t slot, Connection& c, std::string_view bytes
     return;
   }
   std::string plain;
+  const bool was_up = c.tls_up;
   TlsStatus status = c.tls->feed(bytes, plain);
   queue_wire(slot, c, c.tls->take_output());
   if (status == TlsStatus::failed) {
@@ -51,7 +55,9 @@ void InboundShard::on_bytes(uint32_t slot, Connection& c, std::string_view bytes
       apply(slot, c, c.session->tls_established(c.tls->description()));
     }
   }
-  if (!plain.empty() && c.session && !c.closing) {
+  // Ciphertext that gives no plaintext (yet) still counts for the command
+  // line deadline, or a client could hold the connection by trickling it.
+  if ((!plain.empty() || was_up) && c.session && !c.closing) {
     c.session->set_now(unix_now_ms());
     apply(slot, c, c.session->receive(plain));
   }
@@ -243,6 +249,27 @@ void InboundShard::start_auth(uint32_t slot, Connection& c, AuthRequest request)
     apply(slot, c, c.session->auth_finished(r));
     return;
   }
+  // Every attempt of a client takes its turn across all the client's
+  // connections, before anything about the credentials is looked at (a
+  // cached success answered at once would tell which guess was right).
+  AuthAdmission admission = auth->admit(request.peer_ip);
+  switch (admission.decision) {
+    case AuthAdmission::Decision::go:
+      verify_admitted(slot, c, std::move(request));
+      return;
+    case AuthAdmission::Decision::wait:
+      c.auth_waiting_admission = std::move(request);
+      arm_auth_timer(slot, c, admission.delay);
+      return;
+    case AuthAdmission::Decision::refuse:  // no crypt, and nothing learnt
+      OPENSSL_cleanse(request.password.data(), request.password.size());
+      deliver_auth(slot, c, AuthOutcome{AuthOutcome::Status::tempfail, {}});
+      return;
+  }
+}
+
+void InboundShard::verify_admitted(uint32_t slot, Connection& c, AuthRequest request) {
+  AuthService* auth = server_.deps_.auth;
   if (auto cached = auth->try_cached(request)) {
     deliver_auth(slot, c, *cached);
     return;
@@ -254,6 +281,16 @@ void InboundShard::start_auth(uint32_t slot, Connection& c, AuthRequest request)
         deliver_auth(slot, *c, outcome);
     });
   });
+}
+
+void InboundShard::arm_auth_timer(uint32_t slot, Connection& c, std::chrono::nanoseconds delay) {
+  c.auth_delay_ts.tv_sec = delay.count() / 1000000000;
+  c.auth_delay_ts.tv_nsec = delay.count() % 1000000000;
+  c.auth_delay_armed = true;
+  io_uring_sqe* s = sqe();
+  io_uring_prep_timeout(s, &c.auth_delay_ts, 0, 0);
+  io_uring_sqe_set_data64(s, pack(Op::auth_delay, slot, c.generation));
+  io_uring_submit(&ring_);  // the timespec is read at submission
 }
 
 AuthResult InboundShard::to_result(const AuthOutcome& outcome) {
@@ -275,13 +312,7 @@ AuthResult InboundShard::to_result(const AuthOutcome& outcome) {
 void InboundShard::deliver_auth(uint32_t slot, Connection& c, const AuthOutcome& outcome) {
   if (outcome.delay.count() > 0) {  // failed AUTH is slowed down per client
     c.delayed_auth = outcome;
-    c.auth_delay_ts.tv_sec = outcome.delay.count() / 1000;
-    c.auth_delay_ts.tv_nsec = (outcome.delay.count() % 1000) * 1000000;
-    c.auth_delay_armed = true;
-    io_uring_sqe* s = sqe();
-    io_uring_prep_timeout(s, &c.auth_delay_ts, 0, 0);
-    io_uring_sqe_set_data64(s, pack(Op::auth_delay, slot, c.generation));
-    io_uring_submit(&ring_);  // the timespec is read at submission
+    arm_auth_timer(slot, c, outcome.delay);
     return;
   }
   c.session->set_now(unix_now_ms());
@@ -292,8 +323,14 @@ void InboundShard::on_auth_delay(uint32_t slot, uint32_t generation) {
   Connection* c = lookup(slot, generation);
   if (!c) return;
   c->auth_delay_armed = false;
+  std::optional<AuthRequest> admitted = std::exchange(c->auth_waiting_admission, std::nullopt);
   if (c->closing) {
+    if (admitted) OPENSSL_cleanse(admitted->password.data(), admitted->password.size());
     maybe_finish_close(slot, *c);
+    return;
+  }
+  if (admitted) {  // its admission time has come
+    verify_admitted(slot, *c, std::move(*admitted));
     return;
   }
   c->session->set_now(unix_now_ms());

@@ -509,9 +509,13 @@ class Closed(Exception):
 class SmtpConn:
     """Line-oriented SMTP over a plain or TLS socket, with a read buffer."""
 
-    def __init__(self, port, host=HOST, timeout=15.0, tls=False):
+    def __init__(self, port, host=HOST, timeout=15.0, tls=False, source_ip=None):
+        """source_ip: a local address to connect from (e.g. another loopback
+        address, to appear as a second client)."""
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        source = (source_ip, 0) if source_ip else None
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=source)
         self.buf = b""
         self.tls = False
         if tls:
