@@ -117,6 +117,13 @@ struct SmtpServerSession::Impl {
   std::string committing_id;   // id of the message handed out for commit
   SessionOutput* out = nullptr;
 
+  // Deadlines (check_deadlines); -1: not running.
+  int64_t line_started_ms = -1;  // first byte of the command line not complete yet
+  uint64_t lines_completed = 0;  // tells a new incomplete line from the same one
+  int64_t body_started_ms = -1;  // DATA's 354 or the first BDAT, to the end of the message
+  uint64_t body_octets = 0;      // received since body_started_ms, as sent
+  int64_t tls_started_ms = -1;   // STARTTLS answered
+
   Impl(SessionSettings s, ConnectionInfo c)
       : settings(std::move(s)), connection(std::move(c)), now_ms(connection.now_unix_ms) {
     if (connection.implicit_tls) {
@@ -154,6 +161,82 @@ struct SmtpServerSession::Impl {
   void reset_transaction() {
     txn = Transaction{};
     reader = SmtpDataReader{};
+    body_started_ms = -1;
+  }
+
+  // ---- deadlines ----
+  bool reading_lines() const {
+    switch (state) {
+      case State::command:
+      case State::auth_plain_response:
+      case State::auth_login_username:
+      case State::auth_login_password:
+        return true;
+      case State::data:
+      case State::bdat_chunk:
+      case State::waiting_auth:
+      case State::waiting_commit:
+      case State::tls_handshake:
+      case State::closed:
+        return false;
+    }
+    return false;
+  }
+
+  // After input was consumed: an incomplete line keeps the deadline of its
+  // first byte; a new incomplete line starts one; none stops it.
+  void track_command_line(uint64_t lines_before) {
+    if (!reading_lines() || (pending.empty() && !discarding_line)) {
+      line_started_ms = -1;
+    } else if (line_started_ms < 0 || lines_completed != lines_before) {
+      line_started_ms = now_ms;
+    }
+  }
+
+  void start_body_clock() {
+    body_started_ms = now_ms;
+    body_octets = 0;
+  }
+
+  bool body_too_slow() const {
+    if (body_started_ms < 0 || settings.min_data_rate == 0) return false;
+    const int64_t elapsed_ms = now_ms - body_started_ms;
+    if (elapsed_ms <= settings.data_rate_grace.count()) return false;
+    return body_octets * 1000 < settings.min_data_rate * static_cast<uint64_t>(elapsed_ms);
+  }
+
+  void check_deadlines() {
+    switch (state) {
+      case State::waiting_auth:
+      case State::waiting_commit:
+      case State::closed:
+        return;
+      case State::tls_handshake:
+        if (now_ms - tls_started_ms >= settings.tls_handshake_timeout.count()) {
+          spdlog::info("smtp session {}: TLS handshake not done in time; closing",
+                       connection.peer_ip);
+          close();  // no reply: the client is speaking TLS, not SMTP
+          pending.clear();
+        }
+        return;
+      case State::command:
+      case State::data:
+      case State::bdat_chunk:
+      case State::auth_plain_response:
+      case State::auth_login_username:
+      case State::auth_login_password:
+        break;
+    }
+    if (line_started_ms >= 0 && now_ms - line_started_ms >= settings.command_timeout.count()) {
+      spdlog::info("smtp session {}: command line not complete in time; closing",
+                   connection.peer_ip);
+      return end_session_with("421 4.4.2 " + settings.hostname + " Error: timeout exceeded");
+    }
+    if (body_too_slow()) {
+      spdlog::info("smtp session {}: {} octets of message in {} ms; closing", connection.peer_ip,
+                   body_octets, now_ms - body_started_ms);
+      end_session_with("421 4.4.2 " + settings.hostname + " Error: data rate too low");
+    }
   }
 
   // ---- input ----
@@ -172,15 +255,19 @@ struct SmtpServerSession::Impl {
           pos += used;
           break;
         }
-        case State::data:
-          pos += reader.feed(in.substr(pos));
+        case State::data: {
+          size_t used = reader.feed(in.substr(pos));
+          pos += used;
+          body_octets += used;
           if (reader.finished()) end_of_message();
           break;
+        }
         case State::bdat_chunk: {
           size_t n = static_cast<size_t>(
               std::min<uint64_t>(chunk_remaining, static_cast<uint64_t>(in.size() - pos)));
           if (chunk_error.empty() && txn.bdat_failure.empty()) reader.feed(in.substr(pos, n));
           pos += n;
+          body_octets += n;
           chunk_remaining -= n;
           if (chunk_remaining == 0) end_of_chunk();
           break;
@@ -259,6 +346,7 @@ struct SmtpServerSession::Impl {
       const void* lf = std::memchr(in.data(), '\n', in.size());
       if (!lf) return in.size();
       discarding_line = false;
+      ++lines_completed;
       return static_cast<size_t>(static_cast<const char*>(lf) - in.data()) + 1;
     }
     size_t limit = kMaxCommandLine;
@@ -274,6 +362,7 @@ struct SmtpServerSession::Impl {
     size_t len = static_cast<size_t>(static_cast<const char*>(lf) - in.data());
     std::string_view line = in.substr(0, len);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    ++lines_completed;
     if (state == State::command) {
       command_line(line);
     } else {
@@ -461,6 +550,7 @@ struct SmtpServerSession::Impl {
                  settings.dkim_hash_relaxed_body, settings.dkim_hash_simple_body);
     enter_state(State::data);
     reply("354 End data with <CR><LF>.<CR><LF>");
+    start_body_clock();
   }
 
   void do_bdat(const SmtpCommandLine& cmd) {
@@ -502,12 +592,16 @@ struct SmtpServerSession::Impl {
                      settings.dkim_hash_relaxed_body, settings.dkim_hash_simple_body);
       }
     }
+    // The rate clock runs over the whole message, across chunks; a chunk
+    // outside a transaction is timed too, as it is read all the same.
+    if (body_started_ms < 0) start_body_clock();
     enter_state(State::bdat_chunk);
     if (n == 0) end_of_chunk();
   }
 
   void end_of_chunk() {
     enter_state(State::command);
+    if (!txn.bdat_started) body_started_ms = -1;
     if (!chunk_error.empty()) return error_reply(chunk_error);
     if (txn.bdat_failure.empty() && reader.too_big()) {
       txn.bdat_failure = "552 5.3.4 Message too big";
@@ -611,6 +705,7 @@ struct SmtpServerSession::Impl {
     reply("220 2.0.0 Ready to start TLS");
     out->start_tls = true;
     enter_state(State::tls_handshake);
+    tls_started_ms = now_ms;
   }
 
   void do_auth(const SmtpCommandLine& cmd) {
@@ -745,6 +840,7 @@ SessionOutput SmtpServerSession::receive(std::string_view bytes) {
   SessionOutput out;
   Impl& s = *impl_;
   s.out = &out;
+  const uint64_t lines_before = s.lines_completed;
   switch (s.state) {
     case State::closed:
     case State::tls_handshake:
@@ -761,6 +857,11 @@ SessionOutput SmtpServerSession::receive(std::string_view bytes) {
     case State::auth_login_password:
       s.feed(bytes);
       break;
+  }
+  if (!bytes.empty()) {
+    s.track_command_line(lines_before);
+  } else if (s.reading_lines() && s.line_started_ms < 0) {
+    s.line_started_ms = s.now_ms;
   }
   s.out = nullptr;
   return out;
@@ -779,6 +880,7 @@ SessionOutput SmtpServerSession::tls_established(std::string tls_description) {
   s.reset_transaction();
   s.pending.clear();
   s.discarding_line = false;
+  s.line_started_ms = -1;
   s.enter_state(State::command);
   s.out = nullptr;
   return out;
@@ -804,7 +906,9 @@ SessionOutput SmtpServerSession::auth_finished(const AuthResult& result) {
   }
   s.auth_username.clear();
   s.auth_authzid.clear();
+  const uint64_t lines_before = s.lines_completed;
   if (s.state != State::closed) s.resume();
+  s.track_command_line(lines_before);
   s.out = nullptr;
   return out;
 }
@@ -863,7 +967,9 @@ SessionOutput SmtpServerSession::commit_finished(const CommitResult& result) {
         s.reply("451 4.7.1 Message refused by a filter");
       break;
   }
+  const uint64_t lines_before = s.lines_completed;
   s.resume();
+  s.track_command_line(lines_before);
   s.out = nullptr;
   return out;
 }
@@ -880,6 +986,14 @@ SessionOutput SmtpServerSession::shutdown() {
   SessionOutput out;
   impl_->out = &out;
   impl_->end_session_with("421 4.3.2 " + impl_->settings.hostname + " Service shutting down");
+  impl_->out = nullptr;
+  return out;
+}
+
+SessionOutput SmtpServerSession::check_deadlines() {
+  SessionOutput out;
+  impl_->out = &out;
+  impl_->check_deadlines();
   impl_->out = nullptr;
   return out;
 }

@@ -41,6 +41,16 @@ struct SessionSettings {
   // body streams in (SessionOutput::dkim_body_hash_*).
   bool dkim_hash_relaxed_body = false;
   bool dkim_hash_simple_body = false;
+  // Deadlines that a client cannot extend by trickling bytes (the idle
+  // timeout, which every byte resets, is the event loop's). A command line
+  // (RFC 5321 §4.5.3.2) must be complete within command_timeout of its
+  // first byte; a STARTTLS handshake must end within tls_handshake_timeout;
+  // a message body must average min_data_rate octets/s (0: no minimum)
+  // once data_rate_grace has passed since DATA's 354 or the first BDAT.
+  std::chrono::milliseconds command_timeout = std::chrono::seconds(60);
+  std::chrono::milliseconds tls_handshake_timeout = std::chrono::seconds(10);
+  uint64_t min_data_rate = 1024;
+  std::chrono::milliseconds data_rate_grace = std::chrono::seconds(30);
 };
 
 struct ConnectionInfo {
@@ -110,6 +120,8 @@ class SmtpServerSession {
   // The 220 greeting (after the TLS handshake for implicit TLS).
   SessionOutput start();
   // Bytes from the client (plaintext). May be any split of the stream.
+  // Empty: bytes arrived that gave no plaintext yet (a partial TLS record);
+  // like the first byte of a command line, that starts its deadline.
   SessionOutput receive(std::string_view bytes);
   // The STARTTLS handshake completed: the session forgets EHLO, envelope and
   // AUTH state (RFC 3207 §4.2) and expects a new EHLO.
@@ -121,6 +133,11 @@ class SmtpServerSession {
   SessionOutput idle_timeout();
   // Server stopping: 421 4.3.2 and close (unless waiting for a commit).
   SessionOutput shutdown();
+  // Checks the deadlines of SessionSettings against the time last given to
+  // set_now(); on expiry 421 4.4.2 and close (a STARTTLS handshake: close
+  // without a reply). Never fires while waiting for a commit or an AUTH
+  // check. The loop calls it periodically; it is cheap.
+  SessionOutput check_deadlines();
 
   // True while a commit or an auth check is outstanding.
   bool waiting() const;
