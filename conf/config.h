@@ -66,6 +66,16 @@ struct Limits {
   uint32_t max_connections = 20000;
   Duration idle_timeout = std::chrono::minutes(5);
   Duration shutdown_timeout = std::chrono::seconds(30);
+  // Deadlines a client cannot extend by trickling bytes (Ringmail
+  // extensions; mta::SessionSettings says what each one times).
+  Duration command_timeout = std::chrono::seconds(60);
+  Duration tls_handshake_timeout = std::chrono::seconds(10);
+  uint64_t min_data_rate = 1024;  // body octets per second; 0: no minimum
+  Duration data_rate_grace = std::chrono::seconds(30);
+  // Connections per client address (IPv6: per /64), across all listeners;
+  // 0: unlimited. Clients in connection_limit_exempt are not counted.
+  uint32_t max_connections_per_ip = 50;
+  std::vector<Network> connection_limit_exempt;
 };
 
 struct SpoolConfig {

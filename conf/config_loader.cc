@@ -20,6 +20,7 @@
 #include "conf/config.h"
 #include "conf/config_policy.h"
 #include "conf/config_reader.h"
+#include "conf/config_units.h"
 #include "conf/config_users.h"
 
 namespace ringmail::conf {
@@ -274,8 +275,10 @@ class Loader {
 
   void read_limits(const std::optional<Item>& item) {
     if (!item) return;
-    auto fields = r_.map(*item, {"max_message_size", "max_recipients", "max_connections",
-                                 "idle_timeout", "shutdown_timeout"});
+    auto fields = r_.map(
+        *item, {"max_message_size", "max_recipients", "max_connections", "idle_timeout",
+                "shutdown_timeout", "command_timeout", "tls_handshake_timeout", "min_data_rate",
+                "data_rate_grace", "max_connections_per_ip", "connection_limit_exempt"});
     if (!fields) return;
     Limits& limits = config_.limits;
     if (auto value = r_.size(*fields, "max_message_size", Need::optional)) {
@@ -298,6 +301,46 @@ class Loader {
     if (auto value = r_.duration(*fields, "shutdown_timeout", Need::optional)) {
       limits.shutdown_timeout = *value;
     }
+    read_deadline(*fields, "command_timeout", &limits.command_timeout);
+    read_deadline(*fields, "tls_handshake_timeout", &limits.tls_handshake_timeout);
+    if (auto rate_item = r_.field(*fields, "min_data_rate", Need::optional)) {
+      if (auto text = r_.string(*rate_item)) {
+        if (auto rate = parse_size_rate(*text)) {
+          limits.min_data_rate = *rate;
+        } else {
+          r_.error(rate_item->line, rate_item->path,
+                   "bad rate \"" + *text + "\" (expected a size per second like 1KiB/s, or 0)");
+        }
+      }
+    }
+    if (auto value = r_.duration(*fields, "data_rate_grace", Need::optional)) {
+      limits.data_rate_grace = *value;
+    }
+    if (auto value = r_.integer(*fields, "max_connections_per_ip", Need::optional, 0, 10000000)) {
+      limits.max_connections_per_ip = static_cast<uint32_t>(*value);
+    }
+    if (auto exempt = fields->get("connection_limit_exempt")) {
+      if (auto items = r_.list(*exempt)) {
+        for (const Item& element : *items) {
+          if (auto network = r_.network(element)) {
+            limits.connection_limit_exempt.push_back(*network);
+          }
+        }
+      }
+    }
+  }
+
+  // A deadline of at least 1s: below that, ordinary network delay ends
+  // sessions.
+  void read_deadline(const Fields& fields, std::string_view key, Duration* out) {
+    auto value = r_.duration(fields, key, Need::optional);
+    if (!value) return;
+    if (*value < std::chrono::seconds(1)) {
+      r_.error(fields.get(key)->line, detail::child_path(fields.path(), key),
+               "must be at least 1s");
+      return;
+    }
+    *out = *value;
   }
 
   void read_spool(const std::optional<Item>& item) {

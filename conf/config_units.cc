@@ -105,6 +105,13 @@ std::optional<uint64_t> parse_size(std::string_view text) {
   return bytes;
 }
 
+std::optional<uint64_t> parse_size_rate(std::string_view text) {
+  if (text == "0") return 0;
+  constexpr std::string_view kPerSecond = "/s";
+  if (text.size() <= kPerSecond.size() || !text.ends_with(kPerSecond)) return std::nullopt;
+  return parse_size(text.substr(0, text.size() - kPerSecond.size()));
+}
+
 std::optional<IpAddress> parse_ip_address(std::string_view text) {
   // inet_pton needs a NUL-terminated string; IP literals are short.
   if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return std::nullopt;

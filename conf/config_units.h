@@ -43,6 +43,9 @@ std::optional<SocketAddress> parse_socket_address(std::string_view text,
 // Parses "10.0.0.0/8", "::1/128"; a bare address means a host network (/32
 // or /128). Host bits below the prefix are cleared; *host_bits_set tells the
 // caller so that it can warn.
+// Parses a size per second, "1KiB/s", "512/s", or "0" (no rate).
+std::optional<uint64_t> parse_size_rate(std::string_view text);
+
 std::optional<Network> parse_network(std::string_view text, std::string* problem,
                                      bool* host_bits_set = nullptr);
 

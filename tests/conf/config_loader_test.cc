@@ -233,9 +233,71 @@ TEST_F(ConfigLoaderTest, BadSize) {
   EXPECT_TRUE(has_problem(result.errors, at(10, "limits.max_message_size") + "bad size \"50MB\""));
 }
 
+TEST_F(ConfigLoaderTest, SlowClientLimitsAreReadAndChecked) {
+  auto defaults = load(kMinimal);
+  ASSERT_TRUE(defaults.errors.empty()) << testing::describe(defaults.errors);
+  const Limits& d = defaults.config->limits;
+  EXPECT_EQ(d.command_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(d.tls_handshake_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(d.min_data_rate, 1024u);
+  EXPECT_EQ(d.data_rate_grace, std::chrono::seconds(30));
+  EXPECT_EQ(d.max_connections_per_ip, 50u);
+  EXPECT_TRUE(d.connection_limit_exempt.empty());
+
+  auto good = load(std::string(kMinimal) +
+                   "limits:\n"
+                   "  command_timeout: 3s\n"
+                   "  tls_handshake_timeout: 2s\n"
+                   "  min_data_rate: 4KiB/s\n"
+                   "  data_rate_grace: 5s\n"
+                   "  max_connections_per_ip: 0\n"
+                   "  connection_limit_exempt: [10.0.0.0/8, \"2001:db8::/32\"]\n");
+  ASSERT_TRUE(good.errors.empty()) << testing::describe(good.errors);
+  const Limits& g = good.config->limits;
+  EXPECT_EQ(g.command_timeout, std::chrono::seconds(3));
+  EXPECT_EQ(g.tls_handshake_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(g.min_data_rate, 4096u);
+  EXPECT_EQ(g.data_rate_grace, std::chrono::seconds(5));
+  EXPECT_EQ(g.max_connections_per_ip, 0u);
+  ASSERT_EQ(g.connection_limit_exempt.size(), 2u);
+  EXPECT_EQ(g.connection_limit_exempt[1].prefix_length, 32);
+
+  auto bad = load(std::string(kMinimal) +
+                  "limits:\n"                                  // 9
+                  "  command_timeout: 500ms\n"                 // 10
+                  "  tls_handshake_timeout: 0s\n"              // 11
+                  "  min_data_rate: 1KiB\n"                    // 12
+                  "  max_connections_per_ip: many\n"           // 13
+                  "  connection_limit_exempt: [10.0.0/8]\n");  // 14
+  EXPECT_TRUE(has_problem(bad.errors, at(10, "limits.command_timeout") + "must be at least 1s"));
+  EXPECT_TRUE(
+      has_problem(bad.errors, at(11, "limits.tls_handshake_timeout") + "must be at least 1s"));
+  EXPECT_TRUE(has_problem(bad.errors, at(12, "limits.min_data_rate") + "bad rate \"1KiB\""));
+  EXPECT_TRUE(
+      has_problem(bad.errors, at(13, "limits.max_connections_per_ip") + "expected a whole number"));
+  EXPECT_TRUE(has_problem(bad.errors, at(14, "limits.connection_limit_exempt[0]")));
+}
+
 TEST_F(ConfigLoaderTest, SpoolSizeTooSmall) {
   auto result = load(std::string(kMinimal) + "  max_size: 1KiB\n");
   EXPECT_TRUE(has_problem(result.errors, at(9, "spool.max_size") + "must be at least 1MiB"));
+}
+
+TEST_F(ConfigLoaderTest, SpoolReserve) {
+  auto unset = load(kMinimal);
+  ASSERT_NE(unset.config, nullptr) << testing::describe(unset.errors);
+  EXPECT_FALSE(unset.config->spool.reserve.has_value());  // the daemon picks the default
+  auto set = load(std::string(kMinimal) + "  max_size: 64MiB\n  reserve: 8MiB\n");
+  ASSERT_NE(set.config, nullptr) << testing::describe(set.errors);
+  EXPECT_EQ(set.config->spool.reserve, 8ull << 20);
+  auto none = load(std::string(kMinimal) + "  reserve: 0\n");
+  ASSERT_NE(none.config, nullptr) << testing::describe(none.errors);
+  EXPECT_EQ(none.config->spool.reserve, 0u);
+  auto too_big = load(std::string(kMinimal) + "  max_size: 64MiB\n  reserve: 32MiB\n");
+  EXPECT_TRUE(has_problem(too_big.errors,
+                          at(10, "spool.reserve") + "must be less than half of spool.max_size"));
+  auto bad = load(std::string(kMinimal) + "  reserve: lots\n");
+  EXPECT_TRUE(has_problem(bad.errors, at(9, "spool.reserve")));
 }
 
 TEST_F(ConfigLoaderTest, AddressWithoutPort) {

@@ -85,6 +85,29 @@ TEST(ParseSize, Table) {
   }
 }
 
+TEST(ParseSizeRate, Table) {
+  struct Case {
+    const char* text;
+    std::optional<uint64_t> bytes_per_second;
+  };
+  const Case cases[] = {
+      {"1KiB/s", 1024},
+      {"512/s", 512},
+      {"2MiB/s", 2ull << 20},
+      {"0", 0},
+      {"0/s", 0},
+      {"1KiB", std::nullopt},
+      {"/s", std::nullopt},
+      {"1KiB/m", std::nullopt},
+      {"1 KiB/s", std::nullopt},
+      {"", std::nullopt},
+  };
+  for (const Case& c : cases) {
+    auto got = parse_size_rate(c.text);
+    EXPECT_EQ(got, c.bytes_per_second) << c.text;
+  }
+}
+
 TEST(ParseSocketAddress, Table) {
   struct Case {
     const char* text;
