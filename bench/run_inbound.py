@@ -52,6 +52,7 @@ listeners:
 relay_networks: [127.0.0.0/8]
 limits:
   max_connections: {max_connections}
+  max_connections_per_ip: 0  # every load generator connects from 127.0.0.1
   idle_timeout: 30m
   shutdown_timeout: 10s
 spool:

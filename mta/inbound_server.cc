@@ -71,6 +71,10 @@ std::shared_ptr<const ShardSettings> make_settings(std::shared_ptr<const conf::C
     ss.max_message_size = config->limits.max_message_size;
     ss.max_recipients = config->limits.max_recipients;
     ss.campaign_header = config->campaign_header;
+    ss.command_timeout = config->limits.command_timeout;
+    ss.tls_handshake_timeout = config->limits.tls_handshake_timeout;
+    ss.min_data_rate = config->limits.min_data_rate;
+    ss.data_rate_grace = config->limits.data_rate_grace;
     if (s->dkim) {
       ss.dkim_hash_relaxed_body =
           s->dkim->uses_body_canonicalization(DkimCanonicalization::relaxed);

@@ -11,8 +11,9 @@
 // daemon's main thread.
 //
 // SECURITY: faces the network. Protocol decisions are the session's; this
-// layer only moves bytes, enforces max_connections and idle_timeout, and
-// closes connections whose TLS fails.
+// layer only moves bytes, enforces max_connections, max_connections_per_ip,
+// idle_timeout and the implicit-TLS handshake deadline, asks each session
+// to check its own deadlines, and closes connections whose TLS fails.
 #pragma once
 
 #include <atomic>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "conf/config.h"
+#include "mta/inbound_client_counter.h"
 
 namespace ringmail::admin {
 class MetricsRegistry;
@@ -74,6 +76,7 @@ class InboundServer {
   int shard_count_;
   std::vector<std::unique_ptr<InboundShard>> shards_;
   std::atomic<int> connections_{0};
+  ClientConnectionCounter connections_per_client_;  // limits.max_connections_per_ip
   bool stopped_ = false;
 };
 

@@ -155,6 +155,9 @@ bool InboundShard::setup(std::string* error) {
                                      {{"direction", "inbound"}});
   connections_refused_ = &metrics->counter(
       "connections_refused_total", "Inbound connections refused with 421 (max_connections)");
+  connections_refused_per_ip_ =
+      &metrics->counter("connections_refused_per_ip_total",
+                        "Inbound connections refused with 421 (limits.max_connections_per_ip)");
   tls_failures_ =
       &metrics->counter("tls_handshake_failures_total", "Inbound TLS handshakes that failed",
                         {{"direction", "inbound"}});
@@ -207,9 +210,8 @@ void InboundShard::loop() {
   for (size_t slot = 0; slot < connections_.size(); ++slot) {
     if (connections_[slot] && connections_[slot]->fd >= 0) {
       ::close(connections_[slot]->fd);
+      release_counts(*connections_[slot]);
       connections_[slot].reset();
-      server_.connections_.fetch_sub(1, std::memory_order_relaxed);
-      sessions_active_->add(-1);
     }
   }
   if (ring_ok_) io_uring_queue_exit(&ring_);
@@ -272,24 +274,44 @@ void InboundShard::on_accept(uint32_t listener, int res, unsigned flags) {
     connections_refused_->inc();
     return;
   }
+  sockaddr_storage peer{}, local{};
+  socklen_t plen = sizeof peer, llen = sizeof local;
+  ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen);
+  PeerAddress peer_address = describe(peer);
+  bool exempt = config.limits.max_connections_per_ip == 0;
+  for (const auto& net : config.limits.connection_limit_exempt) {
+    if (exempt) break;
+    exempt = net.contains(peer_address.family, peer_address.bytes);
+  }
+  ClientKey client_key = client_key_of(peer_address.family, peer_address.bytes);
+  if (!exempt && !server_.connections_per_client_.try_acquire(
+                     client_key, config.limits.max_connections_per_ip)) {
+    std::string reply = "421 4.7.0 " + config.hostname +
+                        " Too many connections from your address, try again later\r\n";
+    [[maybe_unused]] ssize_t n =
+        ::send(fd, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::close(fd);
+    connections_refused_per_ip_->inc();
+    return;
+  }
   server_.connections_.fetch_add(1, std::memory_order_relaxed);
   sessions_active_->add(1);
 
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  sockaddr_storage peer{}, local{};
-  socklen_t plen = sizeof peer, llen = sizeof local;
-  ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen);
 
   uint32_t slot = allocate_slot();
   Connection& c = *connections_[slot];
   c.fd = fd;
   c.listener = listener;
   c.settings = settings_;
-  c.peer = describe(peer);
+  c.peer = std::move(peer_address);
   c.local = describe(local);
+  c.counted_per_client = !exempt;
+  c.client_key = std::move(client_key);
   c.last_activity = Clock::now();
+  c.accepted = c.last_activity;
   for (const auto& net : config.relay_networks) {
     if (net.contains(c.peer.family, c.peer.bytes)) {
       c.relay_network = net.text;
@@ -407,11 +429,17 @@ void InboundShard::close_now(uint32_t slot, Connection& c) {
 void InboundShard::maybe_finish_close(uint32_t slot, Connection& c) {
   if (!c.closing || c.recv_armed || c.send_in_flight || c.auth_delay_armed) return;
   ::close(c.fd);
+  release_counts(c);
   connections_[slot].reset();
   free_slots_.push_back(slot);
+  check_stopped();
+}
+
+void InboundShard::release_counts(Connection& c) {
   server_.connections_.fetch_sub(1, std::memory_order_relaxed);
   sessions_active_->add(-1);
-  check_stopped();
+  if (c.counted_per_client) server_.connections_per_client_.release(c.client_key);
+  c.counted_per_client = false;
 }
 
 void InboundShard::on_wake() {
@@ -422,6 +450,7 @@ void InboundShard::on_wake() {
 void InboundShard::on_tick() {
   if (!running_) return;
   const auto now = Clock::now();
+  const int64_t now_unix_ms = unix_now_ms();
   for (uint32_t slot = 0; slot < connections_.size(); ++slot) {
     Connection* c = connections_[slot].get();
     if (!c) continue;
@@ -431,7 +460,19 @@ void InboundShard::on_tick() {
       if (now - c->close_requested > kFlushGrace) close_now(slot, *c);
       continue;
     }
-    const auto idle_limit = c->settings->config->limits.idle_timeout;
+    const conf::Limits& limits = c->settings->config->limits;
+    if (c->session) {
+      // Deadlines a trickling client cannot extend; they close the session.
+      c->session->set_now(now_unix_ms);
+      apply(slot, *c, c->session->check_deadlines());
+      if (c->close_after_flush || c->closing) continue;
+    } else if (now - c->accepted > limits.tls_handshake_timeout) {
+      spdlog::info("inbound TLS from [{}]:{}: handshake not done in time", c->peer.ip,
+                   c->peer.port);
+      close_now(slot, *c);  // implicit TLS: no session, nothing to say
+      continue;
+    }
+    const auto idle_limit = limits.idle_timeout;
     if (now - c->last_activity > idle_limit && !(c->session && c->session->waiting())) {
       if (c->session) {
         apply(slot, *c, c->session->idle_timeout());

@@ -97,6 +97,10 @@ struct Connection {
   __kernel_timespec auth_delay_ts{};
   Clock::time_point last_activity{};
   Clock::time_point close_requested{};
+  Clock::time_point accepted{};  // the implicit-TLS handshake deadline runs from here
+  // Counted in limits.max_connections_per_ip (not exempt); released on close.
+  bool counted_per_client = false;
+  ClientKey client_key;
 };
 
 class InboundShard {
@@ -157,6 +161,9 @@ class InboundShard {
   // to its buffers any more.
   void close_now(uint32_t slot, Connection& c);
   void maybe_finish_close(uint32_t slot, Connection& c);
+  // Gives back the connection's place in max_connections and
+  // max_connections_per_ip.
+  void release_counts(Connection& c);
   void on_wake();
   void on_tick();
   void begin_stop(std::chrono::milliseconds timeout);
@@ -188,6 +195,7 @@ class InboundShard {
   RingMailbox mailbox_;
   admin::Gauge* sessions_active_ = nullptr;
   admin::Counter* connections_refused_ = nullptr;
+  admin::Counter* connections_refused_per_ip_ = nullptr;
   admin::Counter* tls_failures_ = nullptr;
   std::unordered_map<std::string, admin::Counter*> dkim_counters_;
 };

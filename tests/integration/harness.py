@@ -240,6 +240,9 @@ class Ringmail:
                 "max_message_size": "10MiB",
                 "max_recipients": 100,
                 "max_connections": 200,
+                # Every test client is 127.0.0.1; test_slow_clients.py sets
+                # a per-address limit of its own.
+                "max_connections_per_ip": 0,
                 "idle_timeout": "60s",
                 "shutdown_timeout": "10s",
             },
