@@ -81,6 +81,9 @@ struct Limits {
 struct SpoolConfig {
   std::filesystem::path path;
   uint64_t max_size = 16ull << 30;  // LMDB map size
+  // Room kept for delivery results: new mail is refused (452 4.3.1) below
+  // it. Unset: queue::default_spool_reserve(max_size); 0: no reserve.
+  std::optional<uint64_t> reserve;
 };
 
 struct Route {

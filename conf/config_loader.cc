@@ -345,7 +345,7 @@ class Loader {
 
   void read_spool(const std::optional<Item>& item) {
     if (!item) return;
-    auto fields = r_.map(*item, {"path", "max_size"});
+    auto fields = r_.map(*item, {"path", "max_size", "reserve"});
     if (!fields) return;
     if (auto path_item = r_.field(*fields, "path", Need::required)) {
       if (auto path = r_.path(*path_item)) {
@@ -367,6 +367,14 @@ class Loader {
                  "must be at least 1MiB");
       } else {
         config_.spool.max_size = *value;
+      }
+    }
+    if (auto value = r_.size(*fields, "reserve", Need::optional)) {
+      if (*value * 2 >= config_.spool.max_size) {
+        r_.error(fields->get("reserve")->line, detail::child_path(fields->path(), "reserve"),
+                 "must be less than half of spool.max_size");
+      } else {
+        config_.spool.reserve = *value;
       }
     }
   }

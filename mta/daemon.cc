@@ -27,6 +27,7 @@
 #include "queue/spool_dump.h"
 #include "queue/spool_lmdb.h"
 #include "queue/spool_operations.h"
+#include "queue/spool_reserve.h"
 #include "queue/spool_writer.h"
 #include "ringmail_version.h"
 
@@ -192,6 +193,8 @@ class Daemon {
     for (const auto& problem : recovered.problems) spdlog::warn("spool: {}", problem);
     queue::SpoolWriterOptions writer_options;
     writer_options.initial_queued_recipients = recovered.count(queue::RecipientState::queued);
+    writer_options.reserve_bytes =
+        config_->spool.reserve.value_or(queue::default_spool_reserve(config_->spool.max_size));
     writer_ = std::make_unique<queue::SpoolWriter>(*spool_, &metrics_, delivery_log_.get(),
                                                    writer_options);
     outbound_ = std::make_unique<OutboundServer>(
