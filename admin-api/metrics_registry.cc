@@ -355,4 +355,16 @@ std::string MetricsRegistry::render() const {
   return out;
 }
 
+void LabelledCounters::declare(MetricsRegistry& metrics) const {
+  metrics.declare(name_, help_, MetricType::counter);
+}
+
+Counter& LabelledCounters::get(MetricsRegistry& metrics, const std::string& value) {
+  auto it = by_value_.find(value);
+  if (it != by_value_.end()) return *it->second;
+  Counter* counter = &metrics.counter(name_, help_, {{label_, value}});
+  by_value_.emplace(value, counter);
+  return *counter;
+}
+
 }  // namespace ringmail::admin

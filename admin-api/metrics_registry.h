@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -103,6 +104,24 @@ class MetricsRegistry {
   struct Family;
   mutable std::mutex mutex_;
   std::map<std::string, std::unique_ptr<Family>> families_;
+};
+
+// A counter family with one label whose series are registered on first use
+// and then found without the registry's lock (e.g. messages_delivered_total
+// by site). Not thread-safe: one per counting thread.
+class LabelledCounters {
+ public:
+  LabelledCounters(std::string name, std::string help, std::string label)
+      : name_(std::move(name)), help_(std::move(help)), label_(std::move(label)) {}
+  // The family's HELP and TYPE before its first series.
+  void declare(MetricsRegistry& metrics) const;
+  Counter& get(MetricsRegistry& metrics, const std::string& value);
+
+ private:
+  std::string name_;
+  std::string help_;
+  std::string label_;
+  std::unordered_map<std::string, Counter*> by_value_;
 };
 
 }  // namespace ringmail::admin

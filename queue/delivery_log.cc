@@ -118,4 +118,27 @@ nlohmann::ordered_json reception_record(const SpoolMessage& message, size_t reci
   };
 }
 
+nlohmann::ordered_json attempt_record(const AttemptRecord& a) {
+  const SpoolMessage& m = *a.message;
+  nlohmann::ordered_json record{
+      {"type", a.type},
+      {"time", format_rfc3339_ms(a.now_unix_ms)},
+      {"id", m.id.value},
+      {"sender", m.envelope.sender},
+      {"recipient", m.envelope.recipients[a.recipient_index].address},
+      {"tenant", m.meta.tenant},
+      {"campaign", m.meta.campaign},
+      {"site", a.site},
+      {"mx", a.mx},
+      {"source", a.source},
+      {"response", {{"code", a.code}, {"enhanced", a.enhanced}, {"text", a.text}}},
+      {"attempt", a.attempt},
+      {"size", m.meta.size}};
+  if (!a.category.empty()) record["category"] = a.category;
+  if (!a.tls.empty()) record["tls"] = a.tls;
+  if (a.next_attempt_unix_ms != 0)
+    record["next_attempt"] = format_rfc3339_ms(a.next_attempt_unix_ms);
+  return record;
+}
+
 }  // namespace ringmail::queue

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace ringmail::queue {
 
@@ -64,5 +65,26 @@ std::string format_rfc3339_ms(int64_t unix_ms);
 // The Reception record for one recipient of a committed message.
 nlohmann::ordered_json reception_record(const SpoolMessage& message, size_t recipient_index,
                                         int64_t now_unix_ms);
+
+// One attempt's outcome for one recipient: Delivery, TransientFailure,
+// Bounce or Expiration (CONTRACT.md "Delivery log"), with the fields in
+// the contract's order and the Ringmail extensions (tls, next_attempt).
+struct AttemptRecord {
+  const char* type = "Delivery";
+  int64_t now_unix_ms = 0;
+  const SpoolMessage* message = nullptr;  // envelope and metadata; content not needed
+  size_t recipient_index = 0;
+  std::string_view site;
+  std::string_view mx;
+  std::string_view source;
+  int code = 0;
+  std::string_view enhanced;
+  std::string_view text;
+  uint32_t attempt = 1;
+  std::string_view category;         // "" on Delivery
+  std::string_view tls;              // "" in clear text
+  int64_t next_attempt_unix_ms = 0;  // TransientFailure only
+};
+nlohmann::ordered_json attempt_record(const AttemptRecord& attempt);
 
 }  // namespace ringmail::queue

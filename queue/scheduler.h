@@ -43,6 +43,11 @@ struct Job {
   MessageId id;
   std::string domain;  // lower-case recipient domain: the routing key
   std::vector<JobRecipient> recipients;
+  // Who it belongs to, for holds, shaping and statistics: the message's
+  // tenant and campaign ("" if none), and the egress pool ("": default).
+  std::string tenant;
+  std::string campaign;
+  std::string pool;
   int64_t received_unix_ms = 0;  // for delivery.retry.max_age
   int64_t due_unix_ms = 0;
   std::string site;  // set once routed
