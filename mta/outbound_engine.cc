@@ -1,6 +1,7 @@
 // The delivery thread's ring mechanics: sockets, connect with a timeout,
-// send and receive, TLS over memory BIOs, deadlines. Decisions live in
-// outbound_dispatch.cc.
+// send and receive, TLS over memory BIOs, protocol deadlines. Every
+// decision is the DeliveryPlanner's (mta/delivery_planner.h): this file
+// carries out its commands and reports completions to it as events.
 #include "mta/outbound_engine.h"
 
 #include <arpa/inet.h>
@@ -13,8 +14,10 @@
 #include <condition_variable>
 #include <cstring>
 #include <future>
+#include <random>
 
-#include "admin-api/metrics_registry.h"
+#include "queue/delivery_log.h"
+#include "queue/spool_codec.h"
 #include "queue/spool_writer.h"
 
 namespace ringmail::mta {
@@ -24,9 +27,6 @@ namespace {
 constexpr unsigned kRingEntries = 1024;
 constexpr size_t kRecvBufferSize = 16 * 1024;
 constexpr auto kTickInterval = std::chrono::milliseconds(100);
-// How long a site whose every address failed is left alone before new
-// messages try it again (their retry schedule still applies to each).
-constexpr int64_t kSiteDownMs = 1000;
 
 // io_uring user_data: operation in the top byte, connection slot in the
 // next 24 bits, slot generation in the low 32 bits.
@@ -89,16 +89,34 @@ bool bind_address(const conf::IpAddress& source, int family, sockaddr_storage* s
 
 }  // namespace
 
+const char* to_string(Phase phase) {
+  switch (phase) {
+    case Phase::connecting:
+      return "connecting";
+    case Phase::dialogue:
+      return "dialogue";
+    case Phase::tls_handshake:
+      return "tls_handshake";
+    case Phase::ready:
+      return "ready";
+    case Phase::closing:
+      return "closing";
+    case Phase::closed:
+      return "closed";
+  }
+  return "?";
+}
+
 OutboundEngine::OutboundEngine(OutboundDependencies deps,
                                std::shared_ptr<const conf::Config> config,
                                std::unique_ptr<DnsResolver> resolver,
-                               std::shared_ptr<const TlsContext> tls)
+                               std::shared_ptr<const TlsContext> tls, const runtime::Clock& clock)
     : deps_(deps),
+      clock_(clock),
+      config_(config),
       resolver_(std::move(resolver)),
       tls_(std::move(tls)),
-      random_(std::random_device{}()) {
-  set_config(std::move(config));
-}
+      planner_(*deps.spool, clock, std::move(config), std::random_device{}()) {}
 
 OutboundEngine::~OutboundEngine() {
   if (thread_.joinable()) thread_.join();
@@ -107,9 +125,13 @@ OutboundEngine::~OutboundEngine() {
 }
 
 int64_t OutboundEngine::now_steady_ms() const {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             SteadyClock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_.steady().time_since_epoch())
       .count();
+}
+
+void OutboundEngine::set_config(std::shared_ptr<const conf::Config> config) {
+  config_ = config;
+  planner_.set_config(std::move(config));
 }
 
 bool OutboundEngine::start(std::string* error) {
@@ -124,8 +146,8 @@ bool OutboundEngine::start(std::string* error) {
   attempt_seconds_ = &metrics->histogram("delivery_attempt_seconds",
                                          "Time of one delivery transaction, per message", {},
                                          admin::latency_buckets());
-  for (const LabelledCounters* family : {&delivered_, &deferred_, &bounced_}) {
-    metrics->declare(family->name, family->help, admin::MetricType::counter);
+  for (const admin::LabelledCounters* family : {&delivered_, &deferred_, &bounced_}) {
+    family->declare(*metrics);
   }
   load_spool();
   // The ring is made on its own thread: a single-issuer ring belongs to the
@@ -145,6 +167,30 @@ bool OutboundEngine::start(std::string* error) {
     return false;
   }
   return true;
+}
+
+// Start-up: every active recipient of the spool, without bodies.
+void OutboundEngine::load_spool() {
+  std::string current;
+  queue::SpoolMessage message;
+  std::vector<size_t> indexes;
+  uint64_t deferred = 0;
+  deps_.spool->for_each_recipient([&](const queue::SpoolMessage& m, size_t index) {
+    const queue::Recipient& r = m.envelope.recipients[index];
+    if (!queue::is_active(r.state)) return;
+    if (m.id.value != current) {
+      planner_.load(message, indexes);
+      indexes.clear();
+      current = m.id.value;
+      message = m;
+    }
+    if (r.state == queue::RecipientState::deferred) ++deferred;
+    indexes.push_back(index);
+  });
+  planner_.load(message, indexes);
+  deferred_gauge_->set(static_cast<int64_t>(deferred));
+  spdlog::info("delivery: {} jobs for {} messages loaded from the spool",
+               planner_.scheduler().size(), planner_.active_messages());
 }
 
 bool OutboundEngine::setup_ring(std::string* error) {
@@ -173,25 +219,22 @@ void OutboundEngine::request_stop(std::chrono::milliseconds timeout) {
   post([this, timeout] {
     if (stopping_) return;
     stopping_ = true;
-    stop_deadline_ms_ = now_steady_ms() + timeout.count();
-    for (uint32_t slot = 0; slot < connections_.size(); ++slot) {
-      OutboundConnection* c = connections_[slot].get();
-      if (!c || c->closing) continue;
-      if (!c->job) {
-        if (c->session && c->session->is_ready()) {
-          c->idle = false;
-          apply(slot, *c, c->session->quit());
-        } else {
-          close_connection(slot, *c);
-        }
-      }
-    }
+    carry_out(planner_.stop(timeout));
     check_stopped();
   });
 }
 
 void OutboundEngine::join() {
   if (thread_.joinable()) thread_.join();
+}
+
+void OutboundEngine::enqueue_messages(
+    const std::vector<std::shared_ptr<queue::SpoolMessage>>& messages) {
+  carry_out(planner_.committed(messages));
+}
+
+void OutboundEngine::adopt_unknown(std::vector<queue::SpoolMessage> messages) {
+  carry_out(planner_.adopt(messages));
 }
 
 io_uring_sqe* OutboundEngine::sqe() { return next_sqe(&ring_); }
@@ -207,7 +250,7 @@ void OutboundEngine::arm_tick() {
 }
 
 void OutboundEngine::loop() {
-  run_due();
+  carry_out(planner_.start());
   while (running_) {
     int rc = io_uring_submit_and_wait(&ring_, 1);
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
@@ -259,63 +302,157 @@ void OutboundEngine::on_wake() {
   if (running_) arm_wake();
 }
 
+void OutboundEngine::enter_phase(OutboundConnection& c, Phase to) {
+  if (spdlog::should_log(spdlog::level::trace)) {
+    spdlog::trace("delivery: connection {} to [{}]: {} -> {}", c.id, c.target.ip,
+                  to_string(c.phase), to_string(to));
+  }
+  c.phase = to;
+}
+
+// ---- the planner's commands
+
+void OutboundEngine::carry_out(PlannerOutput out) {
+  if (deps_.delivery_log && !out.records.empty()) deps_.delivery_log->write_all(out.records);
+  for (auto& dsn : out.dsns) submit_dsn(std::move(dsn));
+  if (!out.updates.empty() || !out.finished.empty()) {
+    deps_.spool_writer->submit_updates(std::move(out.updates), std::move(out.finished));
+  }
+  apply_metrics(out.metrics);
+  for (ConnectionId id : out.close) cut(id);
+  for (ConnectionId id : out.quit) quit(id);
+  for (const StartCommand& command : out.start) start_transaction(command);
+  for (const OpenCommand& command : out.open) open(command);
+  for (const std::string& name : out.resolve) {
+    resolver_->resolve_mx(name, [this, name](const MxResolution& resolution) {
+      auto copy = std::make_shared<MxResolution>(resolution);
+      post([this, name, copy] { carry_out(planner_.resolved(name, *copy)); });
+    });
+  }
+}
+
+void OutboundEngine::apply_metrics(const MetricDeltas& m) {
+  admin::MetricsRegistry& metrics = *deps_.metrics;
+  for (const auto& [site, n] : m.delivered_by_site.counts) delivered_.get(metrics, site).inc(n);
+  for (const auto& [site, n] : m.deferred_by_site.counts) deferred_.get(metrics, site).inc(n);
+  for (const auto& [category, n] : m.bounced_by_category.counts) {
+    bounced_.get(metrics, category).inc(n);
+  }
+  if (m.queued != 0) queued_gauge_->add(m.queued);
+  if (m.deferred != 0) deferred_gauge_->add(m.deferred);
+  for (double seconds : m.attempt_seconds) attempt_seconds_->observe(seconds);
+}
+
+void OutboundEngine::submit_dsn(std::unique_ptr<queue::SpoolMessage> dsn) {
+  deps_.spool_writer->submit(
+      std::move(dsn),
+      [](const queue::SpoolMessage& m, queue::StoreStatus status, const std::string& detail) {
+        if (status == queue::StoreStatus::ok) {
+          spdlog::info("delivery: DSN {} queued to <{}>", m.id.value,
+                       m.envelope.recipients.empty() ? "" : m.envelope.recipients[0].address);
+        } else {
+          spdlog::error("delivery: DSN {} not queued: {}", m.id.value, detail);
+        }
+      });
+}
+
+OutboundConnection* OutboundEngine::find(ConnectionId id, uint32_t* slot) {
+  auto it = slots_.find(id);
+  if (it == slots_.end()) return nullptr;
+  OutboundConnection* c = connections_[it->second].get();
+  if (!c || c->released || c->phase == Phase::closed) return nullptr;
+  *slot = it->second;
+  return c;
+}
+
+void OutboundEngine::open(const OpenCommand& command) {
+  auto c = std::make_unique<OutboundConnection>();
+  c->id = command.id;
+  c->generation = ++generation_counter_;
+  c->target = command.target;
+  c->starttls = command.starttls && tls_ != nullptr;
+  c->source = command.source;
+  c->recv_buffer = std::make_unique<char[]>(kRecvBufferSize);
+  const uint32_t slot = allocate_slot();
+  connections_[slot] = std::move(c);
+  slots_[command.id] = slot;
+  sessions_active_->add(1);
+  connect_target(slot, *connections_[slot]);
+}
+
+void OutboundEngine::start_transaction(const StartCommand& command) {
+  uint32_t slot = 0;
+  OutboundConnection* c = find(command.id, &slot);
+  if (!c || c->phase != Phase::ready) {
+    // The planner starts transactions only on ready connections; one that
+    // went away meanwhile reports its end, which retries the job.
+    spdlog::error("delivery: transaction for connection {} that is not ready", command.id);
+    return;
+  }
+  c->in_transaction = true;
+  enter_phase(*c, Phase::dialogue);
+  apply(slot, *c, c->session->send_message(command.message));
+}
+
+void OutboundEngine::quit(ConnectionId id) {
+  uint32_t slot = 0;
+  OutboundConnection* c = find(id, &slot);
+  if (!c || c->phase == Phase::closing) return;
+  if (c->phase != Phase::ready) {
+    c->quit_pending = true;  // after the reply awaited now
+    return;
+  }
+  enter_phase(*c, Phase::dialogue);
+  apply(slot, *c, c->session->quit());
+}
+
+// The stop deadline: what is in flight ends as a local failure, retried later.
+void OutboundEngine::cut(ConnectionId id) {
+  uint32_t slot = 0;
+  OutboundConnection* c = find(id, &slot);
+  if (!c) return;
+  if (c->session && !c->session->is_closed()) {
+    apply(slot, *c, c->session->connection_lost("the server is stopping"));
+  }
+  if (c->phase != Phase::closed) close_connection(slot, *c);
+}
+
+// ---- ring mechanics
+
 void OutboundEngine::on_tick() {
   if (!running_) return;
   const int64_t now = now_steady_ms();
   for (uint32_t slot = 0; slot < connections_.size(); ++slot) {
     OutboundConnection* c = connections_[slot].get();
-    if (!c || c->closing) continue;
-    if (stopping_ && now >= stop_deadline_ms_) {
-      if (c->session && !c->session->is_closed()) {
-        apply(slot, *c, c->session->connection_lost("the server is stopping"));
-      }
-      if (!c->closing) close_connection(slot, *c);
-      continue;
-    }
+    if (!c || c->phase == Phase::closed) continue;
     if (c->deadline_ms == 0 || now < c->deadline_ms) continue;
     c->deadline_ms = 0;
-    if (c->close_after_flush) {
-      close_connection(slot, *c);  // the last bytes never left: a peer that stopped reading
-      continue;
-    }
-    if (!c->connected) {
-      // Cancels the connect; its completion (-ECANCELED) moves on.
-      io_uring_sqe* s = sqe();
-      io_uring_prep_cancel64(s, pack(OutOp::connect, slot, c->generation), 0);
-      io_uring_sqe_set_data64(s, pack(OutOp::cancel, slot, c->generation));
-      continue;
-    }
-    if (c->idle) {
-      c->idle = false;
-      auto& idle = sites_[c->site].idle;
-      std::erase(idle, slot);
-      apply(slot, *c, c->session->quit());
-      continue;
-    }
-    if (c->tls_handshaking) {
-      c->tls_handshaking = false;
-      c->tls_failed = true;
-      apply(slot, *c, c->session->tls_failed("TLS handshake timed out"));
-      continue;
-    }
-    if (c->session) {
-      if (c->session->waiting_for() == ClientWait::starttls) c->tls_failed = true;
-      apply(slot, *c, c->session->timeout());
-    }
-  }
-  forget_old_finished();
-  if (!stopping_) {
-    run_due();
-    // Ready jobs of sites that found no free connection when they became
-    // ready (the global limit was reached then) get one now.
-    if (scheduler_.ready_total() > 0 && open_connections_ < config_->delivery.max_connections) {
-      for (const std::string& name : scheduler_.ready_sites()) {
-        auto it = sites_.find(name);
-        if (it != sites_.end()) service_site(it->second);
-        if (open_connections_ >= config_->delivery.max_connections) break;
+    switch (c->phase) {
+      case Phase::closing:
+        close_connection(slot, *c);  // the last bytes never left: a peer that stopped reading
+        break;
+      case Phase::connecting: {
+        // Cancels the connect; its completion (-ECANCELED) moves on.
+        io_uring_sqe* s = sqe();
+        io_uring_prep_cancel64(s, pack(OutOp::connect, slot, c->generation), 0);
+        io_uring_sqe_set_data64(s, pack(OutOp::cancel, slot, c->generation));
+        break;
       }
+      case Phase::tls_handshake:
+        c->tls_failed = true;
+        enter_phase(*c, Phase::dialogue);
+        apply(slot, *c, c->session->tls_failed("TLS handshake timed out"));
+        break;
+      case Phase::dialogue:
+        if (c->session->waiting_for() == ClientWait::starttls) c->tls_failed = true;
+        apply(slot, *c, c->session->timeout());
+        break;
+      case Phase::ready:
+      case Phase::closed:
+        break;
     }
   }
+  carry_out(planner_.tick());
   check_stopped();
   if (running_) arm_tick();
 }
@@ -337,39 +474,17 @@ OutboundConnection* OutboundEngine::lookup(uint32_t slot, uint32_t generation) {
   return c;
 }
 
-void OutboundEngine::open_connection(SiteState& site) {
-  auto c = std::make_unique<OutboundConnection>();
-  c->generation = ++generation_counter_;
-  c->site = site.name;
-  std::vector<MxHost> hosts = site.hosts;
-  shuffle_equal_preferences(hosts, random_);
-  for (const MxHost& host : hosts) {
-    for (const std::string& ip : host.addresses) {
-      c->targets.push_back(ConnectTarget{host.name, ip, site.port});
-    }
-  }
-  if (c->targets.empty()) return;
-  c->starttls = tls_ && config_->delivery.tls != conf::OutboundTls::none;
-  c->source = site.source.address;
-  c->recv_buffer = std::make_unique<char[]>(kRecvBufferSize);
-  const uint32_t slot = allocate_slot();
-  connections_[slot] = std::move(c);
-  ++site.connections;
-  ++site.opening;
-  ++open_connections_;
-  sessions_active_->add(1);
-  connect_target(slot, *connections_[slot]);
-}
-
 void OutboundEngine::connect_target(uint32_t slot, OutboundConnection& c) {
-  const ConnectTarget& target = c.targets[c.target];
+  const ConnectTarget& target = c.target;
   if (!fill_address(target, &c.address, &c.address_length)) {
-    connection_failed(slot, c, local_failure("not an IP address: " + target.ip));
+    const SmtpReply why = local_failure("not an IP address: " + target.ip);
+    close_connection(slot, c, &why);
     return;
   }
   c.fd = ::socket(c.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (c.fd < 0) {
-    connection_failed(slot, c, local_failure(std::string("socket: ") + std::strerror(errno)));
+    const SmtpReply why = local_failure(std::string("socket: ") + std::strerror(errno));
+    close_connection(slot, c, &why);
     return;
   }
   int one = 1;
@@ -384,12 +499,12 @@ void OutboundEngine::connect_target(uint32_t slot, OutboundConnection& c) {
     const int err = errno;
     ::close(c.fd);
     c.fd = -1;
-    connection_failed(slot, c,
-                      local_failure("cannot send from source " + c.source->text + " to " +
-                                    target.ip + ": " + std::strerror(err)));
+    const SmtpReply why = local_failure("cannot send from source " + c.source->text + " to " +
+                                        target.ip + ": " + std::strerror(err));
+    close_connection(slot, c, &why);
     return;
   }
-  c.connected = false;
+  enter_phase(c, Phase::connecting);
   c.connect_in_flight = true;
   c.deadline_ms = now_steady_ms() + config_->delivery.timeouts.connect.count();
   io_uring_sqe* s = sqe();
@@ -401,19 +516,19 @@ void OutboundEngine::on_connect(uint32_t slot, uint32_t generation, int res) {
   OutboundConnection* c = lookup(slot, generation);
   if (!c) return;
   c->connect_in_flight = false;
-  if (c->closing) {
+  if (c->phase == Phase::closed) {
     maybe_release(slot, *c);
     return;
   }
   if (res < 0) {
-    const ConnectTarget& target = c->targets[c->target];
+    const ConnectTarget& target = c->target;
     std::string why = res == -ECANCELED ? "connection timed out" : std::strerror(-res);
-    connection_failed(slot, *c,
-                      local_failure("connect to " + target.mx + " [" + target.ip +
-                                    "]:" + std::to_string(target.port) + ": " + why));
+    const SmtpReply failure = local_failure("connect to " + target.mx + " [" + target.ip +
+                                            "]:" + std::to_string(target.port) + ": " + why);
+    close_connection(slot, *c, &failure);
     return;
   }
-  c->connected = true;
+  enter_phase(*c, Phase::dialogue);
   ClientSettings settings;
   settings.helo_name = config_->hostname;
   settings.starttls = c->starttls;
@@ -424,7 +539,7 @@ void OutboundEngine::on_connect(uint32_t slot, uint32_t generation, int res) {
   c->session = std::make_unique<SmtpClientSession>(std::move(settings));
   c->tls.reset();
   apply(slot, *c, c->session->connected());
-  if (!c->closing && !c->close_after_flush) arm_recv(slot, *c);
+  if (c->phase != Phase::closed && c->phase != Phase::closing) arm_recv(slot, *c);
 }
 
 void OutboundEngine::arm_recv(uint32_t slot, OutboundConnection& c) {
@@ -439,21 +554,21 @@ void OutboundEngine::on_recv(uint32_t slot, uint32_t generation, int res) {
   OutboundConnection* c = lookup(slot, generation);
   if (!c) return;
   c->recv_in_flight = false;
-  if (c->closing) {
+  if (c->phase == Phase::closed) {
     maybe_release(slot, *c);
     return;
   }
   if (res <= 0) {
     std::string why = res == 0 ? "the server closed the connection" : std::strerror(-res);
-    if (c->tls_handshaking) {
-      c->tls_handshaking = false;
+    if (c->phase == Phase::tls_handshake) {
       c->tls_failed = true;
+      enter_phase(*c, Phase::dialogue);
       apply(slot, *c, c->session->tls_failed(why));
     } else {
       if (c->session->waiting_for() == ClientWait::starttls) c->tls_failed = true;
       apply(slot, *c, c->session->connection_lost(why));
     }
-    if (!c->closing) close_connection(slot, *c);
+    if (c->phase != Phase::closed) close_connection(slot, *c);
     return;
   }
   std::string_view bytes(c->recv_buffer.get(), static_cast<size_t>(res));
@@ -463,8 +578,8 @@ void OutboundEngine::on_recv(uint32_t slot, uint32_t generation, int res) {
     // TLS then retries the host in clear text.
     if (c->session->waiting_for() == ClientWait::starttls) c->tls_failed = true;
     apply(slot, *c, c->session->receive(bytes));
-    if (!c->closing && !c->tls_handshaking) c->tls_failed = false;
-    if (!c->closing && !c->close_after_flush) arm_recv(slot, *c);
+    if (c->phase != Phase::closed && c->phase != Phase::tls_handshake) c->tls_failed = false;
+    if (c->phase != Phase::closed && c->phase != Phase::closing) arm_recv(slot, *c);
     return;
   }
   std::string plaintext;
@@ -474,29 +589,29 @@ void OutboundEngine::on_recv(uint32_t slot, uint32_t generation, int res) {
     flush(slot, *c);
   }
   if (status != TlsStatus::ok) {
-    if (c->tls_handshaking) {
-      c->tls_handshaking = false;
+    if (c->phase == Phase::tls_handshake) {
       c->tls_failed = true;
+      enter_phase(*c, Phase::dialogue);
       apply(slot, *c, c->session->tls_failed("TLS: " + c->tls->error()));
     } else {
       apply(slot, *c, c->session->connection_lost("TLS: " + c->tls->error()));
     }
-    if (!c->closing) close_connection(slot, *c);
+    if (c->phase != Phase::closed) close_connection(slot, *c);
     return;
   }
-  if (c->tls_handshaking && c->tls->handshake_done()) {
-    c->tls_handshaking = false;
+  if (c->phase == Phase::tls_handshake && c->tls->handshake_done()) {
     c->tls_failed = false;
+    enter_phase(*c, Phase::dialogue);
     apply(slot, *c, c->session->tls_established(c->tls->description()));
-    if (c->closing) return;
+    if (c->phase == Phase::closed) return;
   }
   if (!plaintext.empty()) apply(slot, *c, c->session->receive(plaintext));
-  if (!c->closing && !c->close_after_flush) arm_recv(slot, *c);
+  if (c->phase != Phase::closed && c->phase != Phase::closing) arm_recv(slot, *c);
 }
 
 void OutboundEngine::queue_plaintext(uint32_t slot, OutboundConnection& c, std::string text) {
   if (text.empty()) return;
-  if (c.tls && !c.tls_handshaking) {
+  if (c.tls && c.phase != Phase::tls_handshake) {
     if (c.tls->write(text) != TlsStatus::ok) {
       apply(slot, c, c.session->connection_lost("TLS: " + c.tls->error()));
       return;
@@ -511,7 +626,7 @@ void OutboundEngine::queue_plaintext(uint32_t slot, OutboundConnection& c, std::
 }
 
 void OutboundEngine::flush(uint32_t slot, OutboundConnection& c) {
-  if (c.send_in_flight || c.pending_out.empty() || c.fd < 0 || c.closing) return;
+  if (c.send_in_flight || c.pending_out.empty() || c.fd < 0 || c.phase == Phase::closed) return;
   c.sending.swap(c.pending_out);
   c.pending_out.clear();
   io_uring_sqe* s = sqe();
@@ -524,13 +639,13 @@ void OutboundEngine::on_send(uint32_t slot, uint32_t generation, int res) {
   OutboundConnection* c = lookup(slot, generation);
   if (!c) return;
   c->send_in_flight = false;
-  if (c->closing) {
+  if (c->phase == Phase::closed) {
     maybe_release(slot, *c);
     return;
   }
   if (res < 0) {
     apply(slot, *c, c->session->connection_lost(std::string("send: ") + std::strerror(-res)));
-    if (!c->closing) close_connection(slot, *c);
+    if (c->phase != Phase::closed) close_connection(slot, *c);
     return;
   }
   if (static_cast<size_t>(res) < c->sending.size()) {
@@ -541,55 +656,53 @@ void OutboundEngine::on_send(uint32_t slot, uint32_t generation, int res) {
     flush(slot, *c);
     return;
   }
-  if (c->close_after_flush) close_connection(slot, *c);
+  if (c->phase == Phase::closing) close_connection(slot, *c);
 }
 
 void OutboundEngine::start_tls(uint32_t slot, OutboundConnection& c) {
-  const ConnectTarget& target = c.targets[c.target];
-  c.tls = std::make_unique<TlsSession>(*tls_, TlsSession::ClientMode{}, target.mx);
-  c.tls_handshaking = true;
+  c.tls = std::make_unique<TlsSession>(*tls_, TlsSession::ClientMode{}, c.target.mx);
+  enter_phase(c, Phase::tls_handshake);
   c.pending_out += c.tls->take_output();
   c.deadline_ms = now_steady_ms() + config_->delivery.timeouts.starttls.count();
   flush(slot, c);
 }
 
 void OutboundEngine::arm_deadline(OutboundConnection& c) {
-  if (c.tls_handshaking) return;
-  if (c.idle) {
-    c.deadline_ms = now_steady_ms() + config_->delivery.idle_timeout.count();
-    return;
+  switch (c.phase) {
+    case Phase::dialogue:
+      c.deadline_ms = c.session->waiting_for() == ClientWait::none
+                          ? 0
+                          : now_steady_ms() + c.session->timeout_for_wait().count();
+      return;
+    case Phase::ready:  // idle: the planner's idle_timeout decides
+      c.deadline_ms = 0;
+      return;
+    case Phase::connecting:
+    case Phase::tls_handshake:
+    case Phase::closing:
+    case Phase::closed:
+      return;  // armed when the phase began
   }
-  if (!c.session || c.session->waiting_for() == ClientWait::none) {
-    c.deadline_ms = 0;
-    return;
-  }
-  c.deadline_ms = now_steady_ms() + c.session->timeout_for_wait().count();
 }
 
 void OutboundEngine::apply(uint32_t slot, OutboundConnection& c, ClientOutput out) {
-  if (c.closing) return;
+  if (c.phase == Phase::closed) return;
   // Results first: a failure while sending what follows them (RSET, QUIT)
   // must not turn replies already received into a retry.
-  if (out.finished && c.job) {
-    const queue::JobId id = *c.job;
-    c.job.reset();
-    const std::string tls = c.session->tls_description();
-    const ConnectTarget& target = c.targets[c.target];
-    attempt_seconds_->observe(static_cast<double>(now_steady_ms() - c.attempt_started_ms) / 1000.0);
-    finish_job(id, c.message.get(), out.finished->recipients, site_of(c.site), target.mx, tls);
-    c.message.reset();
+  if (out.finished && c.in_transaction) {
+    c.in_transaction = false;
+    carry_out(planner_.transaction_done(c.id, *out.finished, c.session->tls_description()));
+    if (c.phase == Phase::closed) return;
   }
   if (!out.send.empty()) queue_plaintext(slot, c, std::move(out.send));
-  if (c.closing) return;
+  if (c.phase == Phase::closed) return;
   if (out.start_tls) start_tls(slot, c);
-  if (out.failure && !out.finished) {
-    if (out.close || c.session->is_closed()) {
-      connection_failed(slot, c, *out.failure);
-      return;
-    }
+  if (out.failure && !out.finished && (out.close || c.session->is_closed())) {
+    close_connection(slot, c, &*out.failure);
+    return;
   }
   if (out.close) {
-    c.close_after_flush = true;
+    enter_phase(c, Phase::closing);
     if (!c.send_in_flight && c.pending_out.empty()) {
       close_connection(slot, c);
     } else {
@@ -598,112 +711,39 @@ void OutboundEngine::apply(uint32_t slot, OutboundConnection& c, ClientOutput ou
     return;
   }
   if (out.ready) {
-    if (!c.ready_once) {
-      c.ready_once = true;
-      SiteState& site = sites_[c.site];
-      --site.opening;
-      ++site.established;
+    enter_phase(c, Phase::ready);
+    c.deadline_ms = 0;
+    if (c.quit_pending) {
+      c.quit_pending = false;
+      enter_phase(c, Phase::dialogue);
+      apply(slot, c, c.session->quit());
+      return;
     }
-    connection_ready(slot, c);
-    if (c.closing) return;
+    carry_out(planner_.connection_ready(c.id));
+    return;
   }
   arm_deadline(c);
 }
 
-void OutboundEngine::connection_failed(uint32_t slot, OutboundConnection& c,
-                                       const SmtpReply& reply) {
-  const ConnectTarget target = c.targets[c.target];
-  SmtpReply why = reply;
-  if (why.local && why.text.find(target.ip) == std::string::npos) {
-    // Say which host it was: the log's text must stand on its own.
-    why.text = target.mx + " [" + target.ip + "]: " + why.text;
-  }
-  spdlog::debug("delivery: {} [{}]:{}: {}", target.mx, target.ip, target.port, why.to_string());
-  if (c.ready_once) {
-    // It worked, then went away while idle (a peer's idle timeout, a 421
-    // between transactions): nothing is wrong with the site.
-    close_connection(slot, c);
-    return;
-  }
-  bool retry_same = false;
-  if (c.tls_failed && !c.tls_retry_done &&
-      config_->delivery.tls == conf::OutboundTls::opportunistic && c.messages == 0) {
-    // Opportunistic TLS (RFC 7435): a broken handshake is retried in clear text.
-    retry_same = true;
-  }
-  const bool more = retry_same || c.target + 1 < c.targets.size();
-  if (more && !stopping_ && c.messages == 0) {
-    // The next MX (or address) on a fresh connection; this one closes.
-    auto next = std::make_unique<OutboundConnection>();
-    next->generation = ++generation_counter_;
-    next->site = c.site;
-    next->targets = c.targets;
-    next->target = retry_same ? c.target : c.target + 1;
-    // The clear-text retry is for this address only; the next one is
-    // offered STARTTLS again.
-    next->starttls =
-        retry_same ? false : (tls_ && config_->delivery.tls != conf::OutboundTls::none);
-    next->tls_retry_done = c.tls_retry_done || retry_same;
-    next->source = c.source;
-    next->recv_buffer = std::make_unique<char[]>(kRecvBufferSize);
-    SiteState& site = sites_[c.site];
-    ++site.connections;
-    ++site.opening;
-    ++open_connections_;
-    sessions_active_->add(1);
-    c.messages = 1;  // so that closing it does not give up on the site
-    const uint32_t next_slot = allocate_slot();
-    connections_[next_slot] = std::move(next);
-    close_connection(slot, c);
-    connect_target(next_slot, *connections_[next_slot]);
-    return;
-  }
-  // Every address failed before a first transaction: the site is down for
-  // a moment. Its ready jobs wait for their next attempt with this reason,
-  // and no connection is opened for it meanwhile (other connections
-  // failing at the same time must not reopen for each other's jobs).
-  SiteState& site = sites_[c.site];
-  if (!stopping_ && c.messages == 0 && site.established == 0) {
-    site.down_until_ms = now_steady_ms() + kSiteDownMs;
-    site.last_failure = why;
-    site.last_mx = target.mx;
-    std::vector<queue::JobId> jobs;
-    scheduler_.take_ready(site.name, &jobs);
-    for (queue::JobId id : jobs) fail_job(id, why, target.mx);
-  }
-  close_connection(slot, c);
-}
-
-void OutboundEngine::close_connection(uint32_t slot, OutboundConnection& c) {
-  if (c.closing) return;
-  c.closing = true;
+void OutboundEngine::close_connection(uint32_t slot, OutboundConnection& c,
+                                      const SmtpReply* failure) {
+  if (c.phase == Phase::closed) return;
+  enter_phase(c, Phase::closed);
   c.deadline_ms = 0;
-  SiteState& site = sites_[c.site];
-  if (c.idle) std::erase(site.idle, slot);
-  c.idle = false;
-  if (!c.ready_once && site.opening > 0) --site.opening;
-  if (c.ready_once && site.established > 0) --site.established;
-  if (site.connections > 0) --site.connections;
-  --open_connections_;
+  c.in_transaction = false;
   sessions_active_->add(-1);
-  if (c.job) {
-    // A transaction cut short without a result: its recipients are retried.
-    const queue::JobId id = *c.job;
-    c.job.reset();
-    SmtpReply reply = local_failure("connection closed during the transaction");
-    fail_job(id, reply, c.targets[c.target].mx);
-  }
   if (c.fd >= 0) ::shutdown(c.fd, SHUT_RDWR);
   if (c.connect_in_flight) {
     io_uring_sqe* s = sqe();
     io_uring_prep_cancel64(s, pack(OutOp::connect, slot, c.generation), 0);
     io_uring_sqe_set_data64(s, pack(OutOp::cancel, slot, c.generation));
   }
+  const ConnectionId id = c.id;
+  const bool tls_failed = c.tls_failed;
   maybe_release(slot, c);
-  if (!stopping_) {
-    auto it = sites_.find(site.name);
-    if (it != sites_.end()) service_site(it->second);
-  }
+  slots_.erase(id);
+  carry_out(failure ? planner_.connection_failed(id, *failure, tls_failed)
+                    : planner_.connection_closed(id));
 }
 
 void OutboundEngine::maybe_release(uint32_t slot, OutboundConnection& c) {
@@ -725,7 +765,7 @@ void OutboundEngine::free_released() {
 
 void OutboundEngine::check_stopped() {
   if (!stopping_ || !running_) return;
-  if (open_connections_ > 0) return;
+  if (!planner_.stopped()) return;
   for (const auto& c : connections_) {
     if (c) return;  // operations still in flight
   }

@@ -35,7 +35,7 @@ bool OutboundServer::start(std::shared_ptr<const conf::Config> config, std::stri
     }
   }
   auto engine = std::make_unique<OutboundEngine>(deps_, std::move(config), std::move(resolver),
-                                                 std::move(tls));
+                                                 std::move(tls), runtime::system_clock());
   // Held while the engine starts, so that a message committed meanwhile (a
   // DSN of its first round) waits in enqueue() instead of being missed.
   std::lock_guard lock(mutex_);
