@@ -283,6 +283,23 @@ TEST_F(ConfigLoaderTest, SpoolSizeTooSmall) {
   EXPECT_TRUE(has_problem(result.errors, at(9, "spool.max_size") + "must be at least 1MiB"));
 }
 
+TEST_F(ConfigLoaderTest, SpoolReserve) {
+  auto unset = load(kMinimal);
+  ASSERT_NE(unset.config, nullptr) << testing::describe(unset.errors);
+  EXPECT_FALSE(unset.config->spool.reserve.has_value());  // the daemon picks the default
+  auto set = load(std::string(kMinimal) + "  max_size: 64MiB\n  reserve: 8MiB\n");
+  ASSERT_NE(set.config, nullptr) << testing::describe(set.errors);
+  EXPECT_EQ(set.config->spool.reserve, 8ull << 20);
+  auto none = load(std::string(kMinimal) + "  reserve: 0\n");
+  ASSERT_NE(none.config, nullptr) << testing::describe(none.errors);
+  EXPECT_EQ(none.config->spool.reserve, 0u);
+  auto too_big = load(std::string(kMinimal) + "  max_size: 64MiB\n  reserve: 32MiB\n");
+  EXPECT_TRUE(has_problem(too_big.errors,
+                          at(10, "spool.reserve") + "must be less than half of spool.max_size"));
+  auto bad = load(std::string(kMinimal) + "  reserve: lots\n");
+  EXPECT_TRUE(has_problem(bad.errors, at(9, "spool.reserve")));
+}
+
 TEST_F(ConfigLoaderTest, AddressWithoutPort) {
   auto result = load(
       "hostname: mx.example.test\n"
