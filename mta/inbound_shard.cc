@@ -59,7 +59,7 @@ InboundShard::~InboundShard() {
   if (thread_.joinable()) thread_.join();
   for (int fd : listen_fds_)
     if (fd >= 0) ::close(fd);
-  if (ring_ok_) io_uring_queue_exit(&ring_);
+  reactor_.close();
 }
 
 void InboundShard::set_settings(std::shared_ptr<const ShardSettings> settings) {
@@ -96,7 +96,7 @@ bool InboundShard::run(std::string* error) {
 }
 
 // Runs fn on this shard's thread. Callable from any thread.
-void InboundShard::post(std::function<void()> fn) { mailbox_.post(std::move(fn)); }
+void InboundShard::post(std::function<void()> fn) { reactor_.mailbox().post(std::move(fn)); }
 
 void InboundShard::request_stop(std::chrono::milliseconds timeout) {
   post([this, timeout] { begin_stop(timeout); });
@@ -107,19 +107,7 @@ void InboundShard::join() {
 }
 
 bool InboundShard::setup(std::string* error) {
-  io_uring_params params{};
-  params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
-  params.cq_entries = kRingEntries * 4;
-  int rc = io_uring_queue_init_params(kRingEntries, &ring_, &params);
-  if (rc < 0) {  // older kernels: plain ring
-    params = {};
-    rc = io_uring_queue_init_params(kRingEntries, &ring_, &params);
-  }
-  if (rc < 0) {
-    *error = std::string("io_uring_queue_init: ") + std::strerror(-rc);
-    return false;
-  }
-  ring_ok_ = true;
+  if (!reactor_.open(kRingEntries, kRingEntries * 4, error)) return false;
   const size_t ring_bytes = kBufferCount * sizeof(io_uring_buf);
   void* mem =
       ::mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
@@ -133,7 +121,7 @@ bool InboundShard::setup(std::string* error) {
   reg.ring_addr = reinterpret_cast<uint64_t>(buffer_ring_);
   reg.ring_entries = kBufferCount;
   reg.bgid = kBufferGroup;
-  rc = io_uring_register_buf_ring(&ring_, &reg, 0);
+  const int rc = io_uring_register_buf_ring(reactor_.ring(), &reg, 0);
   if (rc < 0) {
     *error = std::string("io_uring_register_buf_ring: ") + std::strerror(-rc);
     return false;
@@ -145,11 +133,11 @@ bool InboundShard::setup(std::string* error) {
   }
   io_uring_buf_ring_advance(buffer_ring_, kBufferCount);
 
-  if (!mailbox_.open(error)) return false;
+  if (!reactor_.mailbox().open(error)) return false;
   for (size_t i = 0; i < listen_fds_.size(); ++i) arm_accept(i);
   arm_wake();
   arm_tick();
-  io_uring_submit(&ring_);
+  io_uring_submit(reactor_.ring());
   auto* metrics = server_.deps_.metrics;
   sessions_active_ = &metrics->gauge("smtp_sessions_active", "SMTP sessions in progress",
                                      {{"direction", "inbound"}});
@@ -164,23 +152,15 @@ bool InboundShard::setup(std::string* error) {
   return true;
 }
 
-io_uring_sqe* InboundShard::sqe() { return next_sqe(&ring_); }
-
 void InboundShard::arm_accept(size_t listener) {
   io_uring_sqe* s = sqe();
   io_uring_prep_multishot_accept(s, listen_fds_[listener], nullptr, nullptr, SOCK_CLOEXEC);
   io_uring_sqe_set_data64(s, pack(Op::accept, uint32_t(listener), 0));
 }
 
-void InboundShard::arm_wake() { mailbox_.arm_read(&ring_, pack(Op::wake, 0, 0)); }
+void InboundShard::arm_wake() { reactor_.arm_wake(pack(Op::wake, 0, 0)); }
 
-void InboundShard::arm_tick() {
-  tick_ts_.tv_sec = 0;
-  tick_ts_.tv_nsec = std::chrono::nanoseconds(kTickInterval).count();
-  io_uring_sqe* s = sqe();
-  io_uring_prep_timeout(s, &tick_ts_, 0, 0);
-  io_uring_sqe_set_data64(s, pack(Op::tick, 0, 0));
-}
+void InboundShard::arm_tick() { reactor_.arm_tick(pack(Op::tick, 0, 0), kTickInterval); }
 
 void InboundShard::arm_recv(uint32_t slot, Connection& c) {
   io_uring_sqe* s = sqe();
@@ -193,41 +173,33 @@ void InboundShard::arm_recv(uint32_t slot, Connection& c) {
 
 void InboundShard::loop() {
   while (running_) {
-    int rc = io_uring_submit_and_wait(&ring_, 1);
-    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-      spdlog::critical("shard {}: io_uring_submit_and_wait: {}", index_, std::strerror(-rc));
+    if (!reactor_.run_once(
+            [this](uint64_t data, int res, unsigned flags) { handle(data, res, flags); })) {
+      spdlog::critical("shard {}: its ring failed; the shard stops", index_);
       break;
     }
-    unsigned head;
-    unsigned seen = 0;
-    io_uring_cqe* cqe;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-      ++seen;
-      handle(cqe->user_data, cqe->res, cqe->flags);
-    }
-    io_uring_cq_advance(&ring_, seen);
   }
-  for (size_t slot = 0; slot < connections_.size(); ++slot) {
-    if (connections_[slot] && connections_[slot]->fd >= 0) {
-      ::close(connections_[slot]->fd);
-      release_counts(*connections_[slot]);
-      connections_[slot].reset();
+  for (uint32_t slot = 0; slot < connections_.slots(); ++slot) {
+    if (Connection* c = connections_.at(slot); c && c->fd >= 0) {
+      ::close(c->fd);
+      release_counts(*c);
+      connections_.remove(slot);
     }
   }
-  if (ring_ok_) io_uring_queue_exit(&ring_);
-  ring_ok_ = false;
+  reactor_.close();
 }
 
 void InboundShard::handle(uint64_t data, int res, unsigned flags) {
-  switch (op_of(data)) {
+  const runtime::UserData what = runtime::UserData::unpack(data);
+  switch (Op(what.op)) {
     case Op::accept:
-      on_accept(slot_of(data), res, flags);
+      on_accept(what.slot, res, flags);
       return;
     case Op::recv:
-      on_recv(slot_of(data), generation_of(data), res, flags);
+      on_recv(what.slot, what.generation, res, flags);
       return;
     case Op::send:
-      on_send(slot_of(data), generation_of(data), res);
+      on_send(what.slot, what.generation, res);
       return;
     case Op::wake:
       on_wake();
@@ -236,7 +208,7 @@ void InboundShard::handle(uint64_t data, int res, unsigned flags) {
       on_tick();
       return;
     case Op::auth_delay:
-      on_auth_delay(slot_of(data), generation_of(data));
+      on_auth_delay(what.slot, what.generation);
       return;
     case Op::ignore:
       return;
@@ -245,9 +217,7 @@ void InboundShard::handle(uint64_t data, int res, unsigned flags) {
 }
 
 Connection* InboundShard::lookup(uint32_t slot, uint32_t generation) {
-  if (slot >= connections_.size()) return nullptr;
-  Connection* c = connections_[slot].get();
-  return c && c->generation == generation ? c : nullptr;
+  return connections_.find(slot, generation);
 }
 
 void InboundShard::on_accept(uint32_t listener, int res, unsigned flags) {
@@ -301,8 +271,8 @@ void InboundShard::on_accept(uint32_t listener, int res, unsigned flags) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
-  uint32_t slot = allocate_slot();
-  Connection& c = *connections_[slot];
+  const uint32_t slot = connections_.add(std::make_unique<Connection>());
+  Connection& c = *connections_.at(slot);
   c.fd = fd;
   c.listener = listener;
   c.settings = settings_;
@@ -330,20 +300,6 @@ void InboundShard::on_accept(uint32_t listener, int res, unsigned flags) {
     apply(slot, c, c.session->start());
   }
   arm_recv(slot, c);
-}
-
-uint32_t InboundShard::allocate_slot() {
-  uint32_t slot;
-  if (!free_slots_.empty()) {
-    slot = free_slots_.back();
-    free_slots_.pop_back();
-  } else {
-    slot = uint32_t(connections_.size());
-    connections_.emplace_back();
-  }
-  connections_[slot] = std::make_unique<Connection>();
-  connections_[slot]->generation = ++generation_counter_;
-  return slot;
 }
 
 void InboundShard::on_recv(uint32_t slot, uint32_t generation, int res, unsigned flags) {
@@ -430,8 +386,7 @@ void InboundShard::maybe_finish_close(uint32_t slot, Connection& c) {
   if (!c.closing || c.recv_armed || c.send_in_flight || c.auth_delay_armed) return;
   ::close(c.fd);
   release_counts(c);
-  connections_[slot].reset();
-  free_slots_.push_back(slot);
+  connections_.remove(slot);
   check_stopped();
 }
 
@@ -443,7 +398,7 @@ void InboundShard::release_counts(Connection& c) {
 }
 
 void InboundShard::on_wake() {
-  mailbox_.drain();
+  reactor_.mailbox().drain();
   if (running_) arm_wake();
 }
 
@@ -451,8 +406,8 @@ void InboundShard::on_tick() {
   if (!running_) return;
   const auto now = Clock::now();
   const int64_t now_unix_ms = unix_now_ms();
-  for (uint32_t slot = 0; slot < connections_.size(); ++slot) {
-    Connection* c = connections_[slot].get();
+  for (uint32_t slot = 0; slot < connections_.slots(); ++slot) {
+    Connection* c = connections_.at(slot);
     if (!c) continue;
     if (c->closing) continue;
     if (c->close_after_flush) {
@@ -510,8 +465,8 @@ void InboundShard::begin_stop(std::chrono::milliseconds timeout) {
     ::close(fd);
     fd = -1;
   }
-  for (uint32_t slot = 0; slot < connections_.size(); ++slot) {
-    if (Connection* c = connections_[slot].get(); c && !c->closing) {
+  for (uint32_t slot = 0; slot < connections_.slots(); ++slot) {
+    if (Connection* c = connections_.at(slot); c && !c->closing) {
       if (!c->session)
         close_now(slot, *c);
       else
@@ -522,10 +477,7 @@ void InboundShard::begin_stop(std::chrono::milliseconds timeout) {
 }
 
 void InboundShard::check_stopped() {
-  if (!stopping_) return;
-  for (const auto& c : connections_)
-    if (c) return;
-  running_ = false;
+  if (stopping_ && connections_.empty()) running_ = false;
 }
 
 }  // namespace ringmail::mta

@@ -28,9 +28,9 @@
 #include "mta/auth_service.h"
 #include "mta/dkim_signer.h"
 #include "mta/inbound_server.h"
-#include "mta/ring_mailbox.h"
 #include "mta/smtp_server_session.h"
 #include "mta/tls_context.h"
+#include "runtime/reactor.h"
 
 namespace ringmail::admin {
 class Counter;
@@ -43,16 +43,10 @@ struct MilterOutcome;
 
 using Clock = std::chrono::steady_clock;
 
-// io_uring user_data: operation in the top byte, connection slot (or
-// listener index) in the next 24 bits, slot generation in the low 32 bits.
+// What a completion was (runtime::UserData's op; its slot is the
+// connection's, or the listener's index for accept).
 enum class Op : uint8_t { accept = 1, recv, send, wake, tick, auth_delay, ignore };
-
-inline uint64_t pack(Op op, uint32_t slot, uint32_t generation) {
-  return (uint64_t(op) << 56) | (uint64_t(slot & 0xffffffu) << 32) | generation;
-}
-inline Op op_of(uint64_t data) { return Op(data >> 56); }
-inline uint32_t slot_of(uint64_t data) { return uint32_t(data >> 32) & 0xffffffu; }
-inline uint32_t generation_of(uint64_t data) { return uint32_t(data); }
+using runtime::pack;
 
 int64_t unix_now_ms();
 
@@ -118,7 +112,7 @@ class InboundShard {
 
  private:
   bool setup(std::string* error);
-  io_uring_sqe* sqe();
+  io_uring_sqe* sqe() { return reactor_.sqe(); }
   void arm_accept(size_t listener);
   void arm_wake();
   void arm_tick();
@@ -128,7 +122,6 @@ class InboundShard {
   Connection* lookup(uint32_t slot, uint32_t generation);
   void on_accept(uint32_t listener, int res, unsigned flags);
   void create_session(Connection& c, const std::string& tls_description);
-  uint32_t allocate_slot();
   void on_recv(uint32_t slot, uint32_t generation, int res, unsigned flags);
   void on_bytes(uint32_t slot, Connection& c, std::string_view bytes);
 
@@ -174,25 +167,21 @@ class InboundShard {
   InboundServer& server_;
   int index_;
   std::thread thread_;
-  io_uring ring_{};
-  bool ring_ok_ = false;
+  // Spool and auth answers reach the shard through its mailbox, which is
+  // destroyed (its eventfd closed) only with the shard, as they may post
+  // after the loop ended.
+  runtime::Reactor reactor_;
   io_uring_buf_ring* buffer_ring_ = nullptr;
   struct FreeDeleter {
     void operator()(char* p) const { std::free(p); }
   };
   std::unique_ptr<char, FreeDeleter> buffers_;
-  __kernel_timespec tick_ts_{};
   std::vector<int> listen_fds_;
   std::shared_ptr<const ShardSettings> settings_;
-  std::vector<std::unique_ptr<Connection>> connections_;
-  std::vector<uint32_t> free_slots_;
-  uint32_t generation_counter_ = 0;
+  runtime::SlotTable<Connection> connections_;
   bool running_ = true;
   bool stopping_ = false;
   Clock::time_point stop_deadline_{};
-  // Spool and auth answers reach the shard here; destroyed (its eventfd
-  // closed) only with the shard, as they may post after the loop ended.
-  RingMailbox mailbox_;
   admin::Gauge* sessions_active_ = nullptr;
   admin::Counter* connections_refused_ = nullptr;
   admin::Counter* connections_refused_per_ip_ = nullptr;

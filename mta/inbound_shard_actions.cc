@@ -290,7 +290,7 @@ void InboundShard::arm_auth_timer(uint32_t slot, Connection& c, std::chrono::nan
   io_uring_sqe* s = sqe();
   io_uring_prep_timeout(s, &c.auth_delay_ts, 0, 0);
   io_uring_sqe_set_data64(s, pack(Op::auth_delay, slot, c.generation));
-  io_uring_submit(&ring_);  // the timespec is read at submission
+  io_uring_submit(reactor_.ring());  // the timespec is read at submission
 }
 
 AuthResult InboundShard::to_result(const AuthOutcome& outcome) {

@@ -28,16 +28,9 @@ constexpr unsigned kRingEntries = 1024;
 constexpr size_t kRecvBufferSize = 16 * 1024;
 constexpr auto kTickInterval = std::chrono::milliseconds(100);
 
-// io_uring user_data: operation in the top byte, connection slot in the
-// next 24 bits, slot generation in the low 32 bits.
+// What a completion was (runtime::UserData's op).
 enum class OutOp : uint8_t { connect = 1, recv, send, wake, tick, cancel };
-
-uint64_t pack(OutOp op, uint32_t slot, uint32_t generation) {
-  return (uint64_t(op) << 56) | (uint64_t(slot & 0xffffffu) << 32) | generation;
-}
-OutOp op_of(uint64_t data) { return OutOp(data >> 56); }
-uint32_t slot_of(uint64_t data) { return uint32_t(data >> 32) & 0xffffffu; }
-uint32_t generation_of(uint64_t data) { return uint32_t(data); }
+using runtime::pack;
 
 SmtpReply local_failure(std::string text, std::string enhanced = "4.4.1") {
   SmtpReply reply;
@@ -121,7 +114,6 @@ OutboundEngine::OutboundEngine(OutboundDependencies deps,
 OutboundEngine::~OutboundEngine() {
   if (thread_.joinable()) thread_.join();
   if (resolver_) resolver_->stop();
-  if (ring_ok_) io_uring_queue_exit(&ring_);
 }
 
 int64_t OutboundEngine::now_steady_ms() const {
@@ -135,7 +127,7 @@ void OutboundEngine::set_config(std::shared_ptr<const conf::Config> config) {
 }
 
 bool OutboundEngine::start(std::string* error) {
-  if (!mailbox_.open(error)) return false;
+  if (!reactor_.mailbox().open(error)) return false;
   auto* metrics = deps_.metrics;
   sessions_active_ = &metrics->gauge("smtp_sessions_active", "SMTP sessions in progress",
                                      {{"direction", "outbound"}});
@@ -194,26 +186,13 @@ void OutboundEngine::load_spool() {
 }
 
 bool OutboundEngine::setup_ring(std::string* error) {
-  // Completions are handled only when the thread asks for them (no task
-  // work interrupting it), as on the inbound shards.
-  io_uring_params params{};
-  params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-  int rc = io_uring_queue_init_params(kRingEntries, &ring_, &params);
-  if (rc < 0) {  // older kernels: plain ring
-    params = {};
-    rc = io_uring_queue_init_params(kRingEntries, &ring_, &params);
-  }
-  if (rc < 0) {
-    *error = std::string("io_uring_queue_init: ") + std::strerror(-rc);
-    return false;
-  }
-  ring_ok_ = true;
-  arm_wake();
-  arm_tick();
+  if (!reactor_.open(kRingEntries, 0, error)) return false;
+  reactor_.arm_wake(pack(OutOp::wake, 0, 0));
+  reactor_.arm_tick(pack(OutOp::tick, 0, 0), kTickInterval);
   return true;
 }
 
-void OutboundEngine::post(std::function<void()> fn) { mailbox_.post(std::move(fn)); }
+void OutboundEngine::post(std::function<void()> fn) { reactor_.mailbox().post(std::move(fn)); }
 
 void OutboundEngine::request_stop(std::chrono::milliseconds timeout) {
   post([this, timeout] {
@@ -237,54 +216,33 @@ void OutboundEngine::adopt_unknown(std::vector<queue::SpoolMessage> messages) {
   carry_out(planner_.adopt(messages));
 }
 
-io_uring_sqe* OutboundEngine::sqe() { return next_sqe(&ring_); }
-
-void OutboundEngine::arm_wake() { mailbox_.arm_read(&ring_, pack(OutOp::wake, 0, 0)); }
-
-void OutboundEngine::arm_tick() {
-  tick_ts_.tv_sec = 0;
-  tick_ts_.tv_nsec = std::chrono::nanoseconds(kTickInterval).count();
-  io_uring_sqe* s = sqe();
-  io_uring_prep_timeout(s, &tick_ts_, 0, 0);
-  io_uring_sqe_set_data64(s, pack(OutOp::tick, 0, 0));
-}
-
 void OutboundEngine::loop() {
   carry_out(planner_.start());
   while (running_) {
-    int rc = io_uring_submit_and_wait(&ring_, 1);
-    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-      spdlog::critical("delivery: io_uring_submit_and_wait: {}", std::strerror(-rc));
-      break;
-    }
-    unsigned head;
-    unsigned seen = 0;
-    io_uring_cqe* cqe;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-      ++seen;
-      handle(cqe->user_data, cqe->res);
-    }
-    io_uring_cq_advance(&ring_, seen);
+    if (!reactor_.run_once([this](uint64_t data, int res, unsigned) { handle(data, res); })) break;
     free_released();
   }
-  for (auto& c : connections_) {
+  for (uint32_t slot = 0; slot < connections_.slots(); ++slot) {
+    OutboundConnection* c = connections_.at(slot);
     if (c && c->fd >= 0) {
       ::close(c->fd);
       c->fd = -1;
     }
   }
+  reactor_.close();
 }
 
 void OutboundEngine::handle(uint64_t data, int res) {
-  switch (op_of(data)) {
+  const runtime::UserData what = runtime::UserData::unpack(data);
+  switch (OutOp(what.op)) {
     case OutOp::connect:
-      on_connect(slot_of(data), generation_of(data), res);
+      on_connect(what.slot, what.generation, res);
       return;
     case OutOp::recv:
-      on_recv(slot_of(data), generation_of(data), res);
+      on_recv(what.slot, what.generation, res);
       return;
     case OutOp::send:
-      on_send(slot_of(data), generation_of(data), res);
+      on_send(what.slot, what.generation, res);
       return;
     case OutOp::wake:
       on_wake();
@@ -295,11 +253,12 @@ void OutboundEngine::handle(uint64_t data, int res) {
     case OutOp::cancel:
       return;
   }
+  spdlog::error("delivery: completion with unknown operation {:#x}", data);
 }
 
 void OutboundEngine::on_wake() {
-  mailbox_.drain();
-  if (running_) arm_wake();
+  reactor_.mailbox().drain();
+  if (running_) reactor_.arm_wake(pack(OutOp::wake, 0, 0));
 }
 
 void OutboundEngine::enter_phase(OutboundConnection& c, Phase to) {
@@ -359,7 +318,7 @@ void OutboundEngine::submit_dsn(std::unique_ptr<queue::SpoolMessage> dsn) {
 OutboundConnection* OutboundEngine::find(ConnectionId id, uint32_t* slot) {
   auto it = slots_.find(id);
   if (it == slots_.end()) return nullptr;
-  OutboundConnection* c = connections_[it->second].get();
+  OutboundConnection* c = connections_.at(it->second);
   if (!c || c->released || c->phase == Phase::closed) return nullptr;
   *slot = it->second;
   return c;
@@ -368,16 +327,14 @@ OutboundConnection* OutboundEngine::find(ConnectionId id, uint32_t* slot) {
 void OutboundEngine::open(const OpenCommand& command) {
   auto c = std::make_unique<OutboundConnection>();
   c->id = command.id;
-  c->generation = ++generation_counter_;
   c->target = command.target;
   c->starttls = command.starttls && tls_ != nullptr;
   c->source = command.source;
   c->recv_buffer = std::make_unique<char[]>(kRecvBufferSize);
-  const uint32_t slot = allocate_slot();
-  connections_[slot] = std::move(c);
+  const uint32_t slot = connections_.add(std::move(c));
   slots_[command.id] = slot;
   sessions_active_->add(1);
-  connect_target(slot, *connections_[slot]);
+  connect_target(slot, *connections_.at(slot));
 }
 
 void OutboundEngine::start_transaction(const StartCommand& command) {
@@ -422,8 +379,8 @@ void OutboundEngine::cut(ConnectionId id) {
 void OutboundEngine::on_tick() {
   if (!running_) return;
   const int64_t now = now_steady_ms();
-  for (uint32_t slot = 0; slot < connections_.size(); ++slot) {
-    OutboundConnection* c = connections_[slot].get();
+  for (uint32_t slot = 0; slot < connections_.slots(); ++slot) {
+    OutboundConnection* c = connections_.at(slot);
     if (!c || c->phase == Phase::closed) continue;
     if (c->deadline_ms == 0 || now < c->deadline_ms) continue;
     c->deadline_ms = 0;
@@ -454,24 +411,12 @@ void OutboundEngine::on_tick() {
   }
   carry_out(planner_.tick());
   check_stopped();
-  if (running_) arm_tick();
-}
-
-uint32_t OutboundEngine::allocate_slot() {
-  if (!free_slots_.empty()) {
-    uint32_t slot = free_slots_.back();
-    free_slots_.pop_back();
-    return slot;
-  }
-  connections_.emplace_back();
-  return static_cast<uint32_t>(connections_.size() - 1);
+  if (running_) reactor_.arm_tick(pack(OutOp::tick, 0, 0), kTickInterval);
 }
 
 OutboundConnection* OutboundEngine::lookup(uint32_t slot, uint32_t generation) {
-  if (slot >= connections_.size()) return nullptr;
-  OutboundConnection* c = connections_[slot].get();
-  if (!c || c->generation != generation || c->released) return nullptr;
-  return c;
+  OutboundConnection* c = connections_.find(slot, generation);
+  return c && !c->released ? c : nullptr;
 }
 
 void OutboundEngine::connect_target(uint32_t slot, OutboundConnection& c) {
@@ -755,10 +700,7 @@ void OutboundEngine::maybe_release(uint32_t slot, OutboundConnection& c) {
 }
 
 void OutboundEngine::free_released() {
-  for (uint32_t slot : to_free_) {
-    connections_[slot].reset();
-    free_slots_.push_back(slot);
-  }
+  for (uint32_t slot : to_free_) connections_.remove(slot);
   to_free_.clear();
   check_stopped();
 }
@@ -766,9 +708,7 @@ void OutboundEngine::free_released() {
 void OutboundEngine::check_stopped() {
   if (!stopping_ || !running_) return;
   if (!planner_.stopped()) return;
-  for (const auto& c : connections_) {
-    if (c) return;  // operations still in flight
-  }
+  if (!connections_.empty()) return;  // operations still in flight
   running_ = false;
 }
 

@@ -32,10 +32,10 @@
 #include "mta/delivery_planner.h"
 #include "mta/dns_resolver.h"
 #include "mta/outbound_server.h"
-#include "mta/ring_mailbox.h"
 #include "mta/smtp_client_session.h"
 #include "mta/tls_context.h"
 #include "runtime/clock.h"
+#include "runtime/reactor.h"
 
 namespace ringmail::mta {
 
@@ -101,14 +101,11 @@ class OutboundEngine {
 
  private:
   bool setup_ring(std::string* error);
-  io_uring_sqe* sqe();
+  io_uring_sqe* sqe() { return reactor_.sqe(); }
   void loop();
   void handle(uint64_t data, int res);
-  void arm_wake();
-  void arm_tick();
   void on_wake();
   void on_tick();
-  uint32_t allocate_slot();
   OutboundConnection* lookup(uint32_t slot, uint32_t generation);
   OutboundConnection* find(ConnectionId id, uint32_t* slot);
   void enter_phase(OutboundConnection& c, Phase to);
@@ -152,19 +149,14 @@ class OutboundEngine {
   DeliveryPlanner planner_;
 
   std::thread thread_;
-  io_uring ring_{};
-  bool ring_ok_ = false;
-  __kernel_timespec tick_ts_{};
+  // Its mailbox is closed with the engine: late posts are harmless.
+  runtime::Reactor reactor_;
   bool running_ = true;
   bool stopping_ = false;
 
-  RingMailbox mailbox_;  // closed with the engine: late posts are harmless
-
-  std::vector<std::unique_ptr<OutboundConnection>> connections_;
+  runtime::SlotTable<OutboundConnection> connections_;
   std::unordered_map<ConnectionId, uint32_t> slots_;  // the planner's ids -> slots
-  std::vector<uint32_t> free_slots_;
   std::vector<uint32_t> to_free_;
-  uint32_t generation_counter_ = 0;
 
   admin::Gauge* sessions_active_ = nullptr;
   admin::Gauge* queued_gauge_ = nullptr;

@@ -1,6 +1,6 @@
 // RingMailbox: closures posted from other threads wake the ring's thread
 // through the eventfd read it keeps armed, and run there in order.
-#include "mta/ring_mailbox.h"
+#include "runtime/ring_mailbox.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-namespace ringmail::mta {
+namespace ringmail::runtime {
 namespace {
 
 constexpr uint64_t kWake = 42;
@@ -81,4 +81,4 @@ TEST_F(RingMailboxTest, PostingBeforeOpenIsHarmless) {
 }
 
 }  // namespace
-}  // namespace ringmail::mta
+}  // namespace ringmail::runtime

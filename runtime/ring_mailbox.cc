@@ -1,4 +1,4 @@
-#include "mta/ring_mailbox.h"
+#include "runtime/ring_mailbox.h"
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace ringmail::mta {
+namespace ringmail::runtime {
 
 RingMailbox::~RingMailbox() {
   if (fd_ >= 0) ::close(fd_);
@@ -58,4 +58,4 @@ io_uring_sqe* next_sqe(io_uring* ring) {
   return s;
 }
 
-}  // namespace ringmail::mta
+}  // namespace ringmail::runtime

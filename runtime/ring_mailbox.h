@@ -1,4 +1,4 @@
-// mta/ring_mailbox.h — how other threads hand work to an io_uring loop
+// runtime/ring_mailbox.h — how other threads hand work to an io_uring loop
 // thread (an inbound shard, the delivery engine), and the loop's SQE supply.
 //
 // Owns: an eventfd and a queue of closures. post() may be called from any
@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-namespace ringmail::mta {
+namespace ringmail::runtime {
 
 class RingMailbox {
  public:
@@ -45,4 +45,4 @@ class RingMailbox {
 // A free SQE, submitting what is queued when the ring is full.
 io_uring_sqe* next_sqe(io_uring* ring);
 
-}  // namespace ringmail::mta
+}  // namespace ringmail::runtime
