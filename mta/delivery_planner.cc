@@ -74,10 +74,24 @@ const SiteState* DeliveryPlanner::site(const std::string& key) const {
 }
 
 void DeliveryPlanner::load(const queue::SpoolMessage& message, const std::vector<size_t>& active) {
-  if (active.empty()) return;
-  int64_t due = 0;
-  for (size_t i : active) due = std::max(due, message.envelope.recipients[i].next_attempt_unix_ms);
-  add_jobs(message, active, due);
+  // Recipients already due (queued ones, and deferred ones whose time has
+  // come) go at once; the others together once the last of them is due.
+  // One due time for all would hold a queued recipient back until its
+  // deferred neighbours' retry.
+  const int64_t now = unix_ms();
+  std::vector<size_t> due_now, later;
+  int64_t due_later = 0;
+  for (size_t i : active) {
+    const int64_t next = message.envelope.recipients[i].next_attempt_unix_ms;
+    if (next <= now) {
+      due_now.push_back(i);
+    } else {
+      later.push_back(i);
+      due_later = std::max(due_later, next);
+    }
+  }
+  if (!due_now.empty()) add_jobs(message, due_now, 0);
+  if (!later.empty()) add_jobs(message, later, due_later);
 }
 
 PlannerOutput DeliveryPlanner::start() {
@@ -117,16 +131,14 @@ PlannerOutput DeliveryPlanner::adopt(const std::vector<queue::SpoolMessage>& mes
       continue;
     }
     std::vector<size_t> indexes;
-    int64_t due = 0;
     for (size_t i = 0; i < m.envelope.recipients.size(); ++i) {
       const queue::Recipient& r = m.envelope.recipients[i];
       if (!queue::is_active(r.state)) continue;
       indexes.push_back(i);
-      due = std::max(due, r.next_attempt_unix_ms);
       (r.state == queue::RecipientState::deferred ? out.metrics.deferred : out.metrics.queued) += 1;
     }
     if (indexes.empty()) continue;
-    add_jobs(m, indexes, due);
+    load(m, indexes);  // each recipient due at its own time, as at start-up
     ++adopted;
   }
   if (adopted > 0) spdlog::info("delivery: {} messages found in the spool on rescan", adopted);
