@@ -124,6 +124,13 @@ void DeliveryPlanner::run_due(PlannerOutput& out) {
 void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
   queue::Job* job = scheduler_.find(id);
   if (!job) return;
+  if (holds_.all_paused()) {
+    // Released from a tenant or campaign hold while all delivery is
+    // paused: it waits with every other job, and resume_all runs it (a
+    // tenant or campaign list would keep it past resume_all).
+    scheduler_.reschedule(id, job->due_unix_ms);
+    return;
+  }
   if (holds_.holds_job(job->tenant, job->campaign)) {
     // Held: not an attempt, and no expiry while the hold lasts.
     const bool by_tenant = holds_.holds_job(job->tenant, "");

@@ -63,6 +63,17 @@ TEST_F(DeliveryPlannerTest, HeldMessagesWaitWithoutAttemptsAndGoWhenResumed) {
   }
 }
 
+TEST_F(DeliveryPlannerTest, ACampaignResumedDuringPauseAllGoesWithResumeAll) {
+  planner().command(admin(Kind::pause_campaign, "spring"));
+  EXPECT_TRUE(commit(message({"u@[192.0.2.1]"}, "spring")).open.empty());
+  planner().command(admin(Kind::pause_all));
+  EXPECT_TRUE(planner().command(admin(Kind::resume_campaign, "spring")).open.empty());
+  // Not left on the campaign's list, where resume_all would not find it.
+  PlannerOutput out = planner().command(admin(Kind::resume_all));
+  EXPECT_EQ(opened_ips(out), Strings{"192.0.2.1"});
+  EXPECT_TRUE(out.records.empty());
+}
+
 TEST_F(DeliveryPlannerTest, HeldMailDoesNotExpireWhileTheHoldLasts) {
   const std::vector<AdminCommand> holds = {admin(Kind::pause_campaign, "spring"),
                                            admin(Kind::pause_tenant, "app1"),
