@@ -12,43 +12,6 @@
 namespace ringmail::conf {
 namespace {
 
-struct CategoryName {
-  BounceCategory category;
-  std::string_view name;
-};
-
-constexpr std::array kCategoryNames = {
-    CategoryName{BounceCategory::InvalidRecipient, "InvalidRecipient"},
-    CategoryName{BounceCategory::DNSFailure, "DNSFailure"},
-    CategoryName{BounceCategory::SpamBlock, "SpamBlock"},
-    CategoryName{BounceCategory::SpamContent, "SpamContent"},
-    CategoryName{BounceCategory::ProhibitedAttachment, "ProhibitedAttachment"},
-    CategoryName{BounceCategory::RelayDenied, "RelayDenied"},
-    CategoryName{BounceCategory::AutoReply, "AutoReply"},
-    CategoryName{BounceCategory::TransientFailure, "TransientFailure"},
-    CategoryName{BounceCategory::Subscribe, "Subscribe"},
-    CategoryName{BounceCategory::Unsubscribe, "Unsubscribe"},
-    CategoryName{BounceCategory::ChallengeResponse, "ChallengeResponse"},
-    CategoryName{BounceCategory::BadConfiguration, "BadConfiguration"},
-    CategoryName{BounceCategory::BadConnection, "BadConnection"},
-    CategoryName{BounceCategory::BadDomain, "BadDomain"},
-    CategoryName{BounceCategory::ContentRelated, "ContentRelated"},
-    CategoryName{BounceCategory::InactiveMailbox, "InactiveMailbox"},
-    CategoryName{BounceCategory::InvalidSender, "InvalidSender"},
-    CategoryName{BounceCategory::MessageExpired, "MessageExpired"},
-    CategoryName{BounceCategory::NoAnswerFromHost, "NoAnswerFromHost"},
-    CategoryName{BounceCategory::PolicyRelated, "PolicyRelated"},
-    CategoryName{BounceCategory::ProtocolErrors, "ProtocolErrors"},
-    CategoryName{BounceCategory::QuotaIssues, "QuotaIssues"},
-    CategoryName{BounceCategory::RelayingIssues, "RelayingIssues"},
-    CategoryName{BounceCategory::RoutingErrors, "RoutingErrors"},
-    CategoryName{BounceCategory::SpamRelated, "SpamRelated"},
-    CategoryName{BounceCategory::VirusRelated, "VirusRelated"},
-    CategoryName{BounceCategory::AuthenticationFailed, "AuthenticationFailed"},
-    CategoryName{BounceCategory::TooManyRecipients, "TooManyRecipients"},
-    CategoryName{BounceCategory::Uncategorized, "Uncategorized"},
-};
-
 std::string lower(std::string text) {
   for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return text;
@@ -464,29 +427,6 @@ void read_bounce_rules(Reader& r, const Item& item, PolicyConfig& policy) {
 }
 
 }  // namespace
-
-std::string_view bounce_category_name(BounceCategory category) {
-  for (const auto& entry : kCategoryNames) {
-    if (entry.category == category) return entry.name;
-  }
-  return "Uncategorized";
-}
-
-std::optional<BounceCategory> parse_bounce_category(std::string_view name) {
-  for (const auto& entry : kCategoryNames) {
-    if (entry.name == name) return entry.category;
-  }
-  return std::nullopt;
-}
-
-const std::vector<BounceCategory>& all_bounce_categories() {
-  static const std::vector<BounceCategory> all = [] {
-    std::vector<BounceCategory> out;
-    for (const auto& entry : kCategoryNames) out.push_back(entry.category);
-    return out;
-  }();
-  return all;
-}
 
 std::optional<Rate> parse_rate(std::string_view text) {
   size_t slash = text.find('/');

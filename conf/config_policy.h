@@ -20,46 +20,17 @@
 
 #include "conf/config.h"
 #include "conf/config_units.h"
+#include "mail/bounce_category.h"
 
 namespace ringmail::conf {
 
 // The bounce categories of CONTRACT.md (KumoMTA's classifier names).
-enum class BounceCategory {
-  InvalidRecipient,
-  DNSFailure,
-  SpamBlock,
-  SpamContent,
-  ProhibitedAttachment,
-  RelayDenied,
-  AutoReply,
-  TransientFailure,
-  Subscribe,
-  Unsubscribe,
-  ChallengeResponse,
-  BadConfiguration,
-  BadConnection,
-  BadDomain,
-  ContentRelated,
-  InactiveMailbox,
-  InvalidSender,
-  MessageExpired,
-  NoAnswerFromHost,
-  PolicyRelated,
-  ProtocolErrors,
-  QuotaIssues,
-  RelayingIssues,
-  RoutingErrors,
-  SpamRelated,
-  VirusRelated,
-  AuthenticationFailed,
-  TooManyRecipients,
-  Uncategorized,
-};
-
-std::string_view bounce_category_name(BounceCategory category);
-std::optional<BounceCategory> parse_bounce_category(std::string_view name);
-// Every category in CONTRACT order.
-const std::vector<BounceCategory>& all_bounce_categories();
+// The categories live in mail/bounce_category.h (below conf/, beside
+// SmtpReply); conf names them for the rules it parses.
+using mail::all_bounce_categories;
+using mail::bounce_category_name;
+using mail::BounceCategory;
+using mail::parse_bounce_category;
 
 // "300/m": count events per period (s, m, h or d).
 struct Rate {

@@ -79,7 +79,7 @@ std::string upper(std::string_view s) {
 int reply_class(const SmtpReply& reply) { return reply.code / 100; }
 
 SmtpReply local_reply(int code, std::string enhanced, std::string text,
-                      std::optional<conf::BounceCategory> category = std::nullopt) {
+                      std::optional<mail::BounceCategory> category = std::nullopt) {
   SmtpReply r;
   r.code = code;
   r.enhanced = std::move(enhanced);
@@ -201,7 +201,7 @@ struct SmtpClientSession::Impl {
   }
   void protocol_error(const std::string& detail) {
     if (state == State::quit) return close();  // the server is done with us anyway
-    fail(local_reply(0, "4.5.0", "protocol error: " + detail, conf::BounceCategory::ProtocolErrors),
+    fail(local_reply(0, "4.5.0", "protocol error: " + detail, mail::BounceCategory::ProtocolErrors),
          Farewell::none);
   }
 
@@ -389,13 +389,13 @@ struct SmtpClientSession::Impl {
     if (needs_smtputf8 && !caps.smtputf8) {
       return local_reply(553, "5.6.7",
                          "the message needs SMTPUTF8 and the server does not support it",
-                         conf::BounceCategory::ProtocolErrors);
+                         mail::BounceCategory::ProtocolErrors);
     }
     if (eight_bit && !caps.eight_bit_mime && has_eight_bit(content)) {
       return local_reply(
           554, "5.6.3",
           "8-bit content (" + upper(m.body_type) + ") and the server does not support 8BITMIME",
-          conf::BounceCategory::ProtocolErrors);
+          mail::BounceCategory::ProtocolErrors);
     }
     return std::nullopt;
   }

@@ -23,28 +23,9 @@
 #include <string_view>
 #include <vector>
 
-#include "conf/config_policy.h"
+#include "mta/smtp_client_reply.h"
 
 namespace ringmail::mta {
-
-// One SMTP reply as a server sent it, or as the client made it up for a
-// failure that had no reply (local == true).
-struct SmtpReply {
-  int code = 0;          // 0 only for local failures without a code (timeouts, lost connections)
-  std::string enhanced;  // "5.1.1", "" when the server sent none
-  std::string text;      // the text of all lines joined by " ", without code and enhanced code
-  bool local = false;    // made up by this client, not sent by the server
-  // For local failures that are not a reply at all, the category the
-  // delivery engine must use (e.g. ProtocolErrors for "server lacks
-  // SMTPUTF8"); nullopt: classify the reply with the BounceClassifier.
-  std::optional<conf::BounceCategory> category;
-
-  bool positive() const { return code >= 200 && code < 400; }
-  bool transient() const { return !positive() && (code < 500); }  // 4xx, and 0 (local)
-  bool permanent() const { return code >= 500; }
-  // "550 5.1.1 text" (or "local: text" when code is 0), for logs and DSNs.
-  std::string to_string() const;
-};
 
 // RFC 5321 §4.5.3.2 defaults; the loop arms the one waiting_for() names.
 struct ClientTimeouts {
@@ -69,19 +50,6 @@ struct ClientSettings {
   // ends the session with a local transient failure.
   bool require_tls = false;
   ClientTimeouts timeouts;
-};
-
-// What the server said it supports after the last EHLO.
-struct ServerCapabilities {
-  bool esmtp = false;  // EHLO accepted (false: HELO fallback)
-  bool pipelining = false;
-  bool starttls = false;
-  bool eight_bit_mime = false;
-  bool smtputf8 = false;
-  bool chunking = false;
-  bool dsn = false;
-  bool enhanced_status_codes = false;
-  std::optional<uint64_t> size;  // SIZE n (0 = no fixed limit announced)
 };
 
 struct OutboundRecipient {

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "mail/mail_time.h"
+
 namespace ringmail::mta {
 namespace {
 
@@ -110,20 +112,6 @@ std::string unfolded_value(const HeaderField& field) {
   return out.substr(b, e - b);
 }
 
-std::string format_rfc5322_date(int64_t unix_ms) {
-  static const char* const kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  time_t secs = static_cast<time_t>(unix_ms / 1000);
-  struct tm tm {};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday % 7],
-                tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                tm.tm_sec);
-  return buf;
-}
-
 std::string make_received_header(const ReceivedTrace& t) {
   std::vector<std::string> words;
   words.emplace_back("Received:");
@@ -148,7 +136,7 @@ std::string make_received_header(const ReceivedTrace& t) {
     words.emplace_back("for");
     words.push_back("<" + std::string(t.for_recipient) + ">;");
   }
-  words.push_back(format_rfc5322_date(t.unix_ms));  // kept on one line
+  words.push_back(mail::format_rfc5322_date(t.unix_ms));  // kept on one line
 
   std::string out;
   size_t line_len = 0;
@@ -203,7 +191,7 @@ RewriteResult rewrite_message(std::string_view content, std::string_view prepend
     }
     if (!has_date) {
       out->append("Date: ");
-      out->append(format_rfc5322_date(rewrite.unix_ms));
+      out->append(mail::format_rfc5322_date(rewrite.unix_ms));
       out->append("\r\n");
     }
   }

@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "mail/mail_time.h"
+
 namespace ringmail::mta {
 
 struct HeaderField {
@@ -44,7 +46,7 @@ HeaderSection parse_header_section(std::string_view content);
 std::string unfolded_value(const HeaderField& field);
 
 // "Tue, 03 Mar 2026 12:34:56 +0000" (UTC).
-std::string format_rfc5322_date(int64_t unix_ms);
+using mail::format_rfc5322_date;
 
 struct ReceivedTrace {
   std::string_view helo;

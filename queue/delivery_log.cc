@@ -8,6 +8,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "mail/mail_time.h"
 #include "queue/spool_message.h"
 
 namespace ringmail::queue {
@@ -85,22 +86,7 @@ bool DeliveryLog::reopen(std::string* error) {
   return true;
 }
 
-std::string format_rfc3339_ms(int64_t unix_ms) {
-  int64_t seconds = unix_ms / 1000;
-  int64_t millis = unix_ms % 1000;
-  if (millis < 0) {
-    millis += 1000;
-    seconds -= 1;
-  }
-  const std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(millis));
-  return buf;
-}
+std::string format_rfc3339_ms(int64_t unix_ms) { return mail::format_rfc3339_ms(unix_ms); }
 
 nlohmann::ordered_json reception_record(const SpoolMessage& message, size_t recipient_index,
                                         int64_t now_unix_ms) {

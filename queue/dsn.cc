@@ -12,6 +12,8 @@
 #include <initializer_list>
 #include <string_view>
 
+#include "mail/mail_time.h"
+
 namespace ringmail::queue {
 
 namespace {
@@ -135,22 +137,6 @@ std::string xtext_decode(std::string_view text) {
     }
   }
   return out;
-}
-
-std::string format_rfc5322_date(int64_t unix_ms) {
-  static const char* const kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  int64_t seconds = unix_ms / 1000;
-  if (unix_ms % 1000 < 0) seconds -= 1;
-  const std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday % 7],
-                tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                tm.tm_sec);
-  return buf;
 }
 
 // `head` followed by the space-separated words of `value`, wrapped at 78
@@ -458,7 +444,7 @@ std::string status_part(const std::vector<ReportedRecipient>& recipients, const 
   }
   text += header_field("Reporting-MTA", "dns; " + reporting_mta);
   if (original.meta.received_unix_ms > 0) {
-    text += header_field("Arrival-Date", format_rfc5322_date(original.meta.received_unix_ms));
+    text += header_field("Arrival-Date", mail::format_rfc5322_date(original.meta.received_unix_ms));
   }
   for (const ReportedRecipient& r : recipients) {
     text += "\r\n";
@@ -474,7 +460,7 @@ std::string status_part(const std::vector<ReportedRecipient>& recipients, const 
       text += header_field("Diagnostic-Code", diagnostic_type(r.diagnostic) + "; " + r.diagnostic);
     }
     if (r.last_attempt_unix_ms > 0) {
-      text += header_field("Last-Attempt-Date", format_rfc5322_date(r.last_attempt_unix_ms));
+      text += header_field("Last-Attempt-Date", mail::format_rfc5322_date(r.last_attempt_unix_ms));
     }
   }
   return text;
@@ -590,7 +576,7 @@ std::unique_ptr<SpoolMessage> make_dsn(const DsnRequest& request, MessageId id) 
   content += header_field("Subject", all_delayed   ? "Delayed Mail (still being retried)"
                                      : all_success ? "Successful Mail Delivery Report"
                                                    : "Undelivered Mail Returned to Sender");
-  content += header_field("Date", format_rfc5322_date(request.now_unix_ms));
+  content += header_field("Date", mail::format_rfc5322_date(request.now_unix_ms));
   content += header_field("Message-ID", "<" + sanitize_host(id.value) + "@" + reporting_mta + ">");
   content += header_field("Auto-Submitted", "auto-replied");
   content += header_field("MIME-Version", "1.0");

@@ -242,7 +242,7 @@ TEST(SmtpClientSessionTest, BytesAfterTheStartTlsReplyAreAnInjection) {
   loop.server(kEhloStarttls);
   ClientOutput out = loop.server("220 go ahead\r\n250 injected\r\n");
   ASSERT_TRUE(out.failure);
-  EXPECT_EQ(out.failure->category, conf::BounceCategory::ProtocolErrors);
+  EXPECT_EQ(out.failure->category, mail::BounceCategory::ProtocolErrors);
   EXPECT_TRUE(out.close);
 }
 
@@ -669,7 +669,7 @@ TEST(SmtpClientSessionTest, SmtpUtf8MessageToAServerWithoutSmtpUtf8IsRefused) {
   const SmtpReply& r = out.finished->recipients.at(0);
   EXPECT_EQ(r.code, 553);
   EXPECT_EQ(r.enhanced, "5.6.7");
-  EXPECT_EQ(r.category, conf::BounceCategory::ProtocolErrors);
+  EXPECT_EQ(r.category, mail::BounceCategory::ProtocolErrors);
   EXPECT_TRUE(r.permanent());
   EXPECT_TRUE(r.local);
   EXPECT_TRUE(out.ready);
@@ -699,7 +699,7 @@ TEST(SmtpClientSessionTest, EightBitContentToASevenBitServer) {
   const SmtpReply& r = out.finished->recipients.at(0);
   EXPECT_EQ(r.code, 554);
   EXPECT_EQ(r.enhanced, "5.6.3");
-  EXPECT_EQ(r.category, conf::BounceCategory::ProtocolErrors);
+  EXPECT_EQ(r.category, mail::BounceCategory::ProtocolErrors);
   EXPECT_TRUE(r.local);
 
   // Declared 8BITMIME but really 7-bit: sent without BODY=.
@@ -861,7 +861,7 @@ TEST(SmtpClientSessionTest, GarbageReplyIsAProtocolError) {
   ASSERT_TRUE(out.failure);
   EXPECT_TRUE(out.failure->local);
   EXPECT_EQ(out.failure->code, 0);
-  EXPECT_EQ(out.failure->category, conf::BounceCategory::ProtocolErrors);
+  EXPECT_EQ(out.failure->category, mail::BounceCategory::ProtocolErrors);
   EXPECT_NE(out.failure->text.find("protocol error"), std::string::npos);
   EXPECT_TRUE(out.close);
   EXPECT_EQ(out.send, "");
@@ -874,7 +874,7 @@ TEST(SmtpClientSessionTest, GarbageMidTransactionFinishesIt) {
   ClientOutput out = loop.server("250 ok\r\nwhat?\r\n");
   ASSERT_TRUE(out.failure);
   ASSERT_TRUE(out.finished);
-  EXPECT_EQ(out.finished->recipients[0].category, conf::BounceCategory::ProtocolErrors);
+  EXPECT_EQ(out.finished->recipients[0].category, mail::BounceCategory::ProtocolErrors);
   EXPECT_TRUE(out.close);
 }
 
@@ -882,7 +882,7 @@ TEST(SmtpClientSessionTest, OverlongReplyLineIsAProtocolError) {
   Loop loop;
   ClientOutput out = loop.server("220 " + std::string(10000, 'x'));
   ASSERT_TRUE(out.failure);
-  EXPECT_EQ(out.failure->category, conf::BounceCategory::ProtocolErrors);
+  EXPECT_EQ(out.failure->category, mail::BounceCategory::ProtocolErrors);
 }
 
 TEST(SmtpClientSessionTest, UnsolicitedReplyIsAProtocolError) {
@@ -890,7 +890,7 @@ TEST(SmtpClientSessionTest, UnsolicitedReplyIsAProtocolError) {
   loop.greet();
   ClientOutput out = loop.server("250 surprise\r\n");
   ASSERT_TRUE(out.failure);
-  EXPECT_EQ(out.failure->category, conf::BounceCategory::ProtocolErrors);
+  EXPECT_EQ(out.failure->category, mail::BounceCategory::ProtocolErrors);
   EXPECT_TRUE(out.close);
 }
 
