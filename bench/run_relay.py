@@ -135,10 +135,11 @@ class PostfixRelayPath:
 
 
 class RingmailRelayPath:
-    """ringmaild with a relay listener and a static route to the run's smtp-sink."""
-    name = "ringmaild"
+    """ringmaild with a relay listener and a static route to the run's smtp-sink.
+    name "baseline": a ringmaild built from an earlier commit (--baseline)."""
 
-    def __init__(self, binary, scratch, delivery_log, delivery_extra):
+    def __init__(self, binary, scratch, delivery_log, delivery_extra, name="ringmaild"):
+        self.name = name
         self.binary = binary
         self.scratch = scratch
         self.delivery_log = delivery_log
@@ -150,7 +151,8 @@ class RingmailRelayPath:
     def setup(self, sink_port):
         self.mta = RingmailMta(self.binary, self.scratch, delivery_log=self.delivery_log,
                                extra_config=RINGMAIL_DELIVERY.format(sink_port=sink_port,
-                                                                     extra=self.delivery_extra))
+                                                                     extra=self.delivery_extra),
+                               baseline=self.name == "baseline")
         self.mta.create()
         self.port = self.mta.port
 
@@ -313,7 +315,7 @@ def run_line(rep, wl_name, name, r):
     cpu = ("%7.0f CPU µs/msg" % r["cpu_us_per_msg"]) if r["cpu_us_per_msg"] is not None \
         else "%16s" % "-"
     left = "" if r["left_in_queue"] is None else "  left in %s: %d" % (
-        "spool (active rcpts)" if name == "ringmaild" else "queue", r["left_in_queue"])
+        "spool (active rcpts)" if name in ("ringmaild", "baseline") else "queue", r["left_in_queue"])
     dup = "  DUPLICATES at the sink: %d" % r["extra_delivered"] if r["extra_delivered"] else ""
     return ("rep %d %-5s %-9s %8.0f msgs/s  %s  (accepted %.0f msgs/s; source+sink %.0f µs/msg; "
             "other load %2.0f%%)%s%s"
@@ -341,6 +343,11 @@ def summarize(wl):
                                                                           rm["cpu_us_per_msg"])
     if rm and wire:
         ratios["ringmaild_over_wire_msgs"] = rm["msgs_per_s"] / wire["msgs_per_s"]
+    base = med.get("baseline")
+    if rm and base:
+        ratios["ringmaild_over_baseline_msgs"] = rm["msgs_per_s"] / base["msgs_per_s"]
+        ratios["ringmaild_over_baseline_cpu"] = rm["cpu_us_per_msg"] / max(1e-9,
+                                                                           base["cpu_us_per_msg"])
     if pf and wire:
         ratios["postfix_over_wire_msgs"] = pf["msgs_per_s"] / wire["msgs_per_s"]
     wl["ratios"] = ratios
@@ -359,8 +366,9 @@ def print_summary(wl_name, wl, args):
     log("")
     log("== %s: %d x %d-byte messages, %d connections reused (median of %d) =="
         % (wl_name, wl["messages"], wl["size"], wl["sessions"], args.reps))
-    labels = {"wire": "wire limit", "postfix": "postfix (relay)", "ringmaild": "ringmaild (relay)"}
-    for name in ("wire", "postfix", "ringmaild"):
+    labels = {"wire": "wire limit", "postfix": "postfix (relay)", "ringmaild": "ringmaild (relay)",
+              "baseline": "baseline (relay)"}
+    for name in ("wire", "postfix", "ringmaild", "baseline"):
         if name not in med:
             continue
         m = med[name]
@@ -373,6 +381,9 @@ def print_summary(wl_name, wl, args):
     if "ringmaild_over_postfix_msgs" in ratios:
         log("ratio ringmaild/postfix: %.1fx msgs/s, %.1fx less CPU per message"
             % (ratios["ringmaild_over_postfix_msgs"], ratios["postfix_over_ringmaild_cpu"]))
+    if "ringmaild_over_baseline_msgs" in ratios:
+        log("ratio ringmaild/baseline: %.3f msgs/s, %.3f CPU per message"
+            % (ratios["ringmaild_over_baseline_msgs"], ratios["ringmaild_over_baseline_cpu"]))
     if "ringmaild_over_wire_msgs" in ratios:
         log("ratio ringmaild/wire: %.0f%%" % (100 * ratios["ringmaild_over_wire_msgs"]))
     if "postfix_over_wire_msgs" in ratios:
@@ -389,13 +400,13 @@ def print_summary(wl_name, wl, args):
         log("  -> not measured: ringmaild did not complete a run")
     else:
         log("  -> not measured: ringmaild skipped")
-    for name in ("postfix", "ringmaild"):
+    for name in ("postfix", "ringmaild", "baseline"):
         rs = wl["runs"].get(name)
         if rs:
             left = [r.get("left_in_queue") for r in rs]
             log("%s left after each drain: %s (%s)"
                 % (name, ", ".join("?" if x is None else str(x) for x in left),
-                   "active recipients, ringmaild --spool-dump" if name == "ringmaild"
+                   "active recipients, ringmaild --spool-dump" if name in ("ringmaild", "baseline")
                    else "queue files"))
     for name, rs in wl["runs"].items():
         for r in rs:
@@ -425,6 +436,9 @@ def main():
     ap.add_argument("--idle-wait", type=float, default=20.0,
                     help="max seconds to wait for the MTA and machine to go idle")
     ap.add_argument("--ringmaild", help="path (default: $RINGMAILD or build/release/ringmaild)")
+    ap.add_argument("--baseline", help="a ringmaild built from an earlier commit, run interleaved "
+                                       "with --ringmaild in every rep (the 'before the change' "
+                                       "figure)")
     ap.add_argument("--delivery-log", action="store_true",
                     help="ringmaild writes log.delivery_log in its scratch dir; lines by type "
                          "are reported")
@@ -486,6 +500,10 @@ def main():
                  if args.delivery_connections else "")
         paths.append(RingmailRelayPath(ringmaild, os.path.join(scratch, "ringmail"),
                                        args.delivery_log, extra))
+        if args.baseline:
+            cg["baseline"] = bu.CpuCgroup(tag + "-baseline")
+            paths.append(RingmailRelayPath(args.baseline, os.path.join(scratch, "baseline"),
+                                           args.delivery_log, extra, name="baseline"))
 
     results = {"config": dict(vars(args)), "ringmaild": ringmaild, "workloads": {}}
     failed = set()
