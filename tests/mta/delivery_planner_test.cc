@@ -82,6 +82,45 @@ TEST_F(DeliveryPlannerTest, EveryMxFailingDefersTheMessageAndMarksTheSiteDown) {
   EXPECT_EQ(opened_ips(out), Strings{"192.0.2.10"});
 }
 
+TEST_F(DeliveryPlannerTest, ALookupThatFindsNoHostBouncesAndAFailedOneDefers) {
+  struct Case {
+    const char* name;
+    MxResolution::Status status;
+    std::string type;
+    std::string state;
+    int code;
+    std::string category;
+  };
+  const std::vector<Case> cases = {
+      {"null MX", MxResolution::Status::null_mx, "Bounce", "bounced", 556, "BadDomain"},
+      {"no such domain", MxResolution::Status::no_domain, "Bounce", "bounced", 550, "BadDomain"},
+      {"no hosts", MxResolution::Status::no_hosts, "Bounce", "bounced", 550, "BadDomain"},
+      {"SERVFAIL", MxResolution::Status::temporary, "TransientFailure", "deferred", 451,
+       "DNSFailure"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    DeliveryPlanner planner(spool, clock, std::make_shared<const conf::Config>(config), 1);
+    // Two messages wait for one lookup.
+    PlannerOutput out = planner.committed({message({"u@a.test"}), message({"v@a.test"}, "", "")});
+    ASSERT_EQ(out.resolve, Strings{"a.test"});
+    MxResolution answer;
+    answer.status = c.status;
+    answer.domain = "a.test";
+    answer.error = "lookup said no";
+    out = planner.resolved("a.test", answer);
+    EXPECT_TRUE(out.open.empty());
+    EXPECT_EQ(types(out), (Strings{c.type, c.type}));
+    EXPECT_EQ(states(out), (Strings{c.state, c.state}));
+    for (const auto& record : out.records) {
+      EXPECT_EQ(record["response"]["code"], c.code);
+      EXPECT_EQ(record["category"], c.category);
+    }
+    // A DSN for the first only: the second has the null sender.
+    EXPECT_EQ(out.dsns.size(), c.state == "bounced" ? 1u : 0u);
+  }
+}
+
 struct StaticRouteCase {
   const char* name;
   std::vector<conf::Route> routes;
