@@ -360,10 +360,33 @@ void LabelledCounters::declare(MetricsRegistry& metrics) const {
 }
 
 Counter& LabelledCounters::get(MetricsRegistry& metrics, const std::string& value) {
-  auto it = by_value_.find(value);
-  if (it != by_value_.end()) return *it->second;
-  Counter* counter = &metrics.counter(name_, help_, {{label_, value}});
-  by_value_.emplace(value, counter);
+  auto it = by_values_.find(value);
+  if (it != by_values_.end()) return *it->second;
+  return add(metrics, value, {value});
+}
+
+Counter& LabelledCounters::get(MetricsRegistry& metrics,
+                               std::initializer_list<std::string_view> values) {
+  std::string key;
+  for (std::string_view v : values) {
+    if (!key.empty()) key.push_back('\0');
+    key.append(v);
+  }
+  auto it = by_values_.find(key);
+  if (it != by_values_.end()) return *it->second;
+  return add(metrics, std::move(key), values);
+}
+
+Counter& LabelledCounters::add(MetricsRegistry& metrics, std::string key,
+                               std::initializer_list<std::string_view> values) {
+  Labels labels;
+  size_t i = 0;
+  for (std::string_view v : values) {
+    if (i < labels_.size()) labels.emplace_back(labels_[i], std::string(v));
+    ++i;
+  }
+  Counter* counter = &metrics.counter(name_, help_, labels);
+  by_values_.emplace(std::move(key), counter);
   return *counter;
 }
 

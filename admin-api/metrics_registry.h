@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -106,22 +107,32 @@ class MetricsRegistry {
   std::map<std::string, std::unique_ptr<Family>> families_;
 };
 
-// A counter family with one label whose series are registered on first use
-// and then found without the registry's lock (e.g. messages_delivered_total
-// by site). Not thread-safe: one per counting thread.
+// A counter family whose series (one per label value, or per combination
+// of values) are registered on first use and then found without the
+// registry's lock (e.g. messages_delivered_total by site,
+// dkim_signatures_total by domain and algorithm). Not thread-safe: one per
+// counting thread.
 class LabelledCounters {
  public:
+  LabelledCounters(std::string name, std::string help, std::vector<std::string> labels)
+      : name_(std::move(name)), help_(std::move(help)), labels_(std::move(labels)) {}
   LabelledCounters(std::string name, std::string help, std::string label)
-      : name_(std::move(name)), help_(std::move(help)), label_(std::move(label)) {}
+      : LabelledCounters(std::move(name), std::move(help), std::vector<std::string>{label}) {}
   // The family's HELP and TYPE before its first series.
   void declare(MetricsRegistry& metrics) const;
+  // The series of a one-label family.
   Counter& get(MetricsRegistry& metrics, const std::string& value);
+  // The series for these values, one per label, in the labels' order.
+  Counter& get(MetricsRegistry& metrics, std::initializer_list<std::string_view> values);
 
  private:
+  Counter& add(MetricsRegistry& metrics, std::string key,
+               std::initializer_list<std::string_view> values);
+
   std::string name_;
   std::string help_;
-  std::string label_;
-  std::unordered_map<std::string, Counter*> by_value_;
+  std::vector<std::string> labels_;
+  std::unordered_map<std::string, Counter*> by_values_;  // values joined by NUL
 };
 
 }  // namespace ringmail::admin

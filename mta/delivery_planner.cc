@@ -19,14 +19,6 @@ constexpr uint64_t kCacheBudgetBytes = 256ull << 20;
 // messages try it again (their retry schedule still applies to each).
 constexpr runtime::Millis kSiteDown{1000};
 
-SmtpReply local_failure(std::string text) {
-  SmtpReply reply;
-  reply.local = true;
-  reply.enhanced = "4.4.1";
-  reply.text = std::move(text);
-  return reply;
-}
-
 }  // namespace
 
 void LabelCounts::add(const std::string& label) {
@@ -346,7 +338,8 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
     // A transaction cut short without a result: its recipients are retried.
     const queue::JobId job = *c.job;
     c.job.reset();
-    fail_job(job, local_failure("connection closed during the transaction"), target.mx, out);
+    fail_job(job, SmtpReply::made_here(0, "4.4.1", "connection closed during the transaction"),
+             target.mx, out);
   }
   if (failure && !c.ready_once) {
     SmtpReply why = *failure;

@@ -158,6 +158,9 @@ class DeliveryPlanner {
   DeliveryPlanner(const queue::Spool& spool, const runtime::Clock& clock,
                   std::shared_ptr<const conf::Config> config, uint64_t random_seed);
 
+  // Without a delivery log nobody reads the records: they are not built.
+  void set_records_wanted(bool wanted) { records_wanted_ = wanted; }
+
   // Routes, retry, limits and egress of the new config apply to the next
   // attempts (domains are routed afresh; lookups in flight are kept).
   void set_config(std::shared_ptr<const conf::Config> config);
@@ -310,6 +313,7 @@ class DeliveryPlanner {
   std::unordered_set<std::string> recently_finished_;
   std::deque<std::pair<runtime::SteadyTime, std::string>> recently_finished_order_;
 
+  bool records_wanted_ = true;
   bool stopping_ = false;
   runtime::SteadyTime stop_deadline_{};
   bool stop_deadline_passed_ = false;

@@ -25,12 +25,11 @@ void DeliveryPlanner::expire_job(queue::JobId id, PlannerOutput& out) {
   queue::Job* job = scheduler_.find(id);
   if (!job) return;
   std::shared_ptr<const queue::SpoolMessage> message = message_for(*job, /*content=*/true);
-  SmtpReply reply;
-  reply.local = true;
-  reply.enhanced = "4.4.7";
-  reply.text = "message expired: not delivered within " +
-               std::to_string(config_->delivery.retry.max_age.count() / 1000) + " s";
-  reply.category = conf::BounceCategory::MessageExpired;
+  const SmtpReply reply = SmtpReply::made_here(
+      0, "4.4.7",
+      "message expired: not delivered within " +
+          std::to_string(config_->delivery.retry.max_age.count() / 1000) + " s",
+      conf::BounceCategory::MessageExpired);
   // A zero code is transient: finish_job turns it into an expiration since
   // the next attempt would be past max_age.
   std::vector<SmtpReply> replies(job->recipients.size(), reply);
@@ -103,7 +102,7 @@ void DeliveryPlanner::finish_job(queue::JobId id, const queue::SpoolMessage* mes
     }
     out.updates.push_back(update);
 
-    if (message) {
+    if (message && records_wanted_) {
       queue::AttemptRecord record;
       record.type = type;
       record.now_unix_ms = now;

@@ -25,17 +25,6 @@ bool route_matches(const conf::Route& route, const std::string& domain) {
   return route.domain == domain;
 }
 
-SmtpReply local_reply(int code, std::string enhanced, std::string text,
-                      std::optional<conf::BounceCategory> category) {
-  SmtpReply reply;
-  reply.code = code;
-  reply.enhanced = std::move(enhanced);
-  reply.text = std::move(text);
-  reply.local = true;
-  reply.category = category;
-  return reply;
-}
-
 // The name to look up in DNS: an SMTPUTF8 recipient's domain is resolved
 // through its A-label (RFC 6531 §3.7.1); nullopt when it is no valid IDN.
 std::optional<std::string> dns_name(const std::string& domain) {
@@ -153,8 +142,9 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
     std::optional<std::string> ip = address_literal(job->domain);
     if (!ip) {
       fail_job(id,
-               local_reply(553, "5.1.2", "\"" + job->domain + "\" is not a usable address literal",
-                           conf::BounceCategory::BadDomain),
+               SmtpReply::made_here(553, "5.1.2",
+                                    "\"" + job->domain + "\" is not a usable address literal",
+                                    conf::BounceCategory::BadDomain),
                "", out);
       return;
     }
@@ -164,10 +154,11 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
   }
   const std::optional<std::string> name = dns_name(job->domain);
   if (!name) {
-    fail_job(id,
-             local_reply(553, "5.1.2", "\"" + job->domain + "\" is not a valid domain name",
-                         conf::BounceCategory::BadDomain),
-             "", out);
+    fail_job(
+        id,
+        SmtpReply::made_here(553, "5.1.2", "\"" + job->domain + "\" is not a valid domain name",
+                             conf::BounceCategory::BadDomain),
+        "", out);
     return;
   }
   DomainRoute& domain = domains_[*name];
@@ -210,16 +201,16 @@ PlannerOutput DeliveryPlanner::resolved(const std::string& key, const MxResoluti
     case MxResolution::Status::no_domain:
     case MxResolution::Status::no_hosts: {
       const bool null_mx = resolution.status == MxResolution::Status::null_mx;
-      SmtpReply reply =
-          local_reply(null_mx ? 556 : 550, null_mx ? "5.1.10" : "5.1.2",
-                      (null_mx ? "domain " + resolution.domain + " accepts no mail (null MX)"
-                               : "cannot route to " + resolution.domain + ": " + resolution.error),
-                      conf::BounceCategory::BadDomain);
+      SmtpReply reply = SmtpReply::made_here(
+          null_mx ? 556 : 550, null_mx ? "5.1.10" : "5.1.2",
+          (null_mx ? "domain " + resolution.domain + " accepts no mail (null MX)"
+                   : "cannot route to " + resolution.domain + ": " + resolution.error),
+          conf::BounceCategory::BadDomain);
       for (queue::JobId id : waiting) fail_job(id, reply, "", out);
       return out;
     }
     case MxResolution::Status::temporary: {
-      SmtpReply reply = local_reply(
+      SmtpReply reply = SmtpReply::made_here(
           451, "4.4.3", "DNS lookup of " + resolution.domain + " failed: " + resolution.error,
           conf::BounceCategory::DNSFailure);
       for (queue::JobId id : waiting) fail_job(id, reply, "", out);

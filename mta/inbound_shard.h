@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "admin-api/metrics_registry.h"
 #include "mta/auth_service.h"
 #include "mta/dkim_signer.h"
 #include "mta/inbound_server.h"
@@ -136,7 +137,6 @@ class InboundShard {
   // parallel), before the commit: a retry or a second recipient never re-signs.
   void sign(const DkimSignerSet& signers, queue::SpoolMessage& message,
             const DkimBodyHashes& streamed);
-  admin::Counter& dkim_counter(std::string_view domain, std::string_view algorithm);
   void submit_commit(uint32_t slot, Connection& c, std::unique_ptr<queue::SpoolMessage> message,
                      DkimBodyHashes streamed);
   void after_milters(uint32_t slot, Connection& c, MilterOutcome outcome, DkimBodyHashes streamed);
@@ -186,7 +186,9 @@ class InboundShard {
   admin::Counter* connections_refused_ = nullptr;
   admin::Counter* connections_refused_per_ip_ = nullptr;
   admin::Counter* tls_failures_ = nullptr;
-  std::unordered_map<std::string, admin::Counter*> dkim_counters_;
+  admin::LabelledCounters dkim_signatures_{"dkim_signatures_total",
+                                           "DKIM signatures made, by signing domain and algorithm",
+                                           std::vector<std::string>{"domain", "algorithm"}};
 };
 
 }  // namespace ringmail::mta

@@ -108,22 +108,13 @@ void InboundShard::sign(const DkimSignerSet& signers, queue::SpoolMessage& messa
   signed_content.reserve(total);
   for (const auto& sig : signatures) {
     signed_content += sig.header_field;
-    dkim_counter(sig.signer->domain(), sig.signer->algorithm_name()).inc();
+    dkim_signatures_
+        .get(*server_.deps_.metrics, {sig.signer->domain(), sig.signer->algorithm_name()})
+        .inc();
   }
   signed_content += message.content;
   message.content = std::move(signed_content);
   message.meta.size = message.content.size();
-}
-
-admin::Counter& InboundShard::dkim_counter(std::string_view domain, std::string_view algorithm) {
-  std::string key = std::string(domain) + '\0' + std::string(algorithm);
-  auto it = dkim_counters_.find(key);
-  if (it != dkim_counters_.end()) return *it->second;
-  admin::Counter& counter = server_.deps_.metrics->counter(
-      "dkim_signatures_total", "DKIM signatures made, by signing domain and algorithm",
-      {{"domain", std::string(domain)}, {"algorithm", std::string(algorithm)}});
-  dkim_counters_.emplace(std::move(key), &counter);
-  return counter;
 }
 
 // A complete message goes through the milters (off the shard), then DKIM,

@@ -32,12 +32,9 @@ constexpr auto kTickInterval = std::chrono::milliseconds(100);
 enum class OutOp : uint8_t { connect = 1, recv, send, wake, tick, cancel };
 using runtime::pack;
 
-SmtpReply local_failure(std::string text, std::string enhanced = "4.4.1") {
-  SmtpReply reply;
-  reply.local = true;
-  reply.enhanced = std::move(enhanced);
-  reply.text = std::move(text);
-  return reply;
+// A connection that failed before any reply: a local, transient failure.
+SmtpReply local_failure(std::string text) {
+  return SmtpReply::made_here(0, "4.4.1", std::move(text));
 }
 
 bool fill_address(const ConnectTarget& target, sockaddr_storage* ss, socklen_t* length) {
@@ -109,7 +106,9 @@ OutboundEngine::OutboundEngine(OutboundDependencies deps,
       config_(config),
       resolver_(std::move(resolver)),
       tls_(std::move(tls)),
-      planner_(*deps.spool, clock, std::move(config), std::random_device{}()) {}
+      planner_(*deps.spool, clock, std::move(config), std::random_device{}()) {
+  planner_.set_records_wanted(deps_.delivery_log != nullptr);
+}
 
 OutboundEngine::~OutboundEngine() {
   if (thread_.joinable()) thread_.join();

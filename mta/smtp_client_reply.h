@@ -43,6 +43,19 @@ struct SmtpReply {
   bool permanent() const { return code >= 500; }
   // "550 5.1.1 text" (or "local: text" when code is 0), for logs and DSNs.
   std::string to_string() const;
+
+  // A reply Ringmail makes up itself (local == true): code 0 for failures
+  // that had no reply at all (timeouts, lost or refused connections).
+  static SmtpReply made_here(int code, std::string enhanced, std::string text,
+                             std::optional<mail::BounceCategory> category = std::nullopt) {
+    SmtpReply reply;
+    reply.code = code;
+    reply.enhanced = std::move(enhanced);
+    reply.text = std::move(text);
+    reply.local = true;
+    reply.category = category;
+    return reply;
+  }
 };
 
 // What the server said it supports after the last EHLO.

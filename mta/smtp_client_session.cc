@@ -78,17 +78,6 @@ std::string upper(std::string_view s) {
 
 int reply_class(const SmtpReply& reply) { return reply.code / 100; }
 
-SmtpReply local_reply(int code, std::string enhanced, std::string text,
-                      std::optional<mail::BounceCategory> category = std::nullopt) {
-  SmtpReply r;
-  r.code = code;
-  r.enhanced = std::move(enhanced);
-  r.text = std::move(text);
-  r.local = true;
-  r.category = category;
-  return r;
-}
-
 // Envelope data comes from the spool or the injection API; a CR or LF in
 // it would smuggle a command into the flight.
 bool has_control_character(std::string_view s) {
@@ -182,7 +171,7 @@ struct SmtpClientSession::Impl {
     txn->finished = true;
     out->finished = std::move(result);
   }
-  void finish_transaction() { finish_transaction(local_reply(0, "4.3.0", "no reply")); }
+  void finish_transaction() { finish_transaction(SmtpReply::made_here(0, "4.3.0", "no reply")); }
   void resolve(const std::vector<size_t>& recipients, const SmtpReply& reply) {
     for (size_t i : recipients) txn->results[i] = reply;
   }
@@ -201,7 +190,8 @@ struct SmtpClientSession::Impl {
   }
   void protocol_error(const std::string& detail) {
     if (state == State::quit) return close();  // the server is done with us anyway
-    fail(local_reply(0, "4.5.0", "protocol error: " + detail, mail::BounceCategory::ProtocolErrors),
+    fail(SmtpReply::made_here(0, "4.5.0", "protocol error: " + detail,
+                              mail::BounceCategory::ProtocolErrors),
          Farewell::none);
   }
 
@@ -357,7 +347,7 @@ struct SmtpClientSession::Impl {
     if (!tls && settings.require_tls) {
       std::string why = caps.starttls ? "TLS is required but STARTTLS is not enabled here"
                                       : "TLS is required but the server does not offer STARTTLS";
-      return fail(local_reply(0, "4.7.10", why), Farewell::quit);
+      return fail(SmtpReply::made_here(0, "4.7.10", why), Farewell::quit);
     }
     become_ready();
   }
@@ -368,9 +358,10 @@ struct SmtpClientSession::Impl {
       return enter_state(State::tls_handshake);
     }
     if (settings.require_tls) {
-      return fail(local_reply(0, "4.7.10",
-                              "TLS is required but STARTTLS was refused: " + reply.to_string()),
-                  Farewell::quit);
+      return fail(
+          SmtpReply::made_here(0, "4.7.10",
+                               "TLS is required but STARTTLS was refused: " + reply.to_string()),
+          Farewell::quit);
     }
     // Opportunistic: carry on in clear text with what EHLO said.
     become_ready();
@@ -382,17 +373,18 @@ struct SmtpClientSession::Impl {
                                          bool needs_smtputf8, bool eight_bit) const {
     uint64_t size = message_wire_size(content);
     if (caps.size && *caps.size > 0 && size > *caps.size) {
-      return local_reply(552, "5.3.4",
-                         "message size " + std::to_string(size) +
-                             " exceeds the server's limit of " + std::to_string(*caps.size));
+      return SmtpReply::made_here(552, "5.3.4",
+                                  "message size " + std::to_string(size) +
+                                      " exceeds the server's limit of " +
+                                      std::to_string(*caps.size));
     }
     if (needs_smtputf8 && !caps.smtputf8) {
-      return local_reply(553, "5.6.7",
-                         "the message needs SMTPUTF8 and the server does not support it",
-                         mail::BounceCategory::ProtocolErrors);
+      return SmtpReply::made_here(553, "5.6.7",
+                                  "the message needs SMTPUTF8 and the server does not support it",
+                                  mail::BounceCategory::ProtocolErrors);
     }
     if (eight_bit && !caps.eight_bit_mime && has_eight_bit(content)) {
-      return local_reply(
+      return SmtpReply::made_here(
           554, "5.6.3",
           "8-bit content (" + upper(m.body_type) + ") and the server does not support 8BITMIME",
           mail::BounceCategory::ProtocolErrors);
@@ -449,7 +441,7 @@ struct SmtpClientSession::Impl {
 
     std::optional<SmtpReply> refusal = local_refusal(m, body, needs_smtputf8, eight_bit);
     if (!refusal && has_control_character(m.sender)) {
-      refusal = local_reply(553, "5.1.7", "invalid sender address");
+      refusal = SmtpReply::made_here(553, "5.1.7", "invalid sender address");
     }
     if (refusal) {
       resolve_unresolved(*refusal);
@@ -458,7 +450,7 @@ struct SmtpClientSession::Impl {
     }
     for (size_t i = 0; i < m.recipients.size(); ++i) {
       if (has_control_character(m.recipients[i].address)) {
-        txn->results[i] = local_reply(553, "5.1.3", "invalid recipient address");
+        txn->results[i] = SmtpReply::made_here(553, "5.1.3", "invalid recipient address");
       } else {
         txn->sent.push_back(i);
       }
@@ -643,7 +635,7 @@ ClientOutput SmtpClientSession::tls_failed(std::string why) {
   Impl& s = *impl_;
   if (s.state == State::closed) return out;
   OutputScope scope(&s.out, &out);
-  s.fail(local_reply(0, "4.7.0", "TLS handshake failed: " + why), Farewell::none);
+  s.fail(SmtpReply::made_here(0, "4.7.0", "TLS handshake failed: " + why), Farewell::none);
   return out;
 }
 
@@ -662,7 +654,8 @@ ClientOutput SmtpClientSession::send_message(std::shared_ptr<const OutboundMessa
     TransactionResult result;
     result.recipients.assign(
         message->recipients.size(),
-        local_reply(0, "4.3.0", std::string("session not ready (") + to_string(s.state) + ")"));
+        SmtpReply::made_here(0, "4.3.0",
+                             std::string("session not ready (") + to_string(s.state) + ")"));
     out.finished = std::move(result);
     return out;
   }
@@ -682,7 +675,8 @@ ClientOutput SmtpClientSession::quit() {
   }
   // Not at a command boundary: hang up, and whatever was in flight is
   // retried.
-  s.finish_transaction(local_reply(0, "4.3.0", "session ended while waiting for " + s.stage()));
+  s.finish_transaction(
+      SmtpReply::made_here(0, "4.3.0", "session ended while waiting for " + s.stage()));
   s.close();
   return out;
 }
@@ -712,7 +706,7 @@ ClientOutput SmtpClientSession::timeout() {
     case State::data_init:
     case State::data_term:
     case State::rset:
-      s.fail(local_reply(0, "4.4.2", "timeout waiting for " + s.stage()), Farewell::none);
+      s.fail(SmtpReply::made_here(0, "4.4.2", "timeout waiting for " + s.stage()), Farewell::none);
       break;
   }
   return out;
@@ -730,7 +724,8 @@ ClientOutput SmtpClientSession::connection_lost(std::string why) {
       s.close();
       break;
     case State::ready:
-      s.fail(local_reply(0, "4.4.2", "connection lost while idle" + detail), Farewell::none);
+      s.fail(SmtpReply::made_here(0, "4.4.2", "connection lost while idle" + detail),
+             Farewell::none);
       break;
     case State::connecting:
     case State::greeting:
@@ -743,7 +738,8 @@ ClientOutput SmtpClientSession::connection_lost(std::string why) {
     case State::data_init:
     case State::data_term:
     case State::rset:
-      s.fail(local_reply(0, "4.4.2", "connection lost while waiting for " + s.stage() + detail),
+      s.fail(SmtpReply::made_here(0, "4.4.2",
+                                  "connection lost while waiting for " + s.stage() + detail),
              Farewell::none);
       break;
   }

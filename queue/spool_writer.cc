@@ -372,7 +372,7 @@ void SpoolWriter::complete(std::vector<Request>& batch, size_t first, size_t las
       std::vector<nlohmann::ordered_json> records;
       for (size_t i = first; i < last; ++i) {
         const SpoolMessage& m = *batch[i].message;
-        if (metrics_) received_counter(m.meta.listener)->inc();
+        if (metrics_) received_.get(*metrics_, m.meta.listener).inc();
         int64_t queued = 0;
         for (size_t r = 0; r < m.envelope.recipients.size(); ++r) {
           if (m.envelope.recipients[r].state == RecipientState::queued) ++queued;
@@ -407,16 +407,6 @@ void SpoolWriter::complete(std::vector<Request>& batch, size_t first, size_t las
       listener(std::move(committed));
     }
   }
-}
-
-admin::Counter* SpoolWriter::received_counter(const std::string& listener) {
-  auto it = received_by_listener_.find(listener);
-  if (it != received_by_listener_.end()) return it->second;
-  admin::Counter* counter = &metrics_->counter(
-      "messages_received_total", "Messages accepted and committed to the spool, by listener",
-      {{"listener", listener}});
-  received_by_listener_.emplace(listener, counter);
-  return counter;
 }
 
 }  // namespace ringmail::queue

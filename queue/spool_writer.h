@@ -40,15 +40,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "admin-api/metrics_registry.h"
 #include "queue/spool.h"
 #include "queue/spool_reserve.h"
-
-namespace ringmail::admin {
-class Counter;
-class Gauge;
-class Histogram;
-class MetricsRegistry;
-}  // namespace ringmail::admin
 
 namespace ringmail::queue {
 
@@ -145,7 +139,6 @@ class SpoolWriter {
   void note_refused(uint64_t count, const std::string& detail);
   void note_accepted();
   void publish_space(CountFreePages count);
-  admin::Counter* received_counter(const std::string& listener);
 
   Spool& spool_;
   admin::MetricsRegistry* metrics_;
@@ -158,7 +151,10 @@ class SpoolWriter {
   admin::Gauge* available_bytes_ = nullptr;
   admin::Gauge* accepting_ = nullptr;
   admin::Gauge* results_waiting_ = nullptr;
-  std::unordered_map<std::string, admin::Counter*> received_by_listener_;  // writer thread only
+  admin::LabelledCounters received_{
+      // writer thread only
+      "messages_received_total", "Messages accepted and committed to the spool, by listener",
+      "listener"};
 
   // Writer thread only.
   SpoolReserve reserve_;
