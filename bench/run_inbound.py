@@ -527,6 +527,8 @@ def main():
                     help="max seconds to wait for the MTA and machine to go idle")
     ap.add_argument("--postfix-mode", choices=["hold", "relay"], default="hold")
     ap.add_argument("--ringmaild", help="path (default: $RINGMAILD or build/release/ringmaild)")
+    ap.add_argument("--baseline", help="a ringmaild built from an earlier commit, run interleaved "
+                                       "with --ringmaild in every rep (acceptance only)")
     ap.add_argument("--latency-tool", default=os.path.join(REPO, "build/release/smtp_latency_tool"))
     ap.add_argument("--scratch", help="scratch dir on a real disk (default: under /var/tmp)")
     ap.add_argument("--json", help="also write the results as JSON to this file")
@@ -589,6 +591,8 @@ def main():
     tag = "ringmail-bench-%d" % os.getpid()
     cg = {"postfix": bu.CpuCgroup(tag + "-postfix"), "ringmaild": bu.CpuCgroup(tag + "-ringmaild"),
           "load": bu.CpuCgroup(tag + "-load")}
+    if args.baseline:
+        cg["baseline"] = bu.CpuCgroup(tag + "-baseline")
     sink_port = None
     sink = None
     sink_dump = None
@@ -649,6 +653,12 @@ def main():
             mtas.append(RingmailMta(ringmaild, os.path.join(scratch, "ringmail"),
                                     max_connections=max(20000, args.idle_connections + 1000),
                                     dkim=dkim))
+        if ringmaild and args.baseline:
+            base = RingmailMta(args.baseline, os.path.join(scratch, "baseline"),
+                               max_connections=max(20000, args.idle_connections + 1000),
+                               dkim=dkim, baseline=True)
+            base.name = "baseline"
+            mtas.append(base)
         runs = {m.name: [] for m in mtas}
         for rep in range(args.reps):
             order = mtas if rep % 2 == 0 else list(reversed(mtas))
@@ -736,7 +746,7 @@ def print_summary(results, args):
            "; DKIM %s" % ("RSA-2048" if args.dkim_algorithm == "rsa" else "Ed25519")
            if args.dkim else ""))
     log("wire limit           %8.0f msgs/s" % results["wire_msgs_per_s"])
-    for name in ("postfix", "ringmaild"):
+    for name in ("postfix", "ringmaild", "baseline"):
         if name in med:
             label = name + (" (%s%s)" % (args.postfix_mode, "+OpenDKIM" if args.dkim else "")
                             if name == "postfix" else "")
@@ -746,6 +756,10 @@ def print_summary(results, args):
         log("ratio ringmaild/postfix: %.1fx msgs/s, %.1fx less CPU per message"
             % (med["ringmaild"]["msgs_per_s"] / med["postfix"]["msgs_per_s"],
                med["postfix"]["cpu_us_per_msg"] / max(1e-9, med["ringmaild"]["cpu_us_per_msg"])))
+    if "baseline" in med and "ringmaild" in med:
+        log("ratio ringmaild/baseline: %.3f msgs/s, %.3f CPU per message"
+            % (med["ringmaild"]["msgs_per_s"] / med["baseline"]["msgs_per_s"],
+               med["ringmaild"]["cpu_us_per_msg"] / max(1e-9, med["baseline"]["cpu_us_per_msg"])))
     cap = results.get("capacity")
     if cap:
         log("signing capacity = openssl speed sign/s of one core (measured just before and "
