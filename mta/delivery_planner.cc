@@ -371,6 +371,7 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
       out.open.push_back(
           OpenCommand{next.id, next.targets[next.target], next.source, next.starttls});
       connections_.emplace(next.id, std::move(next));
+      service_site(site, out);
       return;
     }
     // Every address failed before a first transaction: the site is down for

@@ -339,7 +339,10 @@ PlannerOutput DeliveryPlanner::command(const AdminCommand& command) {
       break;
     case AdminCommand::Kind::resume_all:
       holds_.resume_all();
-      if (!stopping_) run_due(out);
+      if (!stopping_) {
+        run_due(out);
+        service_ready_sites(out);
+      }
       break;
   }
   return out;

@@ -419,8 +419,10 @@ void InboundShard::on_tick() {
     if (c->session) {
       // Deadlines a trickling client cannot extend; they close the session.
       c->session->set_now(now_unix_ms);
+      const uint32_t generation = c->generation;
       apply(slot, *c, c->session->check_deadlines());
-      if (c->close_after_flush || c->closing) continue;
+      c = lookup(slot, generation);  // apply() may have ended it
+      if (!c || c->close_after_flush || c->closing) continue;
     } else if (now - c->accepted > limits.tls_handshake_timeout) {
       spdlog::info("inbound TLS from [{}]:{}: handshake not done in time", c->peer.ip,
                    c->peer.port);

@@ -311,7 +311,8 @@ void OutboundEngine::submit_dsn(std::unique_ptr<queue::SpoolMessage> dsn) {
         } else {
           spdlog::error("delivery: DSN {} not queued: {}", m.id.value, detail);
         }
-      });
+      },
+      queue::SpoolWriter::Kind::delivery_report);
 }
 
 OutboundConnection* OutboundEngine::find(ConnectionId id, uint32_t* slot) {
@@ -339,10 +340,14 @@ void OutboundEngine::open(const OpenCommand& command) {
 void OutboundEngine::start_transaction(const StartCommand& command) {
   uint32_t slot = 0;
   OutboundConnection* c = find(command.id, &slot);
-  if (!c || c->phase != Phase::ready) {
-    // The planner starts transactions only on ready connections; one that
-    // went away meanwhile reports its end, which retries the job.
-    spdlog::error("delivery: transaction for connection {} that is not ready", command.id);
+  if (!c) return;  // it ended meanwhile and said so: the planner retries the job
+  if (c->phase != Phase::ready) {
+    // The planner starts transactions only on ready connections. Should one
+    // not be, it is cut, so that its end hands the job back for a retry.
+    spdlog::error("delivery: transaction for connection {} in phase {}", command.id,
+                  to_string(c->phase));
+    const SmtpReply why = local_failure("connection not ready for a transaction");
+    close_connection(slot, *c, &why);
     return;
   }
   c->in_transaction = true;

@@ -728,12 +728,13 @@ SpoolStats LmdbSpool::stats() const {
 
 SpoolSpace LmdbSpool::space(CountFreePages count) const {
   SpoolSpace space;
-  MDB_envinfo info;
-  MDB_stat env_stat;
-  if (mdb_env_info(env_, &info) == MDB_SUCCESS && mdb_env_stat(env_, &env_stat) == MDB_SUCCESS) {
-    space.map_size_bytes = info.me_mapsize;
-    space.map_used_bytes = (uint64_t{info.me_last_pgno} + 1) * env_stat.ms_psize;
+  MDB_envinfo info{};
+  MDB_stat env_stat{};
+  if (mdb_env_info(env_, &info) != MDB_SUCCESS || mdb_env_stat(env_, &env_stat) != MDB_SUCCESS) {
+    return space;  // no room known: nothing is admitted above a reserve
   }
+  space.map_size_bytes = info.me_mapsize;
+  space.map_used_bytes = (uint64_t{info.me_last_pgno} + 1) * env_stat.ms_psize;
   space.filesystem_free_bytes = filesystem_free_bytes(dir_);
   if (count == CountFreePages::no) return space;
   // The free list is database 0 (FREE_DBI): one record per transaction that

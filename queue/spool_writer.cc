@@ -55,11 +55,11 @@ SpoolWriter::SpoolWriter(Spool& spool, admin::MetricsRegistry* metrics, Delivery
 
 SpoolWriter::~SpoolWriter() { stop(); }
 
-void SpoolWriter::submit(std::unique_ptr<SpoolMessage> message, Done done) {
+void SpoolWriter::submit(std::unique_ptr<SpoolMessage> message, Done done, Kind kind) {
   {
     std::lock_guard lock(mutex_);
     if (!stopping_) {
-      pending_.push_back(Request{std::move(message), std::move(done)});
+      pending_.push_back(Request{std::move(message), std::move(done), kind});
       wake_.notify_one();
       return;
     }
@@ -217,7 +217,10 @@ void SpoolWriter::refuse_over_reserve(std::vector<Request>& batch) {
   for (Request& request : batch) {
     const uint64_t bytes = spool_footprint(request.message->content.size(),
                                            request.message->envelope.recipients.size());
-    if (reserve_.admit(available, bytes)) {
+    if (request.kind == Kind::delivery_report) {
+      available -= std::min(available, bytes);  // inside the reserve: it is kept for these
+      admitted.push_back(std::move(request));
+    } else if (reserve_.admit(available, bytes)) {
       available -= bytes;
       admitted.push_back(std::move(request));
     } else {
@@ -245,12 +248,28 @@ void SpoolWriter::commit_results_apart(std::vector<UpdateRequest>& requests) {
     results_committed(requests, requests.size());
     return;
   }
-  // On a full spool, smaller commits may still fit, and each one that
-  // deletes finished messages frees pages for the next. Updates set a
-  // recipient's whole state, so a piece committed twice does no harm.
+  // Smaller commits may still succeed: on a full spool each one that
+  // deletes finished messages frees pages for the next, and a transaction
+  // too large for LMDB fits in halves. Updates set a recipient's whole
+  // state, so a piece committed twice does no harm.
   size_t committed = 0;
-  if (last.status == StoreStatus::spool_full) {
-    while (committed < requests.size() && commit_in_pieces(requests[committed], &last)) ++committed;
+  while (committed < requests.size() && commit_in_pieces(requests[committed], &last)) ++committed;
+  if (committed < requests.size() && last.status != StoreStatus::spool_full &&
+      ++requests[committed].failed_rounds >= kMaxFailedRounds) {
+    UpdateRequest& stuck = requests[committed];
+    stuck.failed_rounds = 0;
+    if (!stuck.updates.empty()) {
+      const RecipientUpdate& u = stuck.updates.front();
+      spdlog::error(
+          "spool: giving up the result of recipient {} of {} after {} failed commits ({}); a "
+          "restart repeats its delivery",
+          u.index, u.id.value, kMaxFailedRounds, last.detail);
+      stuck.updates.erase(stuck.updates.begin());
+    } else if (!stuck.finished.empty()) {
+      spdlog::error("spool: giving up deleting {} after {} failed commits ({})",
+                    stuck.finished.front().value, kMaxFailedRounds, last.detail);
+      stuck.finished.erase(stuck.finished.begin());
+    }
   }
   results_committed(requests, committed);
   std::vector<UpdateRequest> rest(std::make_move_iterator(requests.begin() + long(committed)),
@@ -271,7 +290,7 @@ bool SpoolWriter::commit_in_pieces(UpdateRequest& request, StoreOutcome* last) {
       if (whole) request.finished.clear();
       continue;
     }
-    if (n == 1 || last->status != StoreStatus::spool_full) return false;
+    if (n == 1) return false;  // this one update is what fails
     step = (n + 1) / 2;
   }
   if (!request.finished.empty()) {

@@ -79,7 +79,10 @@ class SpoolWriter {
 
   // Any thread. After stop(), `done` is called at once, on the caller's
   // thread, with StoreStatus::failed.
-  void submit(std::unique_ptr<SpoolMessage> message, Done done);
+  // delivery_report: a DSN the delivery engine made, which the reserve
+  // lets through like a delivery result (its original is being deleted).
+  enum class Kind { new_mail, delivery_report };
+  void submit(std::unique_ptr<SpoolMessage> message, Done done, Kind kind = Kind::new_mail);
 
   // Recipient state changes and finished messages (the delivery engine's
   // results), committed in the same transaction as the next batch of
@@ -112,12 +115,17 @@ class SpoolWriter {
   struct Request {
     std::unique_ptr<SpoolMessage> message;
     Done done;
+    Kind kind = Kind::new_mail;
   };
   struct UpdateRequest {
     std::vector<RecipientUpdate> updates;
     std::vector<MessageId> finished;
     UpdatesDone done;
+    int failed_rounds = 0;  // retries in a row whose first piece failed, not for space
   };
+  // A result that fails this many retries in a row for another reason than
+  // space is given up (logged), so that it cannot hold up every later one.
+  static constexpr int kMaxFailedRounds = 10;
   using SteadyClock = std::chrono::steady_clock;
 
   void run();

@@ -105,5 +105,15 @@ TEST(EgressSelector, ANewPolicyReplacesTheOldPools) {
   EXPECT_EQ(selector.select("bulk").name, EgressChoice::kDefault);
 }
 
+TEST(EgressSelector, AReloadKeepsEachPoolsTurn) {
+  const conf::PolicyConfig policy = two_pools();
+  EgressSelector selector;
+  selector.set_policy(&policy);
+  EXPECT_EQ(picks(selector, "bulk", 1), std::vector<std::string>{"ip1@198.51.100.1"});
+  selector.set_policy(&policy);  // SIGHUP with the same pools
+  EXPECT_EQ(picks(selector, "bulk", 2),
+            (std::vector<std::string>{"ip2@198.51.100.2", "ip3@2001:db8::3"}));
+}
+
 }  // namespace
 }  // namespace ringmail::policy

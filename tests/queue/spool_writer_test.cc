@@ -410,6 +410,59 @@ TEST(SpoolWriter, UpdatesStillWaitingAtStopAreReportedFailed) {
   EXPECT_EQ(future.get(), StoreStatus::failed);
 }
 
+// A result that no commit takes, for another reason than space, is given
+// up after kMaxFailedRounds retries instead of holding up every later one.
+TEST(SpoolWriter, AResultThatNeverCommitsDoesNotHoldUpLaterOnes) {
+  MemorySpool spool(1 << 20);
+  SpoolMessage first = make_test_message(1);
+  SpoolMessage second = make_test_message(1);
+  SpoolMessage* batch[] = {&first, &second};
+  ASSERT_TRUE(spool.store_batch(batch).ok());
+  // Each failed round costs three commits (with the batch, apart, its one
+  // piece): ten rounds give the first result up; the second fails five
+  // rounds, then commits.
+  spool.fail_next_stores(StoreStatus::failed, 45);
+  SpoolWriter writer(spool, nullptr, nullptr, fast_retries());
+  std::promise<void> first_done, second_done;
+  writer.submit_updates({{first.id, 0, RecipientState::delivered, 1, 0}}, {},
+                        [&](StoreStatus) { first_done.set_value(); });
+  ASSERT_EQ(first_done.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  writer.submit_updates({{second.id, 0, RecipientState::delivered, 1, 0}}, {},
+                        [&](StoreStatus) { second_done.set_value(); });
+  ASSERT_EQ(second_done.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(spool.load_message(first.id, false)->envelope.recipients[0].state,
+            RecipientState::queued)
+      << "given up: a restart repeats it";
+  EXPECT_EQ(spool.load_message(second.id, false)->envelope.recipients[0].state,
+            RecipientState::delivered);
+}
+
+// A DSN the engine makes is let into the reserve: its original is being
+// deleted, and the sender must hear of the bounce.
+TEST(SpoolWriter, DeliveryReportsAreTakenInsideTheReserve) {
+  MemorySpool spool(1 << 20);
+  SpoolWriterOptions options = fast_retries();
+  options.reserve_bytes = 256 << 10;
+  SpoolWriter writer(spool, nullptr, nullptr, options);
+  auto submit = [&](SpoolWriter::Kind kind) {
+    std::promise<StoreStatus> result;
+    auto future = result.get_future();
+    writer.submit(
+        std::make_unique<SpoolMessage>(make_test_message(1, 60 << 10)),
+        [&](const SpoolMessage&, StoreStatus status, const std::string&) {
+          result.set_value(status);
+        },
+        kind);
+    return future.get();
+  };
+  StoreStatus last = StoreStatus::ok;
+  for (int i = 0; i < 20 && last == StoreStatus::ok; ++i)
+    last = submit(SpoolWriter::Kind::new_mail);
+  ASSERT_EQ(last, StoreStatus::spool_full);
+  EXPECT_EQ(submit(SpoolWriter::Kind::delivery_report), StoreStatus::ok);
+  EXPECT_EQ(submit(SpoolWriter::Kind::new_mail), StoreStatus::spool_full);
+}
+
 // New mail stops at the reserve, so that delivery results still fit; once
 // deliveries free space it is taken again, with no restart.
 TEST(SpoolWriter, NewMailIsRefusedAtTheReserveAndTakenAgainAfterDeliveries) {
