@@ -17,7 +17,7 @@
 #include <filesystem>
 #include <string>
 
-#include "mta/dkim_signer.h"
+#include "mta/dkim/dkim_signer.h"
 
 namespace {
 

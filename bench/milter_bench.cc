@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "mta/milter_client.h"
+#include "mta/milter/milter_client.h"
 #include "tests/support/test_milter_process.h"
 
 namespace {

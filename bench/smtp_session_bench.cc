@@ -6,9 +6,9 @@
 
 #include <string>
 
-#include "mta/smtp_command.h"
-#include "mta/smtp_data_reader.h"
-#include "mta/smtp_server_session.h"
+#include "mta/smtp/smtp_command.h"
+#include "mta/smtp/smtp_data_reader.h"
+#include "mta/smtp/smtp_server_session.h"
 
 namespace {
 

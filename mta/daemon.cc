@@ -13,15 +13,14 @@
 #include <string>
 #include <thread>
 
-#include "admin-api/metrics_registry.h"
 #include "conf/config.h"
 #include "conf/config_users.h"
-#include "mta/auth_service.h"
-#include "mta/dkim_signer.h"
-#include "mta/inbound_server.h"
-#include "mta/milter_client.h"
-#include "mta/outbound_server.h"
-#include "mta/tls_context.h"
+#include "mta/dkim/dkim_signer.h"
+#include "mta/inbound/auth_service.h"
+#include "mta/inbound/inbound_server.h"
+#include "mta/milter/milter_client.h"
+#include "mta/outbound/outbound_server.h"
+#include "mta/smtp/tls_context.h"
 #include "queue/delivery_log.h"
 #include "queue/spool.h"
 #include "queue/spool_dump.h"
@@ -30,6 +29,7 @@
 #include "queue/spool_reserve.h"
 #include "queue/spool_writer.h"
 #include "ringmail_version.h"
+#include "runtime/metrics_registry.h"
 
 namespace ringmail::mta {
 
@@ -328,7 +328,7 @@ class Daemon {
   }
 
   std::shared_ptr<const conf::Config> config_;
-  admin::MetricsRegistry metrics_;
+  runtime::MetricsRegistry metrics_;
   std::unique_ptr<queue::DeliveryLog> delivery_log_;
   std::unique_ptr<queue::Spool> spool_;
   std::unique_ptr<queue::SpoolWriter> writer_;

@@ -7,8 +7,8 @@
 #include <deque>
 #include <iterator>
 
-#include "admin-api/metrics_registry.h"
 #include "queue/delivery_log.h"
+#include "runtime/metrics_registry.h"
 
 namespace ringmail::queue {
 namespace {
@@ -21,7 +21,7 @@ int64_t unix_now_ms() {
 
 }  // namespace
 
-SpoolWriter::SpoolWriter(Spool& spool, admin::MetricsRegistry* metrics, DeliveryLog* log,
+SpoolWriter::SpoolWriter(Spool& spool, runtime::MetricsRegistry* metrics, DeliveryLog* log,
                          SpoolWriterOptions options)
     : spool_(spool),
       metrics_(metrics),
@@ -33,7 +33,7 @@ SpoolWriter::SpoolWriter(Spool& spool, admin::MetricsRegistry* metrics, Delivery
   if (metrics_) {
     commit_seconds_ = &metrics_->histogram(
         "spool_commit_seconds", "Time to commit one spool transaction (one fsync), per batch", {},
-        admin::latency_buckets());
+        runtime::latency_buckets());
     queued_recipients_ = &metrics_->gauge("queue_recipients", "Recipients in the spool by state",
                                           {{"state", "queued"}});
     queued_recipients_->set(static_cast<int64_t>(options_.initial_queued_recipients));

@@ -40,9 +40,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "admin-api/metrics_registry.h"
 #include "queue/spool.h"
 #include "queue/spool_reserve.h"
+#include "runtime/metrics_registry.h"
 
 namespace ringmail::queue {
 
@@ -71,7 +71,7 @@ class SpoolWriter {
 
   // spool must outlive the writer; metrics and log may be null (tests).
   // The thread starts here.
-  SpoolWriter(Spool& spool, admin::MetricsRegistry* metrics, DeliveryLog* log,
+  SpoolWriter(Spool& spool, runtime::MetricsRegistry* metrics, DeliveryLog* log,
               SpoolWriterOptions options = {});
   ~SpoolWriter();  // stop()
   SpoolWriter(const SpoolWriter&) = delete;
@@ -149,17 +149,17 @@ class SpoolWriter {
   void publish_space(CountFreePages count);
 
   Spool& spool_;
-  admin::MetricsRegistry* metrics_;
+  runtime::MetricsRegistry* metrics_;
   DeliveryLog* log_;
   SpoolWriterOptions options_;
 
-  admin::Histogram* commit_seconds_ = nullptr;
-  admin::Gauge* queued_recipients_ = nullptr;
-  admin::Counter* spool_full_total_ = nullptr;
-  admin::Gauge* available_bytes_ = nullptr;
-  admin::Gauge* accepting_ = nullptr;
-  admin::Gauge* results_waiting_ = nullptr;
-  admin::LabelledCounters received_{
+  runtime::Histogram* commit_seconds_ = nullptr;
+  runtime::Gauge* queued_recipients_ = nullptr;
+  runtime::Counter* spool_full_total_ = nullptr;
+  runtime::Gauge* available_bytes_ = nullptr;
+  runtime::Gauge* accepting_ = nullptr;
+  runtime::Gauge* results_waiting_ = nullptr;
+  runtime::LabelledCounters received_{
       // writer thread only
       "messages_received_total", "Messages accepted and committed to the spool, by listener",
       "listener"};

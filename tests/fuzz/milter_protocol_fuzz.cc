@@ -24,7 +24,7 @@
 #include <string>
 #include <string_view>
 
-#include "mta/milter_protocol.h"
+#include "mta/milter/milter_protocol.h"
 
 namespace {
 

@@ -18,7 +18,7 @@
 #include <string>
 #include <string_view>
 
-#include "mta/smtp_client_session.h"
+#include "mta/smtp/smtp_client_session.h"
 
 namespace {
 

@@ -17,7 +17,7 @@
 #include <string>
 #include <string_view>
 
-#include "mta/smtp_server_session.h"
+#include "mta/smtp/smtp_server_session.h"
 
 namespace {
 

@@ -11,10 +11,10 @@
 #include <set>
 #include <thread>
 
-#include "admin-api/metrics_registry.h"
 #include "queue/delivery_log.h"
 #include "queue/spool_lmdb.h"
 #include "queue/spool_memory.h"
+#include "runtime/metrics_registry.h"
 #include "tests/queue/spool_test_support.h"
 
 namespace ringmail::queue {
@@ -61,7 +61,7 @@ TEST(SpoolWriter, ConcurrentSubmittersAreBatchedAndAckedAfterCommit) {
   std::string error;
   auto spool = open_lmdb_spool(dir.path() / "spool", 256ull << 20, &error);
   ASSERT_TRUE(spool) << error;
-  admin::MetricsRegistry metrics;
+  runtime::MetricsRegistry metrics;
   auto log = DeliveryLog::open(dir.path() / "delivery.jsonl", &error);
   ASSERT_TRUE(log) << error;
 
@@ -139,7 +139,7 @@ TEST(SpoolWriter, SpoolFullRefusesOnlyWhatDoesNotFit) {
   std::string error;
   auto spool = open_lmdb_spool(dir.path(), 1ull << 20, &error);
   ASSERT_TRUE(spool) << error;
-  admin::MetricsRegistry metrics;
+  runtime::MetricsRegistry metrics;
   Completions completions;
   SpoolWriter writer(*spool, &metrics, nullptr);
 
@@ -354,7 +354,7 @@ TEST(SpoolWriter, UpdatesAreRetriedUntilTheyCommit) {
   SpoolMessage* batch[] = {&m};
   ASSERT_TRUE(spool.store_batch(batch).ok());
   spool.fail_next_stores(StoreStatus::spool_full, 40);
-  admin::MetricsRegistry metrics;
+  runtime::MetricsRegistry metrics;
   SpoolWriter writer(spool, &metrics, nullptr, fast_retries());
   std::promise<StoreStatus> done;
   writer.submit_updates({{m.id, 0, RecipientState::delivered, 1, 0}}, {m.id},
@@ -468,7 +468,7 @@ TEST(SpoolWriter, DeliveryReportsAreTakenInsideTheReserve) {
 TEST(SpoolWriter, NewMailIsRefusedAtTheReserveAndTakenAgainAfterDeliveries) {
   constexpr uint64_t kCapacity = 1 << 20;
   MemorySpool spool(kCapacity);
-  admin::MetricsRegistry metrics;
+  runtime::MetricsRegistry metrics;
   SpoolWriterOptions options = fast_retries();
   options.reserve_bytes = 256 << 10;
   SpoolWriter writer(spool, &metrics, nullptr, options);

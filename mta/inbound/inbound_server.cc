@@ -1,0 +1,149 @@
+#include "mta/inbound/inbound_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "mta/dkim/dkim_signer.h"
+#include "mta/inbound/inbound_shard.h"
+
+namespace ringmail::mta {
+
+namespace {
+
+// Creates a listening socket with SO_REUSEPORT so that every shard can own one.
+int open_listener(const conf::SocketAddress& address, std::string* error) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = AF_INET;
+  if (inet_pton(AF_INET, address.host.c_str(), &reinterpret_cast<sockaddr_in&>(ss).sin_addr) == 1) {
+    auto& sin = reinterpret_cast<sockaddr_in&>(ss);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(address.port);
+    len = sizeof sin;
+  } else if (inet_pton(AF_INET6, address.host.c_str(),
+                       &reinterpret_cast<sockaddr_in6&>(ss).sin6_addr) == 1) {
+    auto& sin6 = reinterpret_cast<sockaddr_in6&>(ss);
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_port = htons(address.port);
+    len = sizeof sin6;
+    family = AF_INET6;
+  } else {
+    *error = "listener address " + address.text + ": not an IP address";
+    return -1;
+  }
+  int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *error = std::string("socket: ") + std::strerror(errno);
+    return -1;
+  }
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 4096) != 0) {
+    *error = "cannot listen on " + address.text + ": " + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::shared_ptr<const ShardSettings> make_settings(std::shared_ptr<const conf::Config> config,
+                                                   std::shared_ptr<const TlsContext> tls,
+                                                   std::shared_ptr<const DkimSignerSet> dkim,
+                                                   bool auth_available) {
+  auto s = std::make_shared<ShardSettings>();
+  s->dkim = std::move(dkim);
+  for (const auto& l : config->listeners) {
+    SessionSettings ss;
+    ss.hostname = config->hostname;
+    ss.listener_name = l.name;
+    ss.mode =
+        l.mode == conf::ListenerMode::submission ? SessionMode::submission : SessionMode::relay;
+    ss.starttls_available = l.tls == conf::TlsMode::starttls && tls != nullptr;
+    ss.require_tls_for_auth = l.require_tls_for_auth;
+    ss.auth_available = auth_available;
+    ss.max_message_size = config->limits.max_message_size;
+    ss.max_recipients = config->limits.max_recipients;
+    ss.campaign_header = config->campaign_header;
+    ss.command_timeout = config->limits.command_timeout;
+    ss.tls_handshake_timeout = config->limits.tls_handshake_timeout;
+    ss.min_data_rate = config->limits.min_data_rate;
+    ss.data_rate_grace = config->limits.data_rate_grace;
+    if (s->dkim) {
+      ss.dkim_hash_relaxed_body =
+          s->dkim->uses_body_canonicalization(DkimCanonicalization::relaxed);
+      ss.dkim_hash_simple_body = s->dkim->uses_body_canonicalization(DkimCanonicalization::simple);
+    }
+    s->sessions.push_back(std::move(ss));
+  }
+  s->config = std::move(config);
+  s->tls = std::move(tls);
+  return s;
+}
+
+}  // namespace
+
+InboundServer::InboundServer(InboundDependencies deps, int shard_count)
+    : deps_(deps), shard_count_(shard_count < 1 ? 1 : shard_count) {}
+
+InboundServer::~InboundServer() {
+  stop(std::chrono::milliseconds(0));
+  shards_.clear();
+}
+
+bool InboundServer::start(std::shared_ptr<const conf::Config> config,
+                          std::shared_ptr<const TlsContext> tls,
+                          std::shared_ptr<const DkimSignerSet> dkim, std::string* error) {
+  auto settings = make_settings(config, std::move(tls), std::move(dkim), deps_.auth != nullptr);
+  std::vector<std::unique_ptr<InboundShard>> shards;
+  for (int i = 0; i < shard_count_; ++i) {
+    auto shard = std::make_unique<InboundShard>(*this, i);
+    for (const auto& l : config->listeners) {
+      int fd = open_listener(l.address, error);
+      if (fd < 0) {
+        *error = "listener " + l.name + ": " + *error;
+        return false;  // shards' destructors close what was opened
+      }
+      shard->adopt_listener(fd);
+    }
+    shard->set_settings(settings);
+    shards.push_back(std::move(shard));
+  }
+  for (size_t i = 0; i < shards.size(); ++i) {
+    if (!shards[i]->run(error)) {
+      for (size_t j = 0; j < i; ++j) {
+        shards[j]->request_stop(std::chrono::milliseconds(0));
+        shards[j]->join();
+      }
+      return false;
+    }
+  }
+  shards_ = std::move(shards);
+  return true;
+}
+
+void InboundServer::reload(std::shared_ptr<const conf::Config> config,
+                           std::shared_ptr<const TlsContext> tls,
+                           std::shared_ptr<const DkimSignerSet> dkim) {
+  auto settings =
+      make_settings(std::move(config), std::move(tls), std::move(dkim), deps_.auth != nullptr);
+  for (auto& shard : shards_) {
+    InboundShard* s = shard.get();
+    s->post([s, settings] { s->set_settings(settings); });
+  }
+}
+
+void InboundServer::stop(std::chrono::milliseconds timeout) {
+  if (stopped_) return;
+  stopped_ = true;
+  for (auto& shard : shards_) shard->request_stop(timeout);
+  for (auto& shard : shards_) shard->join();
+}
+
+}  // namespace ringmail::mta

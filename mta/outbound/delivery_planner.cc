@@ -1,0 +1,431 @@
+// The planner's connections: which ready queue gets a connection, which
+// job goes on it, what a failed connection means (next address, clear-text
+// retry, site down), idle and stop handling. Routing is in
+// delivery_planner_routing.cc, results in delivery_planner_results.cc.
+#include "mta/outbound/delivery_planner.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "queue/spool_codec.h"
+
+namespace ringmail::mta {
+
+namespace {
+
+constexpr uint64_t kCacheBudgetBytes = 256ull << 20;
+// How long a site whose every address failed is left alone before new
+// messages try it again (their retry schedule still applies to each).
+constexpr runtime::Millis kSiteDown{1000};
+
+}  // namespace
+
+void LabelCounts::add(const std::string& label) {
+  if (!counts.empty() && counts.back().first == label) {
+    ++counts.back().second;
+    return;
+  }
+  for (auto& [name, count] : counts) {
+    if (name == label) {
+      ++count;
+      return;
+    }
+  }
+  counts.emplace_back(label, 1);
+}
+
+DeliveryPlanner::DeliveryPlanner(const queue::Spool& spool, const runtime::Clock& clock,
+                                 std::shared_ptr<const conf::Config> config, uint64_t random_seed)
+    : spool_(spool), clock_(clock), random_(random_seed) {
+  set_config(std::move(config));
+}
+
+void DeliveryPlanner::set_config(std::shared_ptr<const conf::Config> config) {
+  config_ = std::move(config);
+  classifier_ = policy::BounceClassifier(config_->policy ? config_->policy->bounce_rules
+                                                         : std::vector<conf::BounceRule>{});
+  retry_intervals_ms_.clear();
+  for (const auto& interval : config_->delivery.retry.intervals) {
+    retry_intervals_ms_.push_back(interval.count());
+  }
+  // Site limits follow the new config at their next connection.
+  for (auto& [name, site] : sites_) apply_limits(site);
+  // Routes may have changed: route every domain afresh, but keep the jobs
+  // waiting for a lookup in flight.
+  for (auto& [name, domain] : domains_) {
+    domain.resolution.reset();
+    domain.expires = {};
+  }
+  egress_.set_policy(config_->policy.get());
+}
+
+const SiteState* DeliveryPlanner::site(const std::string& key) const {
+  auto it = sites_.find(key);
+  return it == sites_.end() ? nullptr : &it->second;
+}
+
+void DeliveryPlanner::load(const queue::SpoolMessage& message, const std::vector<size_t>& active) {
+  // Recipients already due (queued ones, and deferred ones whose time has
+  // come) go at once; the others together once the last of them is due.
+  // One due time for all would hold a queued recipient back until its
+  // deferred neighbours' retry.
+  const int64_t now = unix_ms();
+  std::vector<size_t> due_now, later;
+  int64_t due_later = 0;
+  for (size_t i : active) {
+    const int64_t next = message.envelope.recipients[i].next_attempt_unix_ms;
+    if (next <= now) {
+      due_now.push_back(i);
+    } else {
+      later.push_back(i);
+      due_later = std::max(due_later, next);
+    }
+  }
+  if (!due_now.empty()) add_jobs(message, due_now, 0);
+  if (!later.empty()) add_jobs(message, later, due_later);
+}
+
+PlannerOutput DeliveryPlanner::start() {
+  PlannerOutput out;
+  run_due(out);
+  return out;
+}
+
+PlannerOutput DeliveryPlanner::committed(
+    const std::vector<std::shared_ptr<queue::SpoolMessage>>& messages) {
+  PlannerOutput out;
+  std::vector<size_t> indexes;
+  for (const auto& message : messages) {
+    // A rescan may have found it first.
+    if (active_recipients_.contains(message->id.value)) continue;
+    indexes.clear();
+    for (size_t i = 0; i < message->envelope.recipients.size(); ++i) {
+      if (queue::is_active(message->envelope.recipients[i].state)) indexes.push_back(i);
+    }
+    if (indexes.empty()) continue;  // quarantined: an operator releases it
+    if (cache_bytes_ + message->content.size() <= kCacheBudgetBytes) {
+      cache_bytes_ += message->content.size();
+      cache_.emplace(message->id.value, message);
+    }
+    add_jobs(*message, indexes, 0);
+  }
+  if (!stopping_) run_due(out);
+  return out;
+}
+
+PlannerOutput DeliveryPlanner::adopt(const std::vector<queue::SpoolMessage>& messages) {
+  PlannerOutput out;
+  size_t adopted = 0;
+  for (const queue::SpoolMessage& m : messages) {
+    // Already scheduled, or finished with its result not yet committed.
+    if (active_recipients_.contains(m.id.value) || recently_finished_.contains(m.id.value)) {
+      continue;
+    }
+    std::vector<size_t> indexes;
+    for (size_t i = 0; i < m.envelope.recipients.size(); ++i) {
+      const queue::Recipient& r = m.envelope.recipients[i];
+      if (!queue::is_active(r.state)) continue;
+      indexes.push_back(i);
+      (r.state == queue::RecipientState::deferred ? out.metrics.deferred : out.metrics.queued) += 1;
+    }
+    if (indexes.empty()) continue;
+    load(m, indexes);  // each recipient due at its own time, as at start-up
+    ++adopted;
+  }
+  if (adopted > 0) spdlog::info("delivery: {} messages found in the spool on rescan", adopted);
+  if (!stopping_) run_due(out);
+  return out;
+}
+
+bool DeliveryPlanner::site_blocked(const SiteState& site) const {
+  return stopping_ || config_->delivery.paused || holds_.all_paused() ||
+         site.down_until > steady() ||
+         holds_.site_suspended(site.key.site, clock_.wall()).has_value();
+}
+
+void DeliveryPlanner::service_site(SiteState& site, PlannerOutput& out) {
+  if (site_blocked(site)) return;
+  while (scheduler_.ready(site.name) > 0 && !site.idle.empty()) {
+    const ConnectionId id = site.idle.back();
+    site.idle.pop_back();
+    auto it = connections_.find(id);
+    if (it == connections_.end() || it->second.quitting) continue;
+    it->second.idle = false;
+    use_connection(it->second, out);
+  }
+  const size_t ready = scheduler_.ready(site.name);
+  while (ready > site.opening && site.connections < site.max_connections &&
+         open_connections_ < config_->delivery.max_connections) {
+    const uint32_t before = site.connections;
+    open_connection(site, out);
+    if (site.connections == before) break;  // no address to connect to
+  }
+}
+
+void DeliveryPlanner::service_ready_sites(PlannerOutput& out) {
+  if (scheduler_.ready_total() == 0) return;
+  for (const std::string& name : scheduler_.ready_sites()) {
+    if (open_connections_ >= config_->delivery.max_connections) break;
+    auto it = sites_.find(name);
+    if (it != sites_.end()) service_site(it->second, out);
+  }
+}
+
+void DeliveryPlanner::open_connection(SiteState& site, PlannerOutput& out) {
+  Connection c;
+  c.id = next_connection_++;
+  c.site = site.name;
+  std::vector<MxHost> hosts = site.hosts;
+  shuffle_equal_preferences(hosts, random_);
+  for (const MxHost& host : hosts) {
+    for (const std::string& ip : host.addresses) {
+      c.targets.push_back(ConnectTarget{host.name, ip, site.port});
+    }
+  }
+  if (c.targets.empty()) return;
+  c.starttls = config_->delivery.tls != conf::OutboundTls::none;
+  c.source = site.source.address;
+  ++site.connections;
+  ++site.opening;
+  ++open_connections_;
+  out.open.push_back(OpenCommand{c.id, c.targets.front(), c.source, c.starttls});
+  connections_.emplace(c.id, std::move(c));
+}
+
+PlannerOutput DeliveryPlanner::connection_ready(ConnectionId id) {
+  PlannerOutput out;
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return out;
+  Connection& c = it->second;
+  if (c.quitting) return out;  // its QUIT is on the way
+  if (!c.ready_once) {
+    c.ready_once = true;
+    SiteState& site = sites_[c.site];
+    --site.opening;
+    ++site.established;
+  }
+  use_connection(c, out);
+  return out;
+}
+
+void DeliveryPlanner::use_connection(Connection& c, PlannerOutput& out) {
+  SiteState& site = sites_[c.site];
+  if (stopping_ || config_->delivery.paused || c.messages >= site.max_messages_per_connection) {
+    quit(c, out);
+    return;
+  }
+  if (!site_blocked(site)) {
+    while (auto id = scheduler_.pick_next(c.site)) {
+      if (start_transaction(c, *id, out)) return;
+    }
+  }
+  c.idle = true;
+  c.idle_since = steady();
+  site.idle.push_back(c.id);
+}
+
+void DeliveryPlanner::quit(Connection& c, PlannerOutput& out) {
+  if (c.quitting) return;
+  c.quitting = true;
+  if (c.idle) {
+    c.idle = false;
+    std::erase(sites_[c.site].idle, c.id);
+  }
+  out.quit.push_back(c.id);
+}
+
+std::shared_ptr<const queue::SpoolMessage> DeliveryPlanner::message_for(const queue::Job& job,
+                                                                        bool content) {
+  auto it = cache_.find(job.id.value);
+  if (it != cache_.end()) return it->second;
+  auto loaded = spool_.load_message(job.id, content);
+  if (!loaded) return nullptr;
+  return std::make_shared<const queue::SpoolMessage>(std::move(*loaded));
+}
+
+bool DeliveryPlanner::start_transaction(Connection& c, queue::JobId id, PlannerOutput& out) {
+  queue::Job* job = scheduler_.find(id);
+  auto message = message_for(*job, /*content=*/true);
+  if (!message) {
+    // Gone (deleted by an operator, or delivered since a rescan found it) or
+    // corrupt (recovery reports it): nothing to send, nothing to retry.
+    spdlog::error("delivery: message {} cannot be read from the spool; dropping its job",
+                  job->id.value);
+    forget_job(id, out);
+    return false;
+  }
+  // Recipients the spool already has in a final state (a rescan raced with
+  // their result) are not sent again.
+  std::erase_if(job->recipients, [&](const queue::JobRecipient& r) {
+    return r.index >= message->envelope.recipients.size() ||
+           !queue::is_active(message->envelope.recipients[r.index].state);
+  });
+  if (job->recipients.empty()) {
+    forget_job(id, out);
+    return false;
+  }
+  auto outbound = std::make_shared<OutboundMessage>();
+  outbound->sender = message->envelope.sender;
+  outbound->body_type = message->envelope.body_type;
+  outbound->smtputf8 = message->envelope.smtputf8;
+  outbound->dsn_ret = message->envelope.dsn_ret;
+  outbound->dsn_envid = message->envelope.dsn_envid;
+  for (const queue::JobRecipient& r : job->recipients) {
+    const queue::Recipient& rcpt = message->envelope.recipients[r.index];
+    outbound->recipients.push_back(
+        OutboundRecipient{rcpt.address, rcpt.dsn_notify, rcpt.dsn_orcpt});
+  }
+  // The content is shared with the cache entry, not copied.
+  outbound->content = std::shared_ptr<const std::string>(message, &message->content);
+  c.job = id;
+  c.message = message;
+  ++c.messages;
+  c.attempt_started = steady();
+  shaper_.attempted(c.site, clock_.wall());
+  out.start.push_back(StartCommand{c.id, std::move(outbound)});
+  return true;
+}
+
+PlannerOutput DeliveryPlanner::transaction_done(ConnectionId id, const TransactionResult& result,
+                                                const std::string& tls) {
+  PlannerOutput out;
+  auto it = connections_.find(id);
+  if (it == connections_.end() || !it->second.job) return out;
+  Connection& c = it->second;
+  const queue::JobId job = *c.job;
+  c.job.reset();
+  std::shared_ptr<const queue::SpoolMessage> message = std::move(c.message);
+  out.metrics.attempt_seconds.push_back(
+      std::chrono::duration<double>(steady() - c.attempt_started).count());
+  const SiteState* where = site(c.site);
+  for (const SmtpReply& reply : result.recipients) {
+    if (!reply.local) {
+      backoff_.evaluate(c.site, reply.code, reply.enhanced, reply.text, clock_.wall());
+    }
+  }
+  finish_job(job, message.get(), result.recipients, where, c.targets[c.target].mx, tls, out);
+  return out;
+}
+
+PlannerOutput DeliveryPlanner::connection_failed(ConnectionId id, const SmtpReply& why,
+                                                 bool tls_failed) {
+  PlannerOutput out;
+  end_connection(id, &why, tls_failed, out);
+  return out;
+}
+
+PlannerOutput DeliveryPlanner::connection_closed(ConnectionId id) {
+  PlannerOutput out;
+  end_connection(id, nullptr, false, out);
+  return out;
+}
+
+void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, bool tls_failed,
+                                     PlannerOutput& out) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  Connection c = std::move(it->second);
+  connections_.erase(it);
+  SiteState& site = sites_[c.site];
+  if (c.idle) std::erase(site.idle, c.id);
+  if (!c.ready_once && site.opening > 0) --site.opening;
+  if (c.ready_once && site.established > 0) --site.established;
+  if (site.connections > 0) --site.connections;
+  if (open_connections_ > 0) --open_connections_;
+  const ConnectTarget target = c.targets[c.target];
+  if (c.job) {
+    // A transaction cut short without a result: its recipients are retried.
+    const queue::JobId job = *c.job;
+    c.job.reset();
+    fail_job(job, SmtpReply::made_here(0, "4.4.1", "connection closed during the transaction"),
+             target.mx, out);
+  }
+  if (failure && !c.ready_once) {
+    SmtpReply why = *failure;
+    if (why.local && why.text.find(target.ip) == std::string::npos) {
+      // Say which host it was: the log's text must stand on its own.
+      why.text = target.mx + " [" + target.ip + "]: " + why.text;
+    }
+    spdlog::debug("delivery: {} [{}]:{}: {}", target.mx, target.ip, target.port, why.to_string());
+    // Opportunistic TLS (RFC 7435): a broken handshake is retried in clear text.
+    const bool retry_same = tls_failed && !c.tls_retry_done &&
+                            config_->delivery.tls == conf::OutboundTls::opportunistic &&
+                            c.messages == 0;
+    const bool more = retry_same || c.target + 1 < c.targets.size();
+    if (more && !stopping_ && c.messages == 0) {
+      // The next MX (or address) on a fresh connection.
+      Connection next;
+      next.id = next_connection_++;
+      next.site = c.site;
+      next.targets = std::move(c.targets);
+      next.target = retry_same ? c.target : c.target + 1;
+      // The clear-text retry is for this address only; the next one is
+      // offered STARTTLS again.
+      next.starttls = retry_same ? false : config_->delivery.tls != conf::OutboundTls::none;
+      next.tls_retry_done = c.tls_retry_done || retry_same;
+      next.source = c.source;
+      ++site.connections;
+      ++site.opening;
+      ++open_connections_;
+      out.open.push_back(
+          OpenCommand{next.id, next.targets[next.target], next.source, next.starttls});
+      connections_.emplace(next.id, std::move(next));
+      service_site(site, out);
+      return;
+    }
+    // Every address failed before a first transaction: the site is down for
+    // a moment. Its ready jobs wait for their next attempt with this reason,
+    // and no connection is opened for it meanwhile (other connections
+    // failing at the same time must not reopen for each other's jobs).
+    if (!stopping_ && c.messages == 0 && site.established == 0) {
+      site.down_until = steady() + kSiteDown;
+      site.last_failure = why;
+      site.last_mx = target.mx;
+      std::vector<queue::JobId> jobs;
+      scheduler_.take_ready(site.name, &jobs);
+      for (queue::JobId job : jobs) fail_job(job, why, target.mx, out);
+    }
+  }
+  if (!stopping_) service_site(site, out);
+}
+
+PlannerOutput DeliveryPlanner::tick() {
+  PlannerOutput out;
+  const runtime::SteadyTime now = steady();
+  if (stopping_) {
+    if (!stop_deadline_passed_ && now >= stop_deadline_) {
+      stop_deadline_passed_ = true;
+      for (const auto& [id, c] : connections_) out.close.push_back(id);
+    }
+    return out;
+  }
+  const auto idle_limit = config_->delivery.idle_timeout;
+  for (auto& [id, c] : connections_) {
+    if (c.idle && now - c.idle_since >= idle_limit) quit(c, out);
+  }
+  forget_old_finished();
+  holds_.expire(clock_.wall());
+  run_due(out);
+  // Ready jobs of sites that found no free connection when they became
+  // ready (the global limit was reached then, or the site was held) get one now.
+  service_ready_sites(out);
+  return out;
+}
+
+PlannerOutput DeliveryPlanner::stop(runtime::Millis timeout) {
+  PlannerOutput out;
+  if (stopping_) return out;
+  stopping_ = true;
+  stop_deadline_ = steady() + timeout;
+  for (auto& [id, c] : connections_) {
+    if (c.job) continue;  // finishes, or is cut at the deadline
+    if (c.ready_once)
+      quit(c, out);
+    else
+      out.close.push_back(id);  // still connecting: nothing to wait for
+  }
+  return out;
+}
+
+}  // namespace ringmail::mta

@@ -1,0 +1,322 @@
+// mta/outbound/delivery_planner.h — every delivery decision, without a socket.
+//
+// Owns: the scheduler (queue/scheduler.h), routing per domain (static
+// routes, MX answers cached by TTL, address literals), the table of sites
+// keyed by ReadyQueueKey{source, site} with their limits and connection
+// counts, the decision state of every outbound connection (its targets,
+// which one it tries, whether it has been ready, the job it carries),
+// retries and expiry, DSNs, holds and the policy hooks (policy/: shaper,
+// egress selector, hold set, suppression list, backoff evaluator).
+//
+// Events in (committed, loaded, resolved, connection ready / transaction
+// done / connection failed or closed, tick, stop, admin commands), commands
+// out as a PlannerOutput value: resolve a name, open a connection from a
+// source to one address, start a transaction on a connection, quit or
+// close one, spool updates and finished messages, delivery-log records,
+// DSNs to submit, metric deltas. The outbound engine carries them out on
+// its ring (as InboundShard does for SmtpServerSession) and turns
+// completions into events; nothing here blocks or reads a clock: time
+// comes from the injected runtime::Clock, randomness from a seed. It reads
+// message bodies through the Spool interface (an LMDB read, or the memory
+// spool in tests); it never writes the spool: updates go out as commands.
+//
+// Threads: one (the delivery thread); not thread-safe.
+// Durability: none here; results reach the spool through the commands.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "conf/config.h"
+#include "mta/dns/dns_resolver.h"
+#include "mta/smtp/smtp_client_session.h"
+#include "policy/backoff_evaluator.h"
+#include "policy/bounce_classifier.h"
+#include "policy/egress_selector.h"
+#include "policy/hold_set.h"
+#include "policy/shaper.h"
+#include "policy/suppression_list.h"
+#include "queue/dsn.h"
+#include "queue/scheduler.h"
+#include "queue/spool.h"
+#include "runtime/clock.h"
+
+namespace ringmail::mta {
+
+using ConnectionId = uint64_t;
+using policy::EgressChoice;
+
+// One ready queue: a destination site as seen from one egress source. Its
+// text form is the scheduler's key: "site" from the default address, and
+// "name@address/site" from a configured source (the address is part of the
+// key, so that a reload that moves a source starts new queues).
+struct ReadyQueueKey {
+  std::string source = EgressChoice::kDefault;
+  std::string source_address;  // "" for the machine's default address
+  std::string site;            // the MX host set, a route's smarthost, or a literal
+  std::string text() const;
+};
+
+// One address to try for a site.
+struct ConnectTarget {
+  std::string mx;  // host name (or the smarthost as written)
+  std::string ip;
+  uint16_t port = 25;
+};
+
+// Where a ready queue's connections go and how many it may have.
+struct SiteState {
+  ReadyQueueKey key;
+  std::string name;  // key.text()
+  EgressChoice source;
+  std::string domain;         // the recipient domain that first routed here (shaping by domain)
+  std::vector<MxHost> hosts;  // by preference
+  uint16_t port = 25;
+  uint32_t max_connections = 32;
+  uint32_t max_messages_per_connection = 100;
+  uint32_t connections = 0;        // open or opening
+  uint32_t opening = 0;            // not yet ready for a first message
+  uint32_t established = 0;        // got to ready at least once, not closed
+  std::vector<ConnectionId> idle;  // ready connections with nothing to do
+  // After every address failed: jobs are deferred without a new attempt
+  // until then, with that failure.
+  runtime::SteadyTime down_until{};
+  SmtpReply last_failure;
+  std::string last_mx;
+};
+
+struct OpenCommand {
+  ConnectionId id = 0;
+  ConnectTarget target;
+  std::optional<conf::IpAddress> source;  // bound before connect
+  bool starttls = true;                   // offer STARTTLS (opportunistic or required)
+};
+
+struct StartCommand {
+  ConnectionId id = 0;
+  std::shared_ptr<OutboundMessage> message;
+};
+
+// Counter increments by label, merged while the label repeats.
+struct LabelCounts {
+  std::vector<std::pair<std::string, uint64_t>> counts;
+  void add(const std::string& label);
+};
+
+struct MetricDeltas {
+  LabelCounts delivered_by_site;
+  LabelCounts deferred_by_site;
+  LabelCounts bounced_by_category;
+  int64_t queued = 0;  // queue_recipients{state} gauge deltas
+  int64_t deferred = 0;
+  std::vector<double> attempt_seconds;  // delivery_attempt_seconds observations
+};
+
+struct PlannerOutput {
+  std::vector<std::string> resolve;  // DNS names to resolve (MX), each answered by resolved()
+  std::vector<OpenCommand> open;
+  std::vector<StartCommand> start;
+  std::vector<ConnectionId> quit;   // say QUIT on a ready connection, then close
+  std::vector<ConnectionId> close;  // cut now (stop deadline); in-flight results are local failures
+  std::vector<queue::RecipientUpdate> updates;  // for the spool writer, in order
+  std::vector<queue::MessageId> finished;       // messages whose recipients are all final
+  std::vector<nlohmann::ordered_json> records;  // delivery-log records, in order
+  std::vector<std::unique_ptr<queue::SpoolMessage>> dsns;  // to submit like new mail
+  MetricDeltas metrics;
+};
+
+// What an operator asks of delivery (the admin API sends these).
+struct AdminCommand {
+  enum class Kind {
+    suspend_site,
+    resume_site,
+    pause_tenant,
+    resume_tenant,
+    pause_campaign,
+    resume_campaign,
+    pause_all,
+    resume_all,
+  };
+  Kind kind = Kind::pause_all;
+  std::string target;         // site, tenant or campaign
+  runtime::WallTime until{};  // suspend_site
+};
+
+class DeliveryPlanner {
+ public:
+  // spool and clock must outlive the planner.
+  DeliveryPlanner(const queue::Spool& spool, const runtime::Clock& clock,
+                  std::shared_ptr<const conf::Config> config, uint64_t random_seed);
+
+  // Without a delivery log nobody reads the records: they are not built.
+  void set_records_wanted(bool wanted) { records_wanted_ = wanted; }
+
+  // Routes, retry, limits and egress of the new config apply to the next
+  // attempts (domains are routed afresh; lookups in flight are kept).
+  void set_config(std::shared_ptr<const conf::Config> config);
+
+  // Start-up: the active recipients of one stored message (no body), due
+  // at their next attempt time. Call for each message, then start().
+  void load(const queue::SpoolMessage& message, const std::vector<size_t>& active);
+  PlannerOutput start();
+
+  // Messages just committed, with their content (kept for the first attempt).
+  PlannerOutput committed(const std::vector<std::shared_ptr<queue::SpoolMessage>>& messages);
+  // Messages found in the spool on a rescan (mail released from quarantine):
+  // those not known already are scheduled.
+  PlannerOutput adopt(const std::vector<queue::SpoolMessage>& messages);
+  // The answer to a resolve command.
+  PlannerOutput resolved(const std::string& name, const MxResolution& resolution);
+
+  // The connection's session is ready (after EHLO, or after a transaction).
+  PlannerOutput connection_ready(ConnectionId id);
+  // The transaction started on the connection ended; `tls` describes the
+  // session's TLS ("" in clear text).
+  PlannerOutput transaction_done(ConnectionId id, const TransactionResult& result,
+                                 const std::string& tls);
+  // The connection ended with a failure (connect, greeting, EHLO, TLS, a
+  // timeout, a lost connection); tls_failed: the failure was STARTTLS or
+  // its handshake. The connection is gone for the planner.
+  PlannerOutput connection_failed(ConnectionId id, const SmtpReply& why, bool tls_failed);
+  // The connection ended without a failure (after quit or close).
+  PlannerOutput connection_closed(ConnectionId id);
+
+  // Periodic: due jobs, idle connections past delivery.idle_timeout, ready
+  // queues left without a connection, holds that ended, the stop deadline.
+  PlannerOutput tick();
+  // No new connection or transaction; idle connections quit; at `timeout`
+  // from now every connection left is closed.
+  PlannerOutput stop(runtime::Millis timeout);
+  PlannerOutput command(const AdminCommand& command);
+
+  // Stopping, and no connection is left.
+  bool stopped() const { return stopping_ && open_connections_ == 0 && connections_.empty(); }
+
+  // For tests, metrics and the admin API.
+  const queue::Scheduler& scheduler() const { return scheduler_; }
+  const SiteState* site(const std::string& key) const;
+  size_t open_connections() const { return open_connections_; }
+  size_t active_messages() const { return active_recipients_.size(); }
+  policy::SuppressionList& suppressions() { return suppressions_; }
+
+ private:
+  struct Connection {
+    ConnectionId id = 0;
+    std::string site;  // SiteState::name
+    std::vector<ConnectTarget> targets;
+    size_t target = 0;
+    bool starttls = true;
+    bool tls_retry_done = false;
+    std::optional<conf::IpAddress> source;
+    bool ready_once = false;
+    bool idle = false;
+    bool quitting = false;
+    runtime::SteadyTime idle_since{};
+    uint32_t messages = 0;  // transactions started on it
+    std::optional<queue::JobId> job;
+    std::shared_ptr<const queue::SpoolMessage> message;
+    runtime::SteadyTime attempt_started{};
+  };
+
+  // --- routing (delivery_planner_routing.cc)
+  void add_jobs(const queue::SpoolMessage& message, const std::vector<size_t>& indexes,
+                int64_t due_ms);
+  void run_due(PlannerOutput& out);
+  void route(queue::JobId id, PlannerOutput& out);
+  SiteState& site_state(const std::string& site_name, const EgressChoice& source, bool* created);
+  SiteState& site_for_route(const conf::Route& route, const EgressChoice& source);
+  SiteState& site_for_resolution(const MxResolution& resolution, const EgressChoice& source);
+  SiteState& site_for_literal(const std::string& literal, const std::string& ip,
+                              const EgressChoice& source);
+  void apply_limits(SiteState& site) const;
+  // Into the site's ready queue, or deferred at once while the site is
+  // known to be down. True when it is ready.
+  bool make_ready(queue::JobId id, SiteState& site, PlannerOutput& out);
+  void release_held(const std::string& scope, PlannerOutput& out);
+
+  // --- connections (delivery_planner.cc)
+  void service_site(SiteState& site, PlannerOutput& out);
+  void service_ready_sites(PlannerOutput& out);
+  void open_connection(SiteState& site, PlannerOutput& out);
+  void use_connection(Connection& c, PlannerOutput& out);
+  // False when the job had nothing left to send (it is gone).
+  bool start_transaction(Connection& c, queue::JobId id, PlannerOutput& out);
+  void quit(Connection& c, PlannerOutput& out);
+  void end_connection(ConnectionId id, const SmtpReply* failure, bool tls_failed,
+                      PlannerOutput& out);
+  bool site_blocked(const SiteState& site) const;
+
+  // --- results (delivery_planner_results.cc)
+  void fail_job(queue::JobId id, const SmtpReply& reply, const std::string& mx, PlannerOutput& out);
+  void finish_job(queue::JobId id, const queue::SpoolMessage* message,
+                  const std::vector<SmtpReply>& replies, const SiteState* where,
+                  const std::string& mx, const std::string& tls, PlannerOutput& out);
+  void expire_job(queue::JobId id, PlannerOutput& out);
+  void forget_job(queue::JobId id, PlannerOutput& out);
+  std::shared_ptr<const queue::SpoolMessage> message_for(const queue::Job& job, bool content);
+  void message_done(const std::string& id);
+  void forget_old_finished();
+  void make_dsn(const queue::SpoolMessage& original, std::vector<queue::DsnRecipient> recipients,
+                PlannerOutput& out);
+
+  runtime::SteadyTime steady() const { return clock_.steady(); }
+  int64_t unix_ms() const { return clock_.unix_ms(); }
+
+  const queue::Spool& spool_;
+  const runtime::Clock& clock_;
+  std::shared_ptr<const conf::Config> config_;
+  policy::BounceClassifier classifier_;
+  std::vector<int64_t> retry_intervals_ms_;
+  policy::EgressSelector egress_;
+  policy::Shaper shaper_;
+  policy::HoldSet holds_;
+  policy::SuppressionList suppressions_;
+  policy::BackoffEvaluator backoff_;
+  std::mt19937_64 random_;
+
+  queue::Scheduler scheduler_;
+  struct DomainRoute {
+    bool resolving = false;
+    std::shared_ptr<const MxResolution> resolution;  // the last ok answer
+    runtime::SteadyTime expires{};
+    std::vector<queue::JobId> waiting;  // jobs waiting for the lookup
+  };
+  std::unordered_map<std::string, DomainRoute> domains_;
+  std::unordered_map<std::string, SiteState> sites_;
+  std::unordered_map<ConnectionId, Connection> connections_;
+  ConnectionId next_connection_ = 1;
+  uint32_t open_connections_ = 0;
+  // Jobs held by a tenant or campaign pause ("t:NAME", "c:NAME"): not
+  // attempts, they wait here (routing) until the hold ends.
+  std::unordered_map<std::string, std::vector<queue::JobId>> held_;
+
+  // Messages with content, kept from their commit until they are done, so
+  // that the first attempt reads nothing back (bounded by bytes).
+  std::unordered_map<std::string, std::shared_ptr<const queue::SpoolMessage>> cache_;
+  uint64_t cache_bytes_ = 0;
+  // Recipients not yet final, per message id: 0 -> deleted from the spool.
+  std::unordered_map<std::string, uint32_t> active_recipients_;
+  // Messages whose last recipient finished in the last kRecentlyFinished,
+  // whose deletion may not be committed yet: a rescan must not schedule
+  // them again meanwhile.
+  static constexpr runtime::Millis kRecentlyFinished{30000};
+  std::unordered_set<std::string> recently_finished_;
+  std::deque<std::pair<runtime::SteadyTime, std::string>> recently_finished_order_;
+
+  bool records_wanted_ = true;
+  bool stopping_ = false;
+  runtime::SteadyTime stop_deadline_{};
+  bool stop_deadline_passed_ = false;
+};
+
+}  // namespace ringmail::mta

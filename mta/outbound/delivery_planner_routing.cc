@@ -1,0 +1,351 @@
+// The planner's routing: jobs from messages, what is due, static routes,
+// MX answers and address literals, sites and their limits, holds.
+#include <arpa/inet.h>
+#include <idn2.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+
+#include "mta/outbound/delivery_planner.h"
+#include "policy/site_shaping.h"
+
+namespace ringmail::mta {
+
+namespace {
+
+constexpr size_t kDueBatch = 4096;  // jobs routed per round, so that the loop stays responsive
+
+bool route_matches(const conf::Route& route, const std::string& domain) {
+  if (route.domain == "*") return true;
+  if (route.domain.starts_with("*.")) {
+    const std::string_view suffix = std::string_view(route.domain).substr(1);  // ".suffix"
+    return domain.size() > suffix.size() && domain.ends_with(suffix);
+  }
+  return route.domain == domain;
+}
+
+// The name to look up in DNS: an SMTPUTF8 recipient's domain is resolved
+// through its A-label (RFC 6531 §3.7.1); nullopt when it is no valid IDN.
+std::optional<std::string> dns_name(const std::string& domain) {
+  const bool ascii = std::all_of(domain.begin(), domain.end(),
+                                 [](char ch) { return static_cast<unsigned char>(ch) < 0x80; });
+  if (ascii) return domain;
+  char* out = nullptr;
+  const int rc = idn2_to_ascii_8z(domain.c_str(), &out, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
+  if (rc != IDN2_OK || !out) return std::nullopt;
+  std::string name(out);
+  idn2_free(out);
+  return name;
+}
+
+// "[192.0.2.1]" or "[IPv6:2001:db8::1]" -> the IP; nullopt when malformed.
+std::optional<std::string> address_literal(const std::string& domain) {
+  if (domain.size() < 3 || domain.front() != '[' || domain.back() != ']') return std::nullopt;
+  std::string inner = domain.substr(1, domain.size() - 2);
+  if (inner.size() > 5 &&
+      (inner.compare(0, 5, "IPv6:") == 0 || inner.compare(0, 5, "ipv6:") == 0)) {
+    inner = inner.substr(5);
+    in6_addr a6{};
+    return inet_pton(AF_INET6, inner.c_str(), &a6) == 1 ? std::optional(inner) : std::nullopt;
+  }
+  in_addr a4{};
+  return inet_pton(AF_INET, inner.c_str(), &a4) == 1 ? std::optional(inner) : std::nullopt;
+}
+
+std::string tenant_scope(const std::string& tenant) { return "t:" + tenant; }
+std::string campaign_scope(const std::string& campaign) { return "c:" + campaign; }
+
+}  // namespace
+
+std::string ReadyQueueKey::text() const {
+  if (source_address.empty()) return site;
+  return source + "@" + source_address + "/" + site;
+}
+
+void DeliveryPlanner::add_jobs(const queue::SpoolMessage& message,
+                               const std::vector<size_t>& indexes, int64_t due_ms) {
+  active_recipients_[message.id.value] += static_cast<uint32_t>(indexes.size());
+  auto new_job = [&](const std::string& domain) {
+    queue::Job job;
+    job.id = message.id;
+    job.domain = domain;
+    job.tenant = message.meta.tenant;
+    job.campaign = message.meta.campaign;
+    job.received_unix_ms = message.meta.received_unix_ms;
+    job.due_unix_ms = due_ms;
+    return job;
+  };
+  auto recipient = [&](size_t i) {
+    const queue::Recipient& r = message.envelope.recipients[i];
+    return queue::JobRecipient{static_cast<uint32_t>(i), r.attempts,
+                               r.state == queue::RecipientState::deferred};
+  };
+  const std::string& first_domain = message.envelope.recipients[indexes.front()].domain;
+  const bool one_domain = std::all_of(indexes.begin(), indexes.end(), [&](size_t i) {
+    return message.envelope.recipients[i].domain == first_domain;
+  });
+  if (one_domain) {  // the common case: one job, no grouping
+    queue::Job job = new_job(first_domain);
+    job.recipients.reserve(indexes.size());
+    for (size_t i : indexes) job.recipients.push_back(recipient(i));
+    scheduler_.add(std::move(job));
+    return;
+  }
+  std::map<std::string, queue::Job> by_domain;
+  for (size_t i : indexes) {
+    const std::string& domain = message.envelope.recipients[i].domain;
+    auto it = by_domain.find(domain);
+    if (it == by_domain.end()) it = by_domain.emplace(domain, new_job(domain)).first;
+    it->second.recipients.push_back(recipient(i));
+  }
+  for (auto& [domain, job] : by_domain) scheduler_.add(std::move(job));
+}
+
+void DeliveryPlanner::run_due(PlannerOutput& out) {
+  // Everything waits, due or not, while all delivery is paused.
+  if (config_->delivery.paused || holds_.all_paused()) return;
+  std::vector<queue::JobId> due;
+  scheduler_.take_due(unix_ms(), &due, kDueBatch);
+  for (queue::JobId id : due) route(id, out);
+}
+
+void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
+  queue::Job* job = scheduler_.find(id);
+  if (!job) return;
+  if (holds_.all_paused()) {
+    // Released from a tenant or campaign hold while all delivery is
+    // paused: it waits with every other job, and resume_all runs it (a
+    // tenant or campaign list would keep it past resume_all).
+    scheduler_.reschedule(id, job->due_unix_ms);
+    return;
+  }
+  if (holds_.holds_job(job->tenant, job->campaign)) {
+    // Held: not an attempt, and no expiry while the hold lasts.
+    const bool by_tenant = holds_.holds_job(job->tenant, "");
+    held_[by_tenant ? tenant_scope(job->tenant) : campaign_scope(job->campaign)].push_back(id);
+    return;
+  }
+  if (unix_ms() - job->received_unix_ms > config_->delivery.retry.max_age.count()) {
+    expire_job(id, out);
+    return;
+  }
+  const EgressChoice source = egress_.select(job->pool);
+  for (const conf::Route& r : config_->delivery.routes) {
+    if (!route_matches(r, job->domain)) continue;
+    SiteState& site = site_for_route(r, source);
+    if (make_ready(id, site, out)) service_site(site, out);
+    return;
+  }
+  if (job->domain.starts_with('[')) {
+    // An address literal (RFC 5321 §4.1.3): deliver to that address.
+    std::optional<std::string> ip = address_literal(job->domain);
+    if (!ip) {
+      fail_job(id,
+               SmtpReply::made_here(553, "5.1.2",
+                                    "\"" + job->domain + "\" is not a usable address literal",
+                                    conf::BounceCategory::BadDomain),
+               "", out);
+      return;
+    }
+    SiteState& site = site_for_literal(job->domain, *ip, source);
+    if (make_ready(id, site, out)) service_site(site, out);
+    return;
+  }
+  const std::optional<std::string> name = dns_name(job->domain);
+  if (!name) {
+    fail_job(
+        id,
+        SmtpReply::made_here(553, "5.1.2", "\"" + job->domain + "\" is not a valid domain name",
+                             conf::BounceCategory::BadDomain),
+        "", out);
+    return;
+  }
+  DomainRoute& domain = domains_[*name];
+  if (domain.resolution && steady() < domain.expires) {
+    SiteState& site = site_for_resolution(*domain.resolution, source);
+    if (make_ready(id, site, out)) service_site(site, out);
+    return;
+  }
+  domain.waiting.push_back(id);
+  if (domain.resolving) return;
+  domain.resolving = true;
+  out.resolve.push_back(*name);
+}
+
+PlannerOutput DeliveryPlanner::resolved(const std::string& key, const MxResolution& resolution) {
+  PlannerOutput out;
+  // Keyed by the name asked, whatever normalization the resolver applied.
+  DomainRoute& domain = domains_[key];
+  domain.resolving = false;
+  std::vector<queue::JobId> waiting;
+  waiting.swap(domain.waiting);
+  switch (resolution.status) {
+    case MxResolution::Status::ok: {
+      domain.resolution = std::make_shared<const MxResolution>(resolution);
+      domain.expires =
+          steady() + std::chrono::seconds(std::max<uint32_t>(resolution.ttl_seconds, 1));
+      std::vector<std::string> touched;
+      for (queue::JobId id : waiting) {
+        if (scheduler_.place(id) != queue::Scheduler::Place::routing) continue;
+        const queue::Job* job = scheduler_.find(id);
+        SiteState& site = site_for_resolution(resolution, egress_.select(job->pool));
+        if (make_ready(id, site, out)) touched.push_back(site.name);
+      }
+      std::sort(touched.begin(), touched.end());
+      touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+      for (const std::string& name : touched) service_site(sites_[name], out);
+      return out;
+    }
+    case MxResolution::Status::null_mx:
+    case MxResolution::Status::no_domain:
+    case MxResolution::Status::no_hosts: {
+      const bool null_mx = resolution.status == MxResolution::Status::null_mx;
+      SmtpReply reply = SmtpReply::made_here(
+          null_mx ? 556 : 550, null_mx ? "5.1.10" : "5.1.2",
+          (null_mx ? "domain " + resolution.domain + " accepts no mail (null MX)"
+                   : "cannot route to " + resolution.domain + ": " + resolution.error),
+          conf::BounceCategory::BadDomain);
+      for (queue::JobId id : waiting) fail_job(id, reply, "", out);
+      return out;
+    }
+    case MxResolution::Status::temporary: {
+      SmtpReply reply = SmtpReply::made_here(
+          451, "4.4.3", "DNS lookup of " + resolution.domain + " failed: " + resolution.error,
+          conf::BounceCategory::DNSFailure);
+      for (queue::JobId id : waiting) fail_job(id, reply, "", out);
+      return out;
+    }
+  }
+  return out;
+}
+
+SiteState& DeliveryPlanner::site_state(const std::string& site_name, const EgressChoice& source,
+                                       bool* created) {
+  ReadyQueueKey key{source.name, source.address ? source.address->text : "", site_name};
+  std::string text = key.text();
+  auto [it, inserted] = sites_.try_emplace(text);
+  SiteState& site = it->second;
+  if (inserted) {
+    site.key = std::move(key);
+    site.name = std::move(text);
+    site.source = source;
+  }
+  *created = inserted;
+  return site;
+}
+
+SiteState& DeliveryPlanner::site_for_route(const conf::Route& route, const EgressChoice& source) {
+  bool created = false;
+  SiteState& site = site_state(route.smarthost.text, source, &created);
+  if (created) {
+    site.domain = route.domain;
+    site.hosts = {MxHost{route.smarthost.host, 0, {route.smarthost.host}}};
+    site.port = route.smarthost.port;
+    apply_limits(site);
+  }
+  return site;
+}
+
+SiteState& DeliveryPlanner::site_for_literal(const std::string& literal, const std::string& ip,
+                                             const EgressChoice& source) {
+  bool created = false;
+  SiteState& site = site_state(literal, source, &created);
+  if (created) {
+    site.domain = literal;
+    site.hosts = {MxHost{ip, 0, {ip}}};
+    site.port = config_->delivery.smtp_port;
+    apply_limits(site);
+  }
+  return site;
+}
+
+SiteState& DeliveryPlanner::site_for_resolution(const MxResolution& resolution,
+                                                const EgressChoice& source) {
+  bool created = false;
+  SiteState& site = site_state(resolution.site, source, &created);
+  site.hosts = resolution.hosts;  // the freshest answer
+  site.port = config_->delivery.smtp_port;
+  if (created) {
+    site.domain = resolution.domain;
+    apply_limits(site);
+  }
+  return site;
+}
+
+void DeliveryPlanner::apply_limits(SiteState& site) const {
+  site.max_connections = config_->delivery.max_connections_per_site;
+  site.max_messages_per_connection = config_->delivery.max_messages_per_connection;
+  if (!config_->policy) return;
+  std::vector<std::string_view> hosts;
+  for (const MxHost& host : site.hosts) hosts.push_back(host.name);
+  const conf::ShapingRule* rule =
+      policy::match_shaping(config_->policy->shaping, site.domain, hosts);
+  if (!rule) return;
+  if (rule->max_connections) site.max_connections = *rule->max_connections;
+  if (rule->max_messages_per_connection) {
+    site.max_messages_per_connection = *rule->max_messages_per_connection;
+  }
+}
+
+bool DeliveryPlanner::make_ready(queue::JobId id, SiteState& site, PlannerOutput& out) {
+  if (site.down_until > steady()) {
+    // Every address of the site failed moments ago: do not knock again for
+    // each message; the job waits for its next attempt.
+    if (queue::Job* job = scheduler_.find(id)) job->site = site.name;  // for its log record
+    fail_job(id, site.last_failure, site.last_mx, out);
+    return false;
+  }
+  scheduler_.make_ready(id, site.name);
+  return true;
+}
+
+void DeliveryPlanner::release_held(const std::string& scope, PlannerOutput& out) {
+  auto it = held_.find(scope);
+  if (it == held_.end()) return;
+  std::vector<queue::JobId> jobs = std::move(it->second);
+  held_.erase(it);
+  for (queue::JobId id : jobs) {
+    if (scheduler_.place(id) == queue::Scheduler::Place::routing) route(id, out);
+  }
+}
+
+PlannerOutput DeliveryPlanner::command(const AdminCommand& command) {
+  PlannerOutput out;
+  switch (command.kind) {
+    case AdminCommand::Kind::suspend_site:
+      holds_.suspend_site(command.target, command.until);
+      break;
+    case AdminCommand::Kind::resume_site:
+      holds_.resume_site(command.target);
+      service_ready_sites(out);
+      break;
+    case AdminCommand::Kind::pause_tenant:
+      holds_.pause_tenant(command.target);
+      break;
+    case AdminCommand::Kind::resume_tenant:
+      holds_.resume_tenant(command.target);
+      release_held(tenant_scope(command.target), out);
+      break;
+    case AdminCommand::Kind::pause_campaign:
+      holds_.pause_campaign(command.target);
+      break;
+    case AdminCommand::Kind::resume_campaign:
+      holds_.resume_campaign(command.target);
+      release_held(campaign_scope(command.target), out);
+      break;
+    case AdminCommand::Kind::pause_all:
+      holds_.pause_all();
+      break;
+    case AdminCommand::Kind::resume_all:
+      holds_.resume_all();
+      if (!stopping_) {
+        run_due(out);
+        service_ready_sites(out);
+      }
+      break;
+  }
+  return out;
+}
+
+}  // namespace ringmail::mta

@@ -1,0 +1,254 @@
+// Tests of what an operator and a restart see of the DeliveryPlanner:
+// paused campaigns, tenants and all delivery, suspended sites, stop with
+// its deadline, messages loaded from the spool at start-up and found again
+// on a rescan.
+#include <gtest/gtest.h>
+
+#include "mta/outbound/delivery_planner.h"
+#include "tests/mta/outbound/delivery_planner_test_support.h"
+
+namespace ringmail::mta::testing {
+namespace {
+
+using Strings = std::vector<std::string>;
+using Kind = AdminCommand::Kind;
+
+AdminCommand admin(Kind kind, std::string target = "", runtime::WallTime until = {}) {
+  return AdminCommand{kind, std::move(target), until};
+}
+
+// --- holds
+
+struct PauseCase {
+  const char* name;
+  AdminCommand pause;
+  AdminCommand resume;
+  bool others_go;  // a message outside the hold goes meanwhile
+};
+
+TEST_F(DeliveryPlannerTest, HeldMessagesWaitWithoutAttemptsAndGoWhenResumed) {
+  const std::vector<PauseCase> cases = {
+      {"campaign", admin(Kind::pause_campaign, "spring"), admin(Kind::resume_campaign, "spring"),
+       true},
+      {"tenant", admin(Kind::pause_tenant, "app1"), admin(Kind::resume_tenant, "app1"), true},
+      {"all delivery", admin(Kind::pause_all), admin(Kind::resume_all), false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    DeliveryPlanner planner(spool, clock, std::make_shared<const conf::Config>(config), 1);
+    planner.command(c.pause);
+    auto held = message({"u@[192.0.2.1]"}, "spring");  // tenant app1
+    auto other = message({"v@[192.0.2.2]"}, "autumn");
+    other->meta.tenant = "app2";
+    PlannerOutput out = planner.committed({held, other});
+    EXPECT_EQ(opened_ips(out), c.others_go ? Strings{"192.0.2.2"} : Strings{});
+    EXPECT_TRUE(out.records.empty());
+    EXPECT_TRUE(out.updates.empty());
+
+    clock.advance(1min);
+    out = planner.tick();
+    EXPECT_TRUE(out.open.empty());
+    EXPECT_TRUE(out.records.empty());
+
+    out = planner.command(c.resume);
+    EXPECT_TRUE(out.records.empty());
+    ASSERT_FALSE(out.open.empty());
+    EXPECT_EQ(out.open[0].target.ip, "192.0.2.1");
+    const ConnectionId id = out.open[0].id;
+    out = planner.connection_ready(id);
+    ASSERT_EQ(out.start.size(), 1u);
+    out = planner.transaction_done(id, result({reply(250, "2.0.0", "ok")}), "");
+    ASSERT_EQ(types(out), Strings{"Delivery"});
+    EXPECT_EQ(out.records[0]["attempt"], 1) << "the hold was no attempt";
+  }
+}
+
+TEST_F(DeliveryPlannerTest, ACampaignResumedDuringPauseAllGoesWithResumeAll) {
+  planner().command(admin(Kind::pause_campaign, "spring"));
+  EXPECT_TRUE(commit(message({"u@[192.0.2.1]"}, "spring")).open.empty());
+  planner().command(admin(Kind::pause_all));
+  EXPECT_TRUE(planner().command(admin(Kind::resume_campaign, "spring")).open.empty());
+  // Not left on the campaign's list, where resume_all would not find it.
+  PlannerOutput out = planner().command(admin(Kind::resume_all));
+  EXPECT_EQ(opened_ips(out), Strings{"192.0.2.1"});
+  EXPECT_TRUE(out.records.empty());
+}
+
+TEST_F(DeliveryPlannerTest, HeldMailDoesNotExpireWhileTheHoldLasts) {
+  const std::vector<AdminCommand> holds = {admin(Kind::pause_campaign, "spring"),
+                                           admin(Kind::pause_tenant, "app1"),
+                                           admin(Kind::pause_all)};
+  for (const auto& hold : holds) {
+    SCOPED_TRACE(static_cast<int>(hold.kind));
+    DeliveryPlanner planner(spool, clock, std::make_shared<const conf::Config>(config), 1);
+    planner.command(hold);
+    planner.committed({message({"u@[192.0.2.1]"}, "spring")});
+    // Well past retry.max_age (24 h), ticking as the engine does.
+    for (int hour = 0; hour < 30; ++hour) {
+      clock.advance(1h);
+      PlannerOutput out = planner.tick();
+      EXPECT_TRUE(out.records.empty());
+      EXPECT_TRUE(out.updates.empty());
+      EXPECT_TRUE(out.dsns.empty());
+      EXPECT_TRUE(out.open.empty());
+    }
+    EXPECT_EQ(planner.active_messages(), 1u);
+  }
+}
+
+TEST_F(DeliveryPlannerTest, ASuspendedSiteGetsNoConnectionWhileOthersGo) {
+  PlannerOutput out =
+      planner().command(admin(Kind::suspend_site, "[192.0.2.1]", clock.wall() + 10min));
+  out = planner().committed({message({"u@[192.0.2.1]"}), message({"v@[192.0.2.2]"})});
+  EXPECT_EQ(opened_ips(out), Strings{"192.0.2.2"});
+  EXPECT_TRUE(out.records.empty());
+  clock.advance(1min);
+  out = planner().tick();
+  EXPECT_TRUE(out.open.empty());
+  EXPECT_TRUE(out.records.empty());
+
+  out = planner().command(admin(Kind::resume_site, "[192.0.2.1]"));
+  EXPECT_EQ(opened_ips(out), Strings{"192.0.2.1"});
+}
+
+TEST_F(DeliveryPlannerTest, ASuspensionThatEndsLetsTheSiteGoAtTheNextTick) {
+  planner().command(admin(Kind::suspend_site, "[192.0.2.1]", clock.wall() + 10min));
+  PlannerOutput out = planner().committed({message({"u@[192.0.2.1]"})});
+  EXPECT_TRUE(out.open.empty());
+  clock.advance(9min);
+  EXPECT_TRUE(planner().tick().open.empty());
+  clock.advance(1min);
+  out = planner().tick();
+  EXPECT_EQ(opened_ips(out), Strings{"192.0.2.1"});
+  EXPECT_TRUE(out.records.empty());
+}
+
+TEST_F(DeliveryPlannerTest, ASuspendedSitesIdleConnectionTakesNoNewMessage) {
+  const ConnectionId c = only_open(commit(message({"u@[192.0.2.1]"})));
+  planner().connection_ready(c);
+  planner().transaction_done(c, result({reply(250, "2.0.0", "ok")}), "");
+  planner().connection_ready(c);
+  planner().command(admin(Kind::suspend_site, "[192.0.2.1]", clock.wall() + 10min));
+  PlannerOutput out = commit(message({"v@[192.0.2.1]"}));
+  EXPECT_TRUE(out.start.empty());
+  EXPECT_TRUE(out.open.empty());
+  out = planner().command(admin(Kind::resume_site, "[192.0.2.1]"));
+  ASSERT_EQ(out.start.size(), 1u);
+  EXPECT_EQ(out.start[0].id, c);
+}
+
+// --- stop
+
+TEST_F(DeliveryPlannerTest,
+       StopQuitsIdleConnectionsClosesConnectingOnesAndCutsTheRestAtTheDeadline) {
+  const ConnectionId idle = only_open(commit(message({"u@[192.0.2.1]"})));
+  planner().connection_ready(idle);
+  planner().transaction_done(idle, result({reply(250, "2.0.0", "ok")}), "");
+  planner().connection_ready(idle);
+  const ConnectionId busy = only_open(commit(message({"v@[192.0.2.2]"})));
+  ASSERT_EQ(planner().connection_ready(busy).start.size(), 1u);
+  const ConnectionId connecting = only_open(commit(message({"w@[192.0.2.3]"})));
+
+  PlannerOutput out = planner().stop(30s);
+  EXPECT_EQ(out.quit, std::vector<ConnectionId>{idle});
+  EXPECT_EQ(out.close, std::vector<ConnectionId>{connecting});
+  EXPECT_FALSE(planner().stopped());
+
+  planner().connection_closed(idle);
+  planner().connection_closed(connecting);
+  EXPECT_FALSE(planner().stopped());
+  out = commit(message({"x@[192.0.2.4]"}));
+  EXPECT_TRUE(out.open.empty()) << "nothing new while stopping";
+
+  clock.advance(29s);
+  EXPECT_TRUE(planner().tick().close.empty());
+  clock.advance(1s);
+  out = planner().tick();
+  EXPECT_EQ(out.close, std::vector<ConnectionId>{busy});
+  out = planner().connection_closed(busy);
+  ASSERT_EQ(types(out), Strings{"TransientFailure"});
+  EXPECT_EQ(out.records[0]["recipient"], "v@[192.0.2.2]");
+  EXPECT_EQ(states(out), Strings{"deferred"});
+  EXPECT_TRUE(planner().stopped());
+}
+
+// --- start-up and rescans
+
+TEST_F(DeliveryPlannerTest, AStoredMessageSendsItsQueuedRecipientNowAndItsDeferredOneLater) {
+  config.delivery.routes = {{"*", smarthost("192.0.2.50", 25)}};
+  struct Case {
+    const char* name;
+    bool rescan;  // adopt(), else load() and start()
+  };
+  for (const Case& k : {Case{"start-up", false}, Case{"rescan", true}}) {
+    SCOPED_TRACE(k.name);
+    DeliveryPlanner planner(spool, clock, std::make_shared<const conf::Config>(config), 1);
+    queue::SpoolMessage m = *message({"due@a.test", "later@a.test"});
+    m.envelope.recipients[1].state = RecipientState::deferred;
+    m.envelope.recipients[1].attempts = 2;
+    m.envelope.recipients[1].next_attempt_unix_ms = clock.unix_ms() + 10 * 60 * 1000;
+    m.id = queue::make_message_id();
+    store(m);
+
+    PlannerOutput out;
+    if (k.rescan) {
+      out = planner.adopt({m});
+    } else {
+      planner.load(m, {0, 1});
+      out = planner.start();
+    }
+    const ConnectionId c = only_open(out);
+    out = planner.connection_ready(c);
+    EXPECT_EQ(started(out), (std::vector<Strings>{{"due@a.test"}}));
+    out = planner.transaction_done(c, result({reply(250, "2.0.0", "ok")}), "");
+    ASSERT_EQ(types(out), Strings{"Delivery"});
+    EXPECT_EQ(out.records[0]["attempt"], 1);
+    EXPECT_TRUE(out.finished.empty());
+    planner.connection_ready(c);
+
+    clock.advance(9min);
+    out = planner.tick();
+    EXPECT_TRUE(out.open.empty());
+    EXPECT_TRUE(out.start.empty());
+    clock.advance(1min);
+    out = planner.tick();
+    const ConnectionId retry = only_open(out);
+    out = planner.connection_ready(retry);
+    EXPECT_EQ(started(out), (std::vector<Strings>{{"later@a.test"}}));
+    out = planner.transaction_done(retry, result({reply(250, "2.0.0", "ok")}), "");
+    ASSERT_EQ(types(out), Strings{"Delivery"});
+    EXPECT_EQ(out.records[0]["attempt"], 3) << "attempts continue from the spool";
+    EXPECT_EQ(out.finished, std::vector<queue::MessageId>{m.id});
+  }
+}
+
+TEST_F(DeliveryPlannerTest, ARescanDoesNotScheduleAKnownMessageTwice) {
+  config.delivery.routes = {{"*", smarthost("192.0.2.50", 25)}};
+  config.delivery.max_connections_per_site = 10;
+  auto m = message({"u@a.test"});
+  const ConnectionId c = only_open(commit(m));
+  EXPECT_EQ(planner().scheduler().size(), 1u);
+
+  PlannerOutput out = planner().adopt({*m});
+  EXPECT_TRUE(out.open.empty());
+  EXPECT_EQ(out.metrics.queued, 0);
+  EXPECT_EQ(planner().scheduler().size(), 1u);
+
+  // Delivered, its deletion not committed yet: a rescan still finds it.
+  planner().connection_ready(c);
+  out = planner().transaction_done(c, result({reply(250, "2.0.0", "ok")}), "");
+  EXPECT_EQ(out.finished, std::vector<queue::MessageId>{m->id});
+  out = planner().adopt({*m});
+  EXPECT_TRUE(out.open.empty());
+  EXPECT_TRUE(out.start.empty());
+  EXPECT_EQ(planner().scheduler().size(), 0u);
+
+  // A message released from quarantine is new to it: scheduled.
+  auto released = message({"v@a.test"});
+  out = planner().adopt({*released});
+  EXPECT_EQ(out.metrics.queued, 1);
+  EXPECT_EQ(out.start.size() + out.open.size(), 1u);
+}
+
+}  // namespace
+}  // namespace ringmail::mta::testing
