@@ -92,6 +92,19 @@ class Scheduler {
   size_t in_flight() const { return in_flight_; }
   // Sites with at least one ready job.
   std::vector<std::string> ready_sites() const;
+  // The ids of every job not in flight that `match` accepts (an operator's
+  // bulk action: O(jobs)).
+  template <typename Match>
+  std::vector<JobId> select_queued(Match&& match) const {
+    std::vector<JobId> ids;
+    for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
+      const Entry& e = slots_[slot];
+      if (e.alive && e.place != Place::in_flight && match(e.job)) {
+        ids.push_back((JobId(e.generation) << 32) | slot);
+      }
+    }
+    return ids;
+  }
 
  private:
   // Jobs live in a slab (JobId = generation << 32 | slot), the time index

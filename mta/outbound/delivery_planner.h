@@ -133,6 +133,7 @@ struct PlannerOutput {
   std::vector<nlohmann::ordered_json> records;  // delivery-log records, in order
   std::vector<std::unique_ptr<queue::SpoolMessage>> dsns;  // to submit like new mail
   MetricDeltas metrics;
+  size_t admin_bounced = 0;  // recipients an AdminCommand bounce took out
 };
 
 // What an operator asks of delivery (the admin API sends these).
@@ -146,10 +147,18 @@ struct AdminCommand {
     resume_campaign,
     pause_all,
     resume_all,
+    // Every queued recipient (not in a transaction now) of the site,
+    // domain, campaign or tenant leaves the spool, logged AdminBounce with
+    // `reason`; no DSN is sent (the operator chose to drop the mail).
+    bounce_site,
+    bounce_domain,
+    bounce_campaign,
+    bounce_tenant,
   };
   Kind kind = Kind::pause_all;
-  std::string target;         // site, tenant or campaign
+  std::string target;         // site, domain, tenant or campaign
   runtime::WallTime until{};  // suspend_site
+  std::string reason;         // bounce_*
 };
 
 class DeliveryPlanner {
@@ -197,6 +206,7 @@ class DeliveryPlanner {
   // No new connection or transaction; idle connections quit; at `timeout`
   // from now every connection left is closed.
   PlannerOutput stop(runtime::Millis timeout);
+  // Holds and bounces; a bounce's count is in PlannerOutput::admin_bounced.
   PlannerOutput command(const AdminCommand& command);
 
   // Stopping, and no connection is left.
@@ -243,6 +253,7 @@ class DeliveryPlanner {
   // known to be down. True when it is ready.
   bool make_ready(queue::JobId id, SiteState& site, PlannerOutput& out);
   void release_held(const std::string& scope, PlannerOutput& out);
+  void admin_bounce(const AdminCommand& command, PlannerOutput& out);
 
   // --- connections (delivery_planner.cc)
   void service_site(SiteState& site, PlannerOutput& out);
@@ -262,6 +273,9 @@ class DeliveryPlanner {
                   const std::vector<SmtpReply>& replies, const SiteState* where,
                   const std::string& mx, const std::string& tls, PlannerOutput& out);
   void expire_job(queue::JobId id, PlannerOutput& out);
+  // An operator's bounce: every recipient of the job ends bounced, logged
+  // AdminBounce with the reason; not an attempt, no DSN.
+  void finish_admin_bounce(queue::JobId id, const std::string& reason, PlannerOutput& out);
   void forget_job(queue::JobId id, PlannerOutput& out);
   std::shared_ptr<const queue::SpoolMessage> message_for(const queue::Job& job, bool content);
   void message_done(const std::string& id);

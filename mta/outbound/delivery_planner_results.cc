@@ -175,6 +175,52 @@ void DeliveryPlanner::finish_job(queue::JobId id, const queue::SpoolMessage* mes
   }
 }
 
+void DeliveryPlanner::finish_admin_bounce(queue::JobId id, const std::string& reason,
+                                          PlannerOutput& out) {
+  queue::Job* job = scheduler_.find(id);
+  if (!job) return;
+  std::shared_ptr<const queue::SpoolMessage> message = message_for(*job, /*content=*/false);
+  const int64_t now = unix_ms();
+  const std::string message_id = job->id.value;
+  uint32_t count = 0;
+  for (const queue::JobRecipient& r : job->recipients) {
+    // The attempt count stays: a bounce by the operator is not an attempt.
+    out.updates.push_back(
+        queue::RecipientUpdate{job->id, r.index, queue::RecipientState::bounced, r.attempts, 0});
+    (r.was_deferred ? out.metrics.deferred : out.metrics.queued) -= 1;
+    ++count;
+    if (message && records_wanted_) {
+      queue::AttemptRecord record;
+      record.type = "AdminBounce";
+      record.now_unix_ms = now;
+      record.message = message.get();
+      record.recipient_index = r.index;
+      record.site = job->site.empty() || !site(job->site) ? "" : site(job->site)->key.site;
+      record.source = job->site.empty() || !site(job->site) ? EgressChoice::kDefault
+                                                            : site(job->site)->source.name;
+      record.text = reason;
+      record.attempt = r.attempts;
+      nlohmann::ordered_json json = queue::attempt_record(record);
+      json["reason"] = reason;
+      out.records.push_back(std::move(json));
+    }
+  }
+  scheduler_.remove(id);
+  job = nullptr;
+  auto it = active_recipients_.find(message_id);
+  if (it != active_recipients_.end()) {
+    it->second -= std::min(it->second, count);
+    if (it->second == 0) {
+      active_recipients_.erase(it);
+      out.finished.push_back(queue::MessageId{message_id});
+      message_done(message_id);
+      if (recently_finished_.insert(message_id).second) {
+        recently_finished_order_.emplace_back(steady(), message_id);
+      }
+    }
+  }
+}
+
 void DeliveryPlanner::forget_job(queue::JobId id, PlannerOutput& out) {
   const queue::Job* job = scheduler_.find(id);
   if (!job) return;

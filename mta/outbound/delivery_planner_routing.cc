@@ -310,6 +310,39 @@ void DeliveryPlanner::release_held(const std::string& scope, PlannerOutput& out)
   }
 }
 
+void DeliveryPlanner::admin_bounce(const AdminCommand& command, PlannerOutput& out) {
+  const std::string& target = command.target;
+  // The site a job would go to: its ready queue's, else its domain's last answer.
+  auto site_of_job = [&](const queue::Job& job) -> std::string {
+    if (!job.site.empty()) {
+      if (const SiteState* s = site(job.site)) return s->key.site;
+    }
+    auto it = domains_.find(job.domain);
+    return it != domains_.end() && it->second.resolution ? it->second.resolution->site : "";
+  };
+  const std::vector<queue::JobId> ids = scheduler_.select_queued([&](const queue::Job& job) {
+    switch (command.kind) {
+      case AdminCommand::Kind::bounce_site:
+        return site_of_job(job) == target;
+      case AdminCommand::Kind::bounce_domain:
+        return job.domain == target;
+      case AdminCommand::Kind::bounce_campaign:
+        return job.campaign == target;
+      case AdminCommand::Kind::bounce_tenant:
+        return job.tenant == target;
+      default:
+        return false;
+    }
+  });
+  const std::string reason = command.reason.empty() ? "bounced by the operator" : command.reason;
+  for (queue::JobId id : ids) {
+    const queue::Job* job = scheduler_.find(id);
+    if (!job) continue;
+    out.admin_bounced += job->recipients.size();
+    finish_admin_bounce(id, reason, out);
+  }
+}
+
 PlannerOutput DeliveryPlanner::command(const AdminCommand& command) {
   PlannerOutput out;
   switch (command.kind) {
@@ -336,6 +369,12 @@ PlannerOutput DeliveryPlanner::command(const AdminCommand& command) {
       break;
     case AdminCommand::Kind::pause_all:
       holds_.pause_all();
+      break;
+    case AdminCommand::Kind::bounce_site:
+    case AdminCommand::Kind::bounce_domain:
+    case AdminCommand::Kind::bounce_campaign:
+    case AdminCommand::Kind::bounce_tenant:
+      admin_bounce(command, out);
       break;
     case AdminCommand::Kind::resume_all:
       holds_.resume_all();

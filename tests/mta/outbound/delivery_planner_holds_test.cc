@@ -14,7 +14,7 @@ using Strings = std::vector<std::string>;
 using Kind = AdminCommand::Kind;
 
 AdminCommand admin(Kind kind, std::string target = "", runtime::WallTime until = {}) {
-  return AdminCommand{kind, std::move(target), until};
+  return AdminCommand{kind, std::move(target), until, ""};
 }
 
 // --- holds
@@ -248,6 +248,54 @@ TEST_F(DeliveryPlannerTest, ARescanDoesNotScheduleAKnownMessageTwice) {
   out = planner().adopt({*released});
   EXPECT_EQ(out.metrics.queued, 1);
   EXPECT_EQ(out.start.size() + out.open.size(), 1u);
+}
+
+// --- an operator's bounce
+
+TEST_F(DeliveryPlannerTest, AnAdminBounceTakesTheQueuedRecipientsOutWithTheirReason) {
+  planner().command(admin(Kind::pause_all));  // nothing is attempted meanwhile
+  auto a = message({"u1@[192.0.2.1]", "u2@[192.0.2.1]"}, "spring");
+  auto b = message({"u3@[192.0.2.3]"}, "spring");
+  auto c = message({"u4@[192.0.2.4]"}, "autumn");
+  planner().committed({a, b, c});
+
+  AdminCommand bounce = admin(Kind::bounce_campaign, "spring");
+  bounce.reason = "list purge";
+  PlannerOutput out = planner().command(bounce);
+  EXPECT_EQ(out.admin_bounced, 3u);
+  EXPECT_EQ(types(out), (Strings{"AdminBounce", "AdminBounce", "AdminBounce"}));
+  EXPECT_EQ(states(out), (Strings{"bounced", "bounced", "bounced"}));
+  for (const auto& record : out.records) {
+    EXPECT_EQ(record["reason"], "list purge");
+    EXPECT_EQ(record["campaign"], "spring");
+    EXPECT_EQ(record["attempt"], 0) << "an operator's bounce is not an attempt";
+  }
+  ASSERT_EQ(out.finished.size(), 2u);
+  EXPECT_EQ(out.finished[0], a->id);
+  EXPECT_EQ(out.finished[1], b->id);
+  EXPECT_TRUE(out.dsns.empty()) << "the operator chose to drop the mail";
+  EXPECT_EQ(out.metrics.queued, -3);
+
+  out = planner().command(admin(Kind::resume_all));
+  EXPECT_EQ(opened_ips(out), Strings{"192.0.2.4"}) << "only autumn is left";
+}
+
+TEST_F(DeliveryPlannerTest, AnAdminBounceLeavesTransactionsInFlightAlone) {
+  config.delivery.max_connections_per_site = 1;
+  auto a = message({"u1@[192.0.2.1]"});
+  auto b = message({"u2@[192.0.2.1]"});
+  PlannerOutput out = planner().committed({a, b});
+  const ConnectionId id = only_open(out);
+  out = planner().connection_ready(id);
+  ASSERT_EQ(started(out).size(), 1u);  // a is in flight, b waits in the site's queue
+  out = planner().command(admin(Kind::bounce_domain, "[192.0.2.1]"));
+  EXPECT_EQ(out.admin_bounced, 1u);
+  ASSERT_EQ(out.updates.size(), 1u);
+  EXPECT_EQ(out.updates[0].id, b->id);
+  out = planner().transaction_done(id, result({reply(250, "2.0.0", "ok")}), "");
+  EXPECT_EQ(types(out), Strings{"Delivery"});
+  out = planner().connection_ready(id);
+  EXPECT_TRUE(out.start.empty()) << "the bounced one is not sent";
 }
 
 }  // namespace
