@@ -11,15 +11,7 @@
 #include "runtime/metrics_registry.h"
 
 namespace ringmail::queue {
-namespace {
-
-int64_t unix_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 SpoolWriter::SpoolWriter(Spool& spool, runtime::MetricsRegistry* metrics, DeliveryLog* log,
                          SpoolWriterOptions options)
@@ -189,7 +181,7 @@ void SpoolWriter::commit(std::vector<Request>& batch, std::vector<UpdateRequest>
   }
   if (batch.empty()) return;
   if (outcome.ok() || batch.size() == 1) {
-    complete(batch, 0, batch.size(), outcome, unix_now_ms());
+    complete(batch, 0, batch.size(), outcome, clock().unix_ms());
     return;
   }
   // One oversized or bad message must not sink the others of its batch.
@@ -197,7 +189,7 @@ void SpoolWriter::commit(std::vector<Request>& batch, std::vector<UpdateRequest>
                to_string(outcome.status), outcome.detail);
   for (size_t i = 0; i < batch.size(); ++i) {
     const StoreOutcome single = store(std::span(messages).subspan(i, 1), {}, {});
-    complete(batch, i, i + 1, single, unix_now_ms());
+    complete(batch, i, i + 1, single, clock().unix_ms());
   }
 }
 
@@ -233,7 +225,7 @@ void SpoolWriter::refuse_over_reserve(std::vector<Request>& batch) {
       StoreStatus::spool_full,
       fmt::format("spool reserve reached: {} bytes of room, {} kept for delivery results",
                   space.available_bytes(), reserve_.reserve_bytes())};
-  complete(refused, 0, refused.size(), outcome, unix_now_ms());
+  complete(refused, 0, refused.size(), outcome, clock().unix_ms());
 }
 
 void SpoolWriter::commit_results_apart(std::vector<UpdateRequest>& requests) {

@@ -42,6 +42,7 @@
 
 #include "queue/spool.h"
 #include "queue/spool_reserve.h"
+#include "runtime/clock.h"
 #include "runtime/metrics_registry.h"
 
 namespace ringmail::queue {
@@ -62,6 +63,8 @@ struct SpoolWriterOptions {
   // doubling up to the maximum while they keep failing.
   std::chrono::milliseconds results_retry_min{100};
   std::chrono::milliseconds results_retry_max{2000};
+  // Wall time of Reception records (null: the system clock).
+  const runtime::Clock* clock = nullptr;
 };
 
 class SpoolWriter {
@@ -147,6 +150,9 @@ class SpoolWriter {
   void note_refused(uint64_t count, const std::string& detail);
   void note_accepted();
   void publish_space(CountFreePages count);
+  const runtime::Clock& clock() const {
+    return options_.clock ? *options_.clock : runtime::system_clock();
+  }
 
   Spool& spool_;
   runtime::MetricsRegistry* metrics_;

@@ -24,6 +24,7 @@
 
 #include "conf/config.h"
 #include "mta/inbound/inbound_client_counter.h"
+#include "runtime/clock.h"
 
 namespace ringmail::runtime {
 class MetricsRegistry;
@@ -45,6 +46,8 @@ struct InboundDependencies {
   AuthService* auth = nullptr;                  // null when no users_file
   MilterClient* milters = nullptr;              // null or empty: no milters
   runtime::MetricsRegistry* metrics = nullptr;  // required
+  // Wall time for sessions (Received:, Date:, deadlines) and signatures.
+  const runtime::Clock* clock = &runtime::system_clock();
 };
 
 class InboundServer {

@@ -49,11 +49,7 @@ PeerAddress describe(const sockaddr_storage& ss) {
 
 }  // namespace
 
-int64_t unix_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+int64_t InboundShard::unix_now_ms() const { return server_.deps_.clock->unix_ms(); }
 
 InboundShard::~InboundShard() {
   if (thread_.joinable()) thread_.join();

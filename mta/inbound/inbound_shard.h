@@ -49,8 +49,6 @@ using Clock = std::chrono::steady_clock;
 enum class Op : uint8_t { accept = 1, recv, send, wake, tick, auth_delay, ignore };
 using runtime::pack;
 
-int64_t unix_now_ms();
-
 struct PeerAddress {
   std::string ip;
   uint16_t port = 0;
@@ -164,6 +162,8 @@ class InboundShard {
   // Between transactions a client can simply be told to come back later.
   void say_shutdown_if_idle(uint32_t slot, Connection& c);
   void check_stopped();
+  // The wall clock of the server's dependencies, in Unix milliseconds.
+  int64_t unix_now_ms() const;
   InboundServer& server_;
   int index_;
   std::thread thread_;
