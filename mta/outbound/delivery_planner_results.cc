@@ -182,6 +182,7 @@ void DeliveryPlanner::finish_admin_bounce(queue::JobId id, const std::string& re
   std::shared_ptr<const queue::SpoolMessage> message = message_for(*job, /*content=*/false);
   const int64_t now = unix_ms();
   const std::string message_id = job->id.value;
+  const SiteState* where = job->site.empty() ? nullptr : site(job->site);
   uint32_t count = 0;
   for (const queue::JobRecipient& r : job->recipients) {
     // The attempt count stays: a bounce by the operator is not an attempt.
@@ -195,9 +196,8 @@ void DeliveryPlanner::finish_admin_bounce(queue::JobId id, const std::string& re
       record.now_unix_ms = now;
       record.message = message.get();
       record.recipient_index = r.index;
-      record.site = job->site.empty() || !site(job->site) ? "" : site(job->site)->key.site;
-      record.source = job->site.empty() || !site(job->site) ? EgressChoice::kDefault
-                                                            : site(job->site)->source.name;
+      record.site = where ? std::string_view(where->key.site) : std::string_view();
+      record.source = where ? where->source.name : EgressChoice::kDefault;
       record.text = reason;
       record.attempt = r.attempts;
       nlohmann::ordered_json json = queue::attempt_record(record);
