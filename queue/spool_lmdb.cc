@@ -711,12 +711,9 @@ RecoverySummary LmdbSpool::recover() {
 
 SpoolStats LmdbSpool::stats() const {
   SpoolStats stats;
-  MDB_envinfo info;
-  MDB_stat env_stat;
-  if (mdb_env_info(env_, &info) == MDB_SUCCESS && mdb_env_stat(env_, &env_stat) == MDB_SUCCESS) {
-    stats.map_size_bytes = info.me_mapsize;
-    stats.used_bytes = (uint64_t{info.me_last_pgno} + 1) * env_stat.ms_psize;
-  }
+  const SpoolSpace room = space(CountFreePages::no);
+  stats.map_size_bytes = room.map_size_bytes;
+  stats.used_bytes = room.map_used_bytes;
   ReadTxn txn(env_);
   if (txn.rc() == MDB_SUCCESS) {
     MDB_stat st;
