@@ -264,10 +264,18 @@ class Loader {
     }
   }
 
+  // A bad entry is reported on its own line and then skipped; it still
+  // counts as written, so that the "empty" check below does not add a
+  // second, misleading problem for a list that is not empty.
   void read_relay_networks(const std::optional<Item>& item) {
     if (!item) return;
+    relay_networks_line_ = item->line;
     auto items = r_.list(*item);
-    if (!items) return;
+    if (!items) {
+      relay_networks_written_ = true;  // the type error is the one problem
+      return;
+    }
+    relay_networks_written_ = !items->empty();
     for (const Item& element : *items) {
       if (auto network = r_.network(element)) config_.relay_networks.push_back(*network);
     }
@@ -764,7 +772,7 @@ class Loader {
 
   // Rules that tie a listener to other sections.
   void check_listeners_against_sections() {
-    bool any_relay = false;
+    int first_relay_line = 0;
     for (size_t i = 0; i < listener_checks_.size(); ++i) {
       const ListenerCheck& check = listener_checks_[i];
       const Listener& listener = check.listener;
@@ -787,8 +795,8 @@ class Loader {
                    "a submission listener without TLS can never authenticate; use starttls or "
                    "implicit, or set require_tls_for_auth: false");
         }
-      } else if (check.has_mode) {
-        any_relay = true;
+      } else if (check.has_mode && first_relay_line == 0) {
+        first_relay_line = check.line;
       }
       for (size_t j = 0; j < i && check.has_address; ++j) {
         const ListenerCheck& other = listener_checks_[j];
@@ -800,9 +808,9 @@ class Loader {
         }
       }
     }
-    if (any_relay && config_.relay_networks.empty()) {
-      r_.warning(listener_checks_.front().line, "relay_networks",
-                 "empty: relay listeners will refuse every client");
+    if (first_relay_line != 0 && !relay_networks_written_) {
+      r_.warning(relay_networks_line_ != 0 ? relay_networks_line_ : first_relay_line,
+                 "relay_networks", "empty: relay listeners will refuse every client");
     }
   }
 
@@ -823,6 +831,8 @@ class Loader {
   Config& config_;
   bool has_tls_section_ = false;
   bool has_auth_section_ = false;
+  bool relay_networks_written_ = false;  // at least one entry, good or bad
+  int relay_networks_line_ = 0;          // 0 when the key is absent
   std::vector<ListenerCheck> listener_checks_;
 
  public:

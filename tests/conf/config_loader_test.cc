@@ -364,6 +364,44 @@ TEST_F(ConfigLoaderTest, CidrWithHostBitsWarns) {
   EXPECT_EQ(result.config->relay_networks[0].bytes[3], 0);
 }
 
+// Each case is one problem, reported once on the line the operator has to
+// fix: a bad entry is not also reported as an "empty" list.
+TEST_F(ConfigLoaderTest, RelayNetworksReportOneProblemOnItsLine) {
+  struct Case {
+    const char* relay_networks;  // the config's line 3 on, "" for no key
+    bool is_error;
+    int line;
+    const char* key_path;
+    const char* problem;
+  };
+  const Case cases[] = {
+      {"relay_networks: [\"127.0.0.300/8\"]\n", true, 3, "relay_networks[0]",
+       "\"127.0.0.300/8\" is not a network in CIDR form (like 10.0.0.0/8 or ::1/128)"},
+      {"relay_networks:\n  - 10.0.0.0/8\n  - 10.0.0.0/33\n", true, 5, "relay_networks[1]",
+       "prefix length 33 is longer than 32 in \"10.0.0.0/33\""},
+      {"relay_networks: [\"10.0.0.0/x\"]\n", true, 3, "relay_networks[0]",
+       "bad prefix length in \"10.0.0.0/x\""},
+      {"relay_networks: 10.0.0.0/8\n", true, 3, "relay_networks",
+       "expected a list, got a single value"},
+      {"relay_networks: []\n", false, 3, "relay_networks",
+       "empty: relay listeners will refuse every client"},
+      {"relay_networks:\n", false, 3, "relay_networks",
+       "empty: relay listeners will refuse every client"},
+      {"", false, 2, "relay_networks", "empty: relay listeners will refuse every client"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.relay_networks);
+    auto result = load(std::string("hostname: mx.example.test\n"
+                                   "listeners: [{name: a, address: 127.0.0.1:2525}]\n") +
+                       c.relay_networks + "spool: {path: spool}\n");
+    std::vector<ConfigError> problems = result.errors;
+    problems.insert(problems.end(), result.warnings.begin(), result.warnings.end());
+    ASSERT_EQ(problems.size(), 1u) << testing::describe(problems);
+    EXPECT_EQ(result.errors.size(), c.is_error ? 1u : 0u) << testing::describe(problems);
+    EXPECT_EQ(problems[0].to_string(), at(c.line, c.key_path) + c.problem);
+  }
+}
+
 TEST_F(ConfigLoaderTest, EnumValues) {
   auto result = load(
       "hostname: mx.example.test\n"
