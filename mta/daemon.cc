@@ -7,9 +7,11 @@
 #include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 
+#include <atomic>
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -19,6 +21,7 @@
 #include "mta/inbound/auth_service.h"
 #include "mta/inbound/inbound_server.h"
 #include "mta/milter/milter_client.h"
+#include "mta/outbound/delivery_holds.h"
 #include "mta/outbound/outbound_server.h"
 #include "mta/smtp/tls_context.h"
 #include "queue/delivery_log.h"
@@ -128,11 +131,16 @@ int parse_options(int argc, char** argv, Options* options) {
   return -1;
 }
 
-std::shared_ptr<const conf::Config> load_and_report(const std::string& file) {
+std::shared_ptr<const conf::Config> load_and_report(const std::string& file,
+                                                    std::vector<std::string>* errors = nullptr) {
   conf::LoadResult result = conf::load_config(file);
   for (const auto& w : result.warnings)
     std::fprintf(stderr, "%s (warning)\n", w.to_string().c_str());
-  for (const auto& e : result.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+  for (const auto& e : result.errors) {
+    std::fprintf(stderr, "%s\n", e.to_string().c_str());
+    if (errors) errors->push_back(e.to_string());
+  }
+  if (!result.config && errors && errors->empty()) errors->push_back(file + ": cannot be loaded");
   return result.config;
 }
 
@@ -160,12 +168,15 @@ void raise_file_limit() {
 
 // Everything that lives from start-up to shutdown, in start-up order
 // (members are destroyed in reverse: server, writer, spool).
-class Daemon {
+class Daemon final : public DaemonControl {
  public:
-  explicit Daemon(std::shared_ptr<const conf::Config> config) : config_(std::move(config)) {}
+  Daemon(std::shared_ptr<const conf::Config> config, std::string config_file)
+      : config_(std::move(config)), config_file_(std::move(config_file)) {}
   // After a failed start: the delivery engine uses the writer and the writer
   // confirms commits to the engine, so both stop before either goes.
-  ~Daemon() {
+  ~Daemon() override {
+    if (control_) control_->stop();
+    control_.reset();
     server_.reset();
     if (outbound_) outbound_->stop(std::chrono::milliseconds(0));
     if (writer_) writer_->stop();
@@ -222,13 +233,74 @@ class Daemon {
     server_ = std::make_unique<InboundServer>(
         InboundDependencies{writer_.get(), auth_.get(), milters_.get(), &metrics_},
         cores ? int(cores) : 1);
-    return server_->start(config_, tls_, dkim_, error);
+    if (!server_->start(config_, tls_, dkim_, error)) return false;
+    listening_.store(true);
+    return true;
   }
 
-  // SIGHUP: a config that fails validation changes nothing.
-  void reload(const std::string& file) {
+  // The control plane, once everything it looks at runs (before READY=1).
+  bool start_control_plane(const ControlPlaneFactory& make, std::string* error) {
+    if (!make) return true;
+    control_ = make(*this);
+    return !control_ || control_->start(error);
+  }
+
+  // --- DaemonControl (any thread)
+  std::shared_ptr<const conf::Config> config() const override {
+    std::lock_guard lock(config_mutex_);
+    return config_;
+  }
+
+  std::string unhealthy_reason() const override {
+    if (stopping_.load()) return "stopping";
+    if (!listening_.load()) return "listeners not accepting";
+    if (!spool_ || !writer_) return "spool not open";
+    if (!writer_->accepting()) return "spool full: new mail is refused with 452 4.3.1";
+    return "";
+  }
+
+  std::string metrics_text() const override { return metrics_.render(); }
+
+  std::optional<DeliverySnapshot> snapshot(const QueueFilter& filter,
+                                           bool with_idle_sites) override {
+    if (!outbound_) return std::nullopt;
+    return outbound_->snapshot(filter, with_idle_sites, kAdminAnswerTimeout);
+  }
+
+  std::optional<size_t> command(const AdminCommand& command, std::string* error) override {
+    if (!outbound_ || stopping_.load()) {
+      *error = "the daemon is stopping";
+      return std::nullopt;
+    }
+    // Persisted first: a hold the operator was told about survives a crash.
+    if (std::optional<PersistedHold> hold = persisted_hold(command)) {
+      queue::StoreOutcome stored = spool_->put_control(hold->key, hold->value);
+      if (!stored.ok()) {
+        *error = "cannot persist the hold in the spool: " + stored.detail;
+        return std::nullopt;
+      }
+    }
+    std::optional<size_t> done = outbound_->command(command, kAdminAnswerTimeout);
+    if (!done) *error = "the delivery thread did not answer in time";
+    return done;
+  }
+
+  std::vector<std::string> reload() override { return reload_config(); }
+
+  runtime::MetricsRegistry& metrics() override { return metrics_; }
+
+  runtime::EventHub* events() override {
+    return delivery_log_ ? &delivery_log_->events() : nullptr;
+  }
+
+  // SIGHUP and POST /api/v1/reload: a config that fails validation changes
+  // nothing; the errors that refused it are returned.
+  std::vector<std::string> reload_config() {
+    std::lock_guard reloading(reload_mutex_);
+    const std::string& file = config_file_;
     sd_notify(0, "RELOADING=1");
-    std::shared_ptr<const conf::Config> fresh = load_and_report(file);
+    std::vector<std::string> errors;
+    std::shared_ptr<const conf::Config> fresh = load_and_report(file, &errors);
     std::string error;
     std::shared_ptr<const TlsContext> tls;
     conf::UsersFile users;
@@ -243,6 +315,7 @@ class Daemon {
       }
     }
     if (!fresh) {
+      if (!error.empty()) errors.push_back(error);
       spdlog::error("reload of {} refused{}{}; the running configuration stays in force", file,
                     error.empty() ? "" : ": ", error);
     } else {
@@ -254,15 +327,23 @@ class Daemon {
       server_->reload(fresh, tls, dkim);
       outbound_->reload(fresh);
       outbound_->rescan();  // e.g. mail released with --spool-release meanwhile
-      config_ = fresh;
+      {
+        std::lock_guard lock(config_mutex_);
+        config_ = fresh;
+      }
       tls_ = tls;
       dkim_ = dkim;
+      if (control_) control_->reload(fresh);
       spdlog::info("configuration reloaded from {}", file);
     }
     sd_notify(0, "READY=1");
+    return errors;
   }
 
   void stop() {
+    stopping_.store(true);
+    // No admin request after this: it may look at everything below.
+    if (control_) control_->stop();
     const auto timeout = config_->limits.shutdown_timeout;
     spdlog::info("stopping: finishing sessions in progress (at most {} ms)", timeout.count());
     if (server_) server_->stop(timeout);
@@ -274,6 +355,8 @@ class Daemon {
     // results reach the writer before it stops.
     if (outbound_) outbound_->stop(timeout);
     if (writer_) writer_->stop();  // commits what the sessions and deliveries handed over
+    if (delivery_log_) delivery_log_->events().close();
+    control_.reset();
     outbound_.reset();
     server_.reset();
     spool_.reset();
@@ -327,7 +410,14 @@ class Daemon {
       spdlog::warn("auth.users_file added or removed: it takes effect at the next restart");
   }
 
+  static constexpr std::chrono::milliseconds kAdminAnswerTimeout{5000};
+
+  mutable std::mutex config_mutex_;  // config_ against config() from the admin threads
   std::shared_ptr<const conf::Config> config_;
+  const std::string config_file_;
+  std::mutex reload_mutex_;  // SIGHUP against POST /api/v1/reload
+  std::atomic<bool> listening_{false};
+  std::atomic<bool> stopping_{false};
   runtime::MetricsRegistry metrics_;
   std::unique_ptr<queue::DeliveryLog> delivery_log_;
   std::unique_ptr<queue::Spool> spool_;
@@ -338,6 +428,7 @@ class Daemon {
   std::unique_ptr<AuthService> auth_;
   std::unique_ptr<MilterClient> milters_;
   std::unique_ptr<InboundServer> server_;
+  std::unique_ptr<ControlPlane> control_;  // last: stopped first
 };
 
 int dump_spool(const conf::Config& config) {
@@ -389,7 +480,7 @@ int release_message(const conf::Config& config, const std::string& id) {
 
 }  // namespace
 
-int run_ringmaild(int argc, char** argv) {
+int run_ringmaild(int argc, char** argv, const ControlPlaneFactory& make_control_plane) {
   Options options;
   if (int rc = parse_options(argc, argv, &options); rc >= 0) return rc;
   if (options.version) {
@@ -418,9 +509,9 @@ int run_ringmaild(int argc, char** argv) {
   raise_file_limit();
   setup_logging(*config);
 
-  Daemon daemon(config);
+  Daemon daemon(config, options.config_file);
   std::string error;
-  if (!daemon.start(&error)) {
+  if (!daemon.start(&error) || !daemon.start_control_plane(make_control_plane, &error)) {
     spdlog::critical("start-up failed: {}", error);
     std::fprintf(stderr, "ringmaild: %s\n", error.c_str());
     daemon.stop();
@@ -434,7 +525,7 @@ int run_ringmaild(int argc, char** argv) {
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
       spdlog::info("SIGHUP: reloading {}", options.config_file);
-      daemon.reload(options.config_file);
+      daemon.reload_config();
       continue;
     }
     spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");

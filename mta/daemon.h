@@ -4,13 +4,76 @@
 //
 // Owns: the process. run_ringmaild() is called once from main() on the main
 // thread, which then only waits for signals; all work happens on shard,
-// spool-writer and auth threads.
+// spool-writer, delivery and auth threads, and on the control plane's.
+//
+// The control plane (admin-api/, a layer above) plugs in through two
+// interfaces: the daemon offers DaemonControl (what an operator may see and
+// ask), and the control plane is a ControlPlane the daemon starts before
+// READY=1, tells about reloads, and stops first at shutdown.
 #pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "conf/config.h"
+#include "mta/outbound/delivery_admin.h"
+
+namespace ringmail::runtime {
+class EventHub;
+class MetricsRegistry;
+}  // namespace ringmail::runtime
 
 namespace ringmail::mta {
 
+// What the control plane may see and ask of the running daemon. Every
+// method may be called from any thread; none takes a lock that a shard or
+// the delivery thread waits for (answers from the delivery thread are
+// asked for through its mailbox, with a timeout).
+class DaemonControl {
+ public:
+  virtual ~DaemonControl() = default;
+  // The configuration in force.
+  virtual std::shared_ptr<const conf::Config> config() const = 0;
+  // "" while the spool is open and the listeners accept; otherwise why not.
+  virtual std::string unhealthy_reason() const = 0;
+  // The Prometheus text exposition (format 0.0.4).
+  virtual std::string metrics_text() const = 0;
+  // nullopt: the delivery thread did not answer in time.
+  virtual std::optional<DeliverySnapshot> snapshot(const QueueFilter& filter,
+                                                   bool with_idle_sites) = 0;
+  // Carries out an operator's command. Holds (suspensions, pause of all
+  // delivery) are persisted in the spool first, so they survive a restart.
+  // The result is the number of recipients a bounce took out; nullopt with
+  // *error when it could not be done.
+  virtual std::optional<size_t> command(const AdminCommand& command, std::string* error) = 0;
+  // As SIGHUP: the errors that refused the new config (each
+  // "FILE:LINE: key.path: problem"), or none when it is in force.
+  virtual std::vector<std::string> reload() = 0;
+  // Delivery-log records as they are written; null without a delivery log.
+  virtual runtime::EventHub* events() = 0;
+  // The registry /metrics renders (the control plane counts into it too).
+  virtual runtime::MetricsRegistry& metrics() = 0;
+};
+
+class ControlPlane {
+ public:
+  virtual ~ControlPlane() = default;
+  // Before READY=1; false with a one-line reason makes start-up fail (exit 1).
+  virtual bool start(std::string* error) = 0;
+  // After a reload took effect (e.g. the token file is read again).
+  virtual void reload(std::shared_ptr<const conf::Config> config) = 0;
+  // First at shutdown: no request is served after this returns.
+  virtual void stop() = 0;
+};
+
+using ControlPlaneFactory = std::function<std::unique_ptr<ControlPlane>(DaemonControl&)>;
+
 // Exit codes (CONTRACT.md): 0 clean stop, 1 bad config or start-up failure,
-// 2 bad command line.
-int run_ringmaild(int argc, char** argv);
+// 2 bad command line. make_control_plane may be empty (no admin server).
+int run_ringmaild(int argc, char** argv, const ControlPlaneFactory& make_control_plane = {});
 
 }  // namespace ringmail::mta

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "runtime/clock.h"
 
@@ -34,21 +35,31 @@ class HoldSet {
   // No new attempt to `site` before `until`.
   void suspend_site(std::string site, runtime::WallTime until) { sites_[std::move(site)] = until; }
   void resume_site(const std::string& site) { sites_.erase(site); }
+  // No new attempt to recipients of `domain` before `until`, whatever site
+  // it routes to.
+  void suspend_domain(std::string domain, runtime::WallTime until) {
+    domains_[std::move(domain)] = until;
+  }
+  void resume_domain(const std::string& domain) { domains_.erase(domain); }
 
   // A job of this tenant and campaign must wait (every hold but sites').
   bool holds_job(std::string_view tenant, std::string_view campaign) const;
   // The end of the site's suspension, when it is suspended at `now`.
   std::optional<runtime::WallTime> site_suspended(const std::string& site,
                                                   runtime::WallTime now) const;
+  std::optional<runtime::WallTime> domain_suspended(const std::string& domain,
+                                                    runtime::WallTime now) const;
   // Forgets suspensions that ended before `now`; true when one did (its
-  // held jobs may go now).
-  bool expire(runtime::WallTime now);
+  // held jobs may go now). Domains whose suspension ended are appended to
+  // *ended_domains when given.
+  bool expire(runtime::WallTime now, std::vector<std::string>* ended_domains = nullptr);
 
  private:
   bool all_ = false;
   std::set<std::string, std::less<>> tenants_;
   std::set<std::string, std::less<>> campaigns_;
   std::unordered_map<std::string, runtime::WallTime> sites_;
+  std::unordered_map<std::string, runtime::WallTime> domains_;
 };
 
 }  // namespace ringmail::policy

@@ -61,6 +61,8 @@ bool DeliveryLog::append(const std::string& lines) {
     spdlog::error("delivery log {}: write failed: {}", path_.string(), std::strerror(errno));
   }
   failing_ = !ok;
+  // Under the lock, so that subscribers see the lines in the file's order.
+  events_.publish(lines);
   return ok;
 }
 

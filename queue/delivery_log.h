@@ -24,6 +24,8 @@
 #include <string>
 #include <string_view>
 
+#include "runtime/event_hub.h"
+
 namespace ringmail::queue {
 
 struct SpoolMessage;
@@ -48,6 +50,9 @@ class DeliveryLog {
   bool reopen(std::string* error);
 
   const std::filesystem::path& path() const { return path_; }
+  // Every line written, as it is written, for live subscribers (the admin
+  // API's event stream); costs nothing while nobody subscribes.
+  runtime::EventHub& events() { return events_; }
 
  private:
   DeliveryLog(std::filesystem::path path, std::FILE* file);
@@ -57,6 +62,7 @@ class DeliveryLog {
   std::mutex mutex_;
   std::FILE* file_;
   bool failing_ = false;
+  runtime::EventHub events_;
 };
 
 // "2026-01-02T03:04:05.678Z" (RFC 3339, UTC, milliseconds).

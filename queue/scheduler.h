@@ -50,7 +50,8 @@ struct Job {
   std::string pool;
   int64_t received_unix_ms = 0;  // for delivery.retry.max_age
   int64_t due_unix_ms = 0;
-  std::string site;  // set once routed
+  std::string site;       // set once routed
+  std::string last_site;  // the site of its last attempt, kept while it waits (admin API)
 };
 
 class Scheduler {
@@ -104,6 +105,13 @@ class Scheduler {
       }
     }
     return ids;
+  }
+  // Calls visit(job, place) for every job (a snapshot for the admin API: O(jobs)).
+  template <typename Visit>
+  void for_each(Visit&& visit) const {
+    for (const Entry& e : slots_) {
+      if (e.alive) visit(e.job, e.place);
+    }
   }
 
  private:

@@ -24,6 +24,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "queue/spool_message.h"
@@ -158,6 +159,17 @@ class Spool {
   virtual StoreOutcome commit(std::span<SpoolMessage* const> messages,
                               std::span<const RecipientUpdate> updates,
                               std::span<const MessageId> finished) = 0;
+
+  // Control-plane state (suspensions today; campaigns, counters and lists
+  // later): small values by key, beside the messages, not part of their
+  // format. put_control() writes one key in its own synced transaction
+  // (nullopt deletes it; deleting an absent key is ok); any thread, one at
+  // a time with the writer (LMDB serialises write transactions).
+  virtual StoreOutcome put_control(const std::string& key,
+                                   const std::optional<std::string>& value) = 0;
+  // Every key that starts with `prefix`, in key order.
+  virtual std::vector<std::pair<std::string, std::string>> controls(
+      const std::string& prefix) const = 0;
 };
 
 }  // namespace ringmail::queue

@@ -132,6 +132,10 @@ class LmdbSpool final : public Spool {
   StoreOutcome commit(std::span<SpoolMessage* const> messages,
                       std::span<const RecipientUpdate> updates,
                       std::span<const MessageId> finished) override;
+  StoreOutcome put_control(const std::string& key,
+                           const std::optional<std::string>& value) override;
+  std::vector<std::pair<std::string, std::string>> controls(
+      const std::string& prefix) const override;
 
  private:
   // missing (when not null) is set instead of failing when the message or
@@ -151,6 +155,7 @@ class LmdbSpool final : public Spool {
   std::filesystem::path dir_;
   MDB_dbi meta_ = 0, messages_ = 0, bodies_ = 0, recipients_ = 0;
   MDB_dbi idx_next_ = 0, idx_site_ = 0, idx_campaign_ = 0;
+  MDB_dbi control_ = 0;  // control-plane state; added without a format change
   uint32_t format_version_ = 0;
 };
 
@@ -170,7 +175,8 @@ bool LmdbSpool::open_databases(std::string* error) {
              {"recipients", &recipients_},
              {"idx_next", &idx_next_},
              {"idx_site", &idx_site_},
-             {"idx_campaign", &idx_campaign_}};
+             {"idx_campaign", &idx_campaign_},
+             {"control", &control_}};
   for (const auto& db : dbs) {
     rc = mdb_dbi_open(txn, db.name, MDB_CREATE, db.dbi);
     if (rc != MDB_SUCCESS) {
@@ -476,6 +482,42 @@ StoreOutcome LmdbSpool::update_recipients(std::span<const RecipientUpdate> updat
   rc = mdb_txn_commit(txn);
   if (rc != MDB_SUCCESS) return failure("mdb_txn_commit", rc);
   return {StoreStatus::ok, {}};
+}
+
+StoreOutcome LmdbSpool::put_control(const std::string& key,
+                                    const std::optional<std::string>& value) {
+  if (key.empty() || key.size() > 400) return {StoreStatus::failed, "bad control key"};
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+  if (rc != MDB_SUCCESS) return failure("mdb_txn_begin", rc);
+  MDB_val k = as_val(key);
+  if (value) {
+    MDB_val v = as_val(*value);
+    rc = mdb_put(txn, control_, &k, &v, 0);
+  } else {
+    rc = mdb_del(txn, control_, &k, nullptr);
+    if (rc == MDB_NOTFOUND) rc = MDB_SUCCESS;
+  }
+  if (rc != MDB_SUCCESS) {
+    mdb_txn_abort(txn);
+    return failure("writing control state", rc);
+  }
+  rc = mdb_txn_commit(txn);
+  if (rc != MDB_SUCCESS) return failure("mdb_txn_commit", rc);
+  return {StoreStatus::ok, {}};
+}
+
+std::vector<std::pair<std::string, std::string>> LmdbSpool::controls(
+    const std::string& prefix) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  ReadTxn txn(env_);
+  if (txn.rc() != MDB_SUCCESS) return out;
+  Cursor cursor(txn.get(), control_);
+  bool ok = prefix.empty() ? cursor.get(MDB_FIRST) : cursor.seek(prefix);
+  for (; ok && cursor.key().starts_with(prefix); ok = cursor.get(MDB_NEXT)) {
+    out.emplace_back(std::string(cursor.key()), std::string(cursor.value()));
+  }
+  return out;
 }
 
 void LmdbSpool::walk(MDB_txn* txn, const std::function<void(WalkedMessage&)>& on_message,

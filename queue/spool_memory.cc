@@ -152,6 +152,28 @@ SpoolSpace MemorySpool::space(CountFreePages count) const {
   return space;
 }
 
+StoreOutcome MemorySpool::put_control(const std::string& key,
+                                      const std::optional<std::string>& value) {
+  std::lock_guard lock(mutex_);
+  if (value) {
+    controls_[key] = *value;
+  } else {
+    controls_.erase(key);
+  }
+  return {StoreStatus::ok, {}};
+}
+
+std::vector<std::pair<std::string, std::string>> MemorySpool::controls(
+    const std::string& prefix) const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto it = controls_.lower_bound(prefix);
+       it != controls_.end() && it->first.starts_with(prefix); ++it) {
+    out.push_back(*it);
+  }
+  return out;
+}
+
 void MemorySpool::fail_next_stores(StoreStatus status, int count) {
   std::lock_guard lock(mutex_);
   for (int i = 0; i < count; ++i) injected_failures_.push_back(status);

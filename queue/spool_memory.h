@@ -35,6 +35,10 @@ class MemorySpool final : public Spool {
   StoreOutcome commit(std::span<SpoolMessage* const> messages,
                       std::span<const RecipientUpdate> updates,
                       std::span<const MessageId> finished) override;
+  StoreOutcome put_control(const std::string& key,
+                           const std::optional<std::string>& value) override;
+  std::vector<std::pair<std::string, std::string>> controls(
+      const std::string& prefix) const override;
 
   // The next store_batch() calls (and commit() calls without new messages)
   // return these outcomes (in order) without storing anything.
@@ -49,6 +53,7 @@ class MemorySpool final : public Spool {
   uint64_t store_calls_ = 0;
   std::deque<StoreStatus> injected_failures_;
   std::map<std::string, SpoolMessage> messages_;
+  std::map<std::string, std::string> controls_;
 };
 
 }  // namespace ringmail::queue

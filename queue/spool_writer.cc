@@ -350,6 +350,7 @@ void SpoolWriter::note_refused(uint64_t count, const std::string& detail) {
   if (refusing_episode_) return;
   refusing_episode_ = true;
   refusing_since_ = SteadyClock::now();
+  refusing_.store(true, std::memory_order_relaxed);
   if (accepting_) accepting_->set(0);
   spdlog::warn("spool full: refusing new mail with 452 4.3.1 until delivery frees space ({})",
                detail);
@@ -358,6 +359,7 @@ void SpoolWriter::note_refused(uint64_t count, const std::string& detail) {
 void SpoolWriter::note_accepted() {
   if (!refusing_episode_) return;
   refusing_episode_ = false;
+  refusing_.store(false, std::memory_order_relaxed);
   if (accepting_) accepting_->set(1);
   spdlog::info("spool: accepting new mail again after refusing {} message(s) for {:.1f} s",
                refused_in_episode_,

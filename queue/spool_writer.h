@@ -105,6 +105,8 @@ class SpoolWriter {
 
   // Commits everything submitted so far, then joins the thread. Idempotent.
   void stop();
+  // False while new mail is refused for want of space (452 4.3.1). Any thread.
+  bool accepting() const { return !refusing_.load(std::memory_order_relaxed); }
 
   // Counters for tests and benchmarks (any thread).
   uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
@@ -164,6 +166,7 @@ class SpoolWriter {
   runtime::Counter* spool_full_total_ = nullptr;
   runtime::Gauge* available_bytes_ = nullptr;
   runtime::Gauge* accepting_ = nullptr;
+  std::atomic<bool> refusing_{false};
   runtime::Gauge* results_waiting_ = nullptr;
   runtime::LabelledCounters received_{
       // writer thread only

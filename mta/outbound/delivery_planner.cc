@@ -104,6 +104,7 @@ PlannerOutput DeliveryPlanner::committed(
       if (queue::is_active(message->envelope.recipients[i].state)) indexes.push_back(i);
     }
     if (indexes.empty()) continue;  // quarantined: an operator releases it
+    totals_.received += indexes.size();
     if (cache_bytes_ + message->content.size() <= kCacheBudgetBytes) {
       cache_bytes_ += message->content.size();
       cache_.emplace(message->id.value, message);
@@ -405,7 +406,9 @@ PlannerOutput DeliveryPlanner::tick() {
     if (c.idle && now - c.idle_since >= idle_limit) quit(c, out);
   }
   forget_old_finished();
-  holds_.expire(clock_.wall());
+  std::vector<std::string> ended_domains;
+  holds_.expire(clock_.wall(), &ended_domains);
+  for (const std::string& domain : ended_domains) release_held(domain_scope(domain), out);
   run_due(out);
   // Ready jobs of sites that found no free connection when they became
   // ready (the global limit was reached then, or the site was held) get one now.

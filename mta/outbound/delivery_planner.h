@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -39,6 +40,7 @@
 
 #include "conf/config.h"
 #include "mta/dns/dns_resolver.h"
+#include "mta/outbound/delivery_admin.h"
 #include "mta/smtp/smtp_client_session.h"
 #include "policy/backoff_evaluator.h"
 #include "policy/bounce_classifier.h"
@@ -136,31 +138,6 @@ struct PlannerOutput {
   size_t admin_bounced = 0;  // recipients an AdminCommand bounce took out
 };
 
-// What an operator asks of delivery (the admin API sends these).
-struct AdminCommand {
-  enum class Kind {
-    suspend_site,
-    resume_site,
-    pause_tenant,
-    resume_tenant,
-    pause_campaign,
-    resume_campaign,
-    pause_all,
-    resume_all,
-    // Every queued recipient (not in a transaction now) of the site,
-    // domain, campaign or tenant leaves the spool, logged AdminBounce with
-    // `reason`; no DSN is sent (the operator chose to drop the mail).
-    bounce_site,
-    bounce_domain,
-    bounce_campaign,
-    bounce_tenant,
-  };
-  Kind kind = Kind::pause_all;
-  std::string target;         // site, domain, tenant or campaign
-  runtime::WallTime until{};  // suspend_site
-  std::string reason;         // bounce_*
-};
-
 class DeliveryPlanner {
  public:
   // spool and clock must outlive the planner.
@@ -212,6 +189,10 @@ class DeliveryPlanner {
   // Stopping, and no connection is left.
   bool stopped() const { return stopping_ && open_connections_ == 0 && connections_.empty(); }
 
+  // The admin API's view. with_idle_sites: also sites with nothing queued
+  // that delivered or bounced since start (the stats route).
+  DeliverySnapshot snapshot(const QueueFilter& filter, bool with_idle_sites) const;
+
   // For tests, metrics and the admin API.
   const queue::Scheduler& scheduler() const { return scheduler_; }
   const SiteState* site(const std::string& key) const;
@@ -253,6 +234,7 @@ class DeliveryPlanner {
   // known to be down. True when it is ready.
   bool make_ready(queue::JobId id, SiteState& site, PlannerOutput& out);
   void release_held(const std::string& scope, PlannerOutput& out);
+  static std::string domain_scope(const std::string& domain);  // held_'s key
   void admin_bounce(const AdminCommand& command, PlannerOutput& out);
 
   // --- connections (delivery_planner.cc)
@@ -326,6 +308,12 @@ class DeliveryPlanner {
   static constexpr runtime::Millis kRecentlyFinished{30000};
   std::unordered_set<std::string> recently_finished_;
   std::deque<std::pair<runtime::SteadyTime, std::string>> recently_finished_order_;
+
+  DeliveryTotals totals_;
+  struct SiteCounts {
+    uint64_t delivered = 0, bounced = 0;
+  };
+  std::unordered_map<std::string, SiteCounts> site_counts_;  // by SiteState::name
 
   bool records_wanted_ = true;
   bool stopping_ = false;

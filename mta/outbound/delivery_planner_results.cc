@@ -64,6 +64,8 @@ void DeliveryPlanner::finish_job(queue::JobId id, const queue::SpoolMessage* mes
     if (reply.positive()) {
       type = "Delivery";
       out.metrics.delivered_by_site.add(site_name);
+      ++totals_.delivered;
+      if (where) ++site_counts_[where->name].delivered;
     } else {
       category = reply.category ? *reply.category
                                 : classifier_.classify(reply.code, reply.enhanced, reply.text);
@@ -84,10 +86,15 @@ void DeliveryPlanner::finish_job(queue::JobId id, const queue::SpoolMessage* mes
           next_due = next_due == 0 ? next : std::min(next_due, next);
           deferred.push_back(queue::JobRecipient{r.index, attempt, true});
           out.metrics.deferred_by_site.add(site_name);
+          ++totals_.deferred;
         }
       }
       if (update.state != queue::RecipientState::deferred) {
-        out.metrics.bounced_by_category.add(std::string(conf::bounce_category_name(*category)));
+        const std::string name(conf::bounce_category_name(*category));
+        out.metrics.bounced_by_category.add(name);
+        ++totals_.bounced_by_category[name];
+        ++(update.state == queue::RecipientState::expired ? totals_.expired : totals_.bounced);
+        if (where) ++site_counts_[where->name].bounced;
       }
     }
     // Gauges: leave the state the spool had.
@@ -145,6 +152,7 @@ void DeliveryPlanner::finish_job(queue::JobId id, const queue::SpoolMessage* mes
   const bool any_deferred = !deferred.empty();
   if (any_deferred) {
     job->recipients = std::move(deferred);
+    job->last_site = job->site;
     job->site.clear();  // routed afresh at its next attempt
     scheduler_.reschedule(id, next_due);
   } else {

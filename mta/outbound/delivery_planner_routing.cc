@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "mta/outbound/delivery_planner.h"
 #include "policy/site_shaping.h"
@@ -124,6 +125,12 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
     // Held: not an attempt, and no expiry while the hold lasts.
     const bool by_tenant = holds_.holds_job(job->tenant, "");
     held_[by_tenant ? tenant_scope(job->tenant) : campaign_scope(job->campaign)].push_back(id);
+    return;
+  }
+  if (holds_.domain_suspended(job->domain, clock_.wall())) {
+    // Suspended by the operator: not an attempt; the suspension's end or a
+    // resume routes it again.
+    held_[domain_scope(job->domain)].push_back(id);
     return;
   }
   if (unix_ms() - job->received_unix_ms > config_->delivery.retry.max_age.count()) {
@@ -314,8 +321,9 @@ void DeliveryPlanner::admin_bounce(const AdminCommand& command, PlannerOutput& o
   const std::string& target = command.target;
   // The site a job would go to: its ready queue's, else its domain's last answer.
   auto site_of_job = [&](const queue::Job& job) -> std::string {
-    if (!job.site.empty()) {
-      if (const SiteState* s = site(job.site)) return s->key.site;
+    const std::string& key = job.site.empty() ? job.last_site : job.site;
+    if (!key.empty()) {
+      if (const SiteState* s = site(key)) return s->key.site;
     }
     auto it = domains_.find(job.domain);
     return it != domains_.end() && it->second.resolution ? it->second.resolution->site : "";
@@ -339,6 +347,7 @@ void DeliveryPlanner::admin_bounce(const AdminCommand& command, PlannerOutput& o
     const queue::Job* job = scheduler_.find(id);
     if (!job) continue;
     out.admin_bounced += job->recipients.size();
+    totals_.admin_bounced += job->recipients.size();
     finish_admin_bounce(id, reason, out);
   }
 }
@@ -352,6 +361,23 @@ PlannerOutput DeliveryPlanner::command(const AdminCommand& command) {
     case AdminCommand::Kind::resume_site:
       holds_.resume_site(command.target);
       service_ready_sites(out);
+      break;
+    case AdminCommand::Kind::suspend_domain: {
+      holds_.suspend_domain(command.target, command.until);
+      // Its jobs already in a ready queue go back to be routed, and held.
+      const std::vector<queue::JobId> ready = scheduler_.select_queued(
+          [&](const queue::Job& job) { return job.domain == command.target; });
+      for (queue::JobId id : ready) {
+        if (scheduler_.place(id) != queue::Scheduler::Place::ready) continue;
+        const queue::Job* job = scheduler_.find(id);
+        scheduler_.reschedule(id, job->due_unix_ms);
+      }
+      if (!stopping_) run_due(out);
+      break;
+    }
+    case AdminCommand::Kind::resume_domain:
+      holds_.resume_domain(command.target);
+      release_held(domain_scope(command.target), out);
       break;
     case AdminCommand::Kind::pause_tenant:
       holds_.pause_tenant(command.target);
@@ -385,6 +411,83 @@ PlannerOutput DeliveryPlanner::command(const AdminCommand& command) {
       break;
   }
   return out;
+}
+
+std::string DeliveryPlanner::domain_scope(const std::string& domain) { return "d:" + domain; }
+
+DeliverySnapshot DeliveryPlanner::snapshot(const QueueFilter& filter, bool with_idle_sites) const {
+  DeliverySnapshot snap;
+  snap.totals = totals_;
+  struct Entry {
+    SiteSnapshot site;
+    std::set<std::string> domains;
+  };
+  std::map<std::pair<std::string, std::string>, Entry> entries;  // (site, source)
+  std::unordered_map<std::string, const SiteState*> by_key;      // job.site -> its state
+  auto entry_for = [&](const std::string& site_name, const std::string& source) -> Entry& {
+    Entry& e = entries[{site_name, source}];
+    e.site.site = site_name;
+    e.site.source = source;
+    return e;
+  };
+  const runtime::WallTime now = clock_.wall();
+  scheduler_.for_each([&](const queue::Job& job, queue::Scheduler::Place place) {
+    if (!filter.domain.empty() && job.domain != filter.domain) return;
+    if (!filter.campaign.empty() && job.campaign != filter.campaign) return;
+    if (!filter.tenant.empty() && job.tenant != filter.tenant) return;
+    std::string site_name = job.domain;
+    std::string source = EgressChoice::kDefault;
+    const std::string& key = job.site.empty() ? job.last_site : job.site;
+    if (!key.empty()) {
+      auto [it, inserted] = by_key.try_emplace(key, nullptr);
+      if (inserted) it->second = site(key);
+      if (it->second) {
+        site_name = it->second->key.site;
+        source = it->second->source.name;
+      }
+    } else if (auto d = domains_.find(job.domain); d != domains_.end() && d->second.resolution) {
+      site_name = d->second.resolution->site;
+    }
+    if (!filter.site.empty() && site_name != filter.site) return;
+    Entry& e = entry_for(site_name, source);
+    if (e.domains.size() < 50) e.domains.insert(job.domain);
+    const uint64_t n = job.recipients.size();
+    snap.queued += n;
+    if (place == queue::Scheduler::Place::in_flight) {
+      e.site.in_flight += n;
+      snap.in_flight += n;
+      return;
+    }
+    e.site.queued += n;
+    if (place == queue::Scheduler::Place::waiting) {
+      for (const queue::JobRecipient& r : job.recipients) e.site.deferred += r.was_deferred;
+    }
+  });
+  // Counts since start, per site and source.
+  for (const auto& [name, counts] : site_counts_) {
+    const SiteState* s = site(name);
+    if (!s) continue;
+    if (!filter.site.empty() && s->key.site != filter.site) continue;
+    auto it = entries.find({s->key.site, s->source.name});
+    if (it == entries.end()) {
+      if (!with_idle_sites || !filter.domain.empty() || !filter.campaign.empty() ||
+          !filter.tenant.empty())
+        continue;
+      it = entries.emplace(std::make_pair(s->key.site, s->source.name), Entry{}).first;
+      it->second.site.site = s->key.site;
+      it->second.site.source = s->source.name;
+      it->second.domains.insert(s->domain);
+    }
+    it->second.site.delivered += counts.delivered;
+    it->second.site.bounced += counts.bounced;
+  }
+  snap.sites.reserve(entries.size());
+  for (auto& [key, e] : entries) {
+    e.site.domains.assign(e.domains.begin(), e.domains.end());
+    e.site.suspended_until = holds_.site_suspended(e.site.site, now);
+    snap.sites.push_back(std::move(e.site));
+  }
+  return snap;
 }
 
 }  // namespace ringmail::mta

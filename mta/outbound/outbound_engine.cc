@@ -16,6 +16,7 @@
 #include <future>
 #include <random>
 
+#include "mta/outbound/delivery_holds.h"
 #include "queue/delivery_log.h"
 #include "queue/spool_codec.h"
 #include "queue/spool_writer.h"
@@ -162,6 +163,14 @@ bool OutboundEngine::start(std::string* error) {
 
 // Start-up: every active recipient of the spool, without bodies.
 void OutboundEngine::load_spool() {
+  // The operator's holds first, so that no attempt goes out before them.
+  const RestoredHolds holds = restore_holds(deps_.spool->controls(kHoldPrefix), clock_.wall());
+  for (const AdminCommand& command : holds.commands) (void)planner_.command(command);
+  for (const std::string& key : holds.expired) (void)deps_.spool->put_control(key, std::nullopt);
+  for (const std::string& key : holds.problems)
+    spdlog::warn("spool: control {} is unreadable", key);
+  if (!holds.commands.empty())
+    spdlog::info("delivery: {} operator hold(s) restored from the spool", holds.commands.size());
   std::string current;
   queue::SpoolMessage message;
   std::vector<size_t> indexes;
@@ -287,6 +296,13 @@ void OutboundEngine::carry_out(PlannerOutput out) {
       post([this, name, copy] { carry_out(planner_.resolved(name, *copy)); });
     });
   }
+}
+
+size_t OutboundEngine::command(const AdminCommand& command) {
+  PlannerOutput out = planner_.command(command);
+  const size_t bounced = out.admin_bounced;
+  carry_out(std::move(out));
+  return bounced;
 }
 
 void OutboundEngine::apply_metrics(const MetricDeltas& m) {

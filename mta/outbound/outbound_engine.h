@@ -98,6 +98,11 @@ class OutboundEngine {
   // (released from quarantine by --spool-release while it ran).
   void adopt_unknown(std::vector<queue::SpoolMessage> messages);
   void set_config(std::shared_ptr<const conf::Config> config);
+  DeliverySnapshot snapshot(const QueueFilter& filter, bool with_idle_sites) const {
+    return planner_.snapshot(filter, with_idle_sites);
+  }
+  // Carries out the command; returns the recipients a bounce took out.
+  size_t command(const AdminCommand& command);
 
  private:
   bool setup_ring(std::string* error);

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <future>
+
 #include "mta/outbound/outbound_engine.h"
 #include "queue/spool.h"
 #include "queue/spool_codec.h"
@@ -72,6 +74,47 @@ void OutboundServer::rescan() {
   auto shared = std::make_shared<std::vector<queue::SpoolMessage>>(std::move(found));
   OutboundEngine* engine = engine_.get();
   engine->post([engine, shared] { engine->adopt_unknown(std::move(*shared)); });
+}
+
+namespace {
+
+// Runs `work` on the delivery thread and waits for its answer.
+template <typename T, typename Work>
+std::optional<T> ask(OutboundEngine* engine, Work work, std::chrono::milliseconds timeout) {
+  auto promise = std::make_shared<std::promise<T>>();
+  std::future<T> answer = promise->get_future();
+  engine->post([promise, work = std::move(work)]() mutable { promise->set_value(work()); });
+  if (answer.wait_for(timeout) != std::future_status::ready) return std::nullopt;
+  return answer.get();
+}
+
+}  // namespace
+
+std::optional<DeliverySnapshot> OutboundServer::snapshot(const QueueFilter& filter,
+                                                         bool with_idle_sites,
+                                                         std::chrono::milliseconds timeout) {
+  OutboundEngine* engine = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    if (!engine_ || stopped_) return std::nullopt;
+    engine = engine_.get();
+  }
+  return ask<DeliverySnapshot>(
+      engine,
+      [engine, filter, with_idle_sites] { return engine->snapshot(filter, with_idle_sites); },
+      timeout);
+}
+
+std::optional<size_t> OutboundServer::command(const AdminCommand& command,
+                                              std::chrono::milliseconds timeout) {
+  OutboundEngine* engine = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    if (!engine_ || stopped_) return std::nullopt;
+    engine = engine_.get();
+  }
+  return ask<size_t>(
+      engine, [engine, command] { return engine->command(command); }, timeout);
 }
 
 void OutboundServer::stop(std::chrono::milliseconds timeout) {

@@ -23,10 +23,12 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "conf/config.h"
+#include "mta/outbound/delivery_admin.h"
 
 namespace ringmail::runtime {
 class MetricsRegistry;
@@ -70,6 +72,14 @@ class OutboundServer {
   // bodies) and schedules those of messages the engine does not know: mail
   // released from quarantine while the daemon ran. Called on SIGHUP.
   void rescan();
+  // The admin API (any thread; the caller waits, the delivery thread does
+  // not): a snapshot of the queue and of the counts since start, or an
+  // operator command (its result: how many recipients a bounce took out).
+  // nullopt when the delivery thread did not answer within `timeout`
+  // (stopping or stopped).
+  std::optional<DeliverySnapshot> snapshot(const QueueFilter& filter, bool with_idle_sites,
+                                           std::chrono::milliseconds timeout);
+  std::optional<size_t> command(const AdminCommand& command, std::chrono::milliseconds timeout);
   // Opens no new connection, lets transactions in progress finish until
   // `timeout`, then cuts them (their recipients are retried later) and
   // joins the thread. Their results are handed to the spool writer before

@@ -1,0 +1,402 @@
+#include "admin-api/admin_router.h"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string_view>
+
+#include "conf/config.h"
+#include "mail/bounce_category.h"
+#include "mail/mail_time.h"
+
+namespace ringmail::admin {
+
+namespace {
+
+using nlohmann::ordered_json;
+using Kind = mta::AdminCommand::Kind;
+
+constexpr size_t kMaxName = 255;                       // a site, domain, tenant, campaign
+constexpr size_t kMaxReason = 1000;                    // a bounce's reason
+constexpr std::chrono::hours kMaxSuspension{24 * 30};  // 30 days
+
+HttpResponse json_response(int status, const ordered_json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return r;
+}
+
+HttpResponse method_not_allowed(const std::string& allow, const std::string& path) {
+  HttpResponse r = json_error(405, "method not allowed", path + " takes " + allow);
+  r.headers.emplace_back("Allow", allow);
+  return r;
+}
+
+std::string time_text(runtime::WallTime t) {
+  return mail::format_rfc3339_ms(
+      std::chrono::duration_cast<runtime::Millis>(t.time_since_epoch()).count());
+}
+
+// A JSON object body, or the 400 that says why not.
+std::optional<nlohmann::json> parse_object(const HttpRequest& request, HttpResponse* error) {
+  if (request.body.empty()) {
+    *error = json_error(400, "bad request", "a JSON object body is required");
+    return std::nullopt;
+  }
+  nlohmann::json body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) {
+    *error = json_error(400, "malformed JSON", "the request body is not valid JSON");
+    return std::nullopt;
+  }
+  if (!body.is_object()) {
+    *error = json_error(400, "bad request", "the request body must be a JSON object");
+    return std::nullopt;
+  }
+  return body;
+}
+
+// A string field: absent -> "" (and ok), wrong type or too long -> 400.
+bool string_field(const nlohmann::json& body, const char* name, size_t max, std::string* out,
+                  HttpResponse* error) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return true;
+  if (!it->is_string()) {
+    *error = json_error(400, "bad field", std::string(name) + ": must be a string");
+    return false;
+  }
+  const std::string& v = it->get_ref<const std::string&>();
+  if (v.size() > max) {
+    *error = json_error(400, "bad field",
+                        std::string(name) + ": longer than " + std::to_string(max) + " bytes");
+    return false;
+  }
+  if (v.find_first_of(std::string_view("\0\r\n", 3)) != std::string::npos) {
+    *error = json_error(400, "bad field", std::string(name) + ": control characters");
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+// Exactly one of the named target fields, non-empty.
+struct Target {
+  std::string field;
+  std::string value;
+};
+std::optional<Target> one_target(const nlohmann::json& body,
+                                 std::initializer_list<const char*> names, HttpResponse* error) {
+  std::optional<Target> found;
+  std::string list;
+  for (const char* name : names) {
+    list += list.empty() ? std::string("\"") + name + "\"" : std::string(", \"") + name + "\"";
+    std::string value;
+    if (!string_field(body, name, kMaxName, &value, error)) return std::nullopt;
+    if (body.contains(name) && value.empty()) {
+      *error = json_error(400, "bad field", std::string(name) + ": must not be empty");
+      return std::nullopt;
+    }
+    if (value.empty()) continue;
+    if (found) {
+      *error = json_error(400, "bad request", "give only one of " + list);
+      return std::nullopt;
+    }
+    found = Target{name, value};
+  }
+  if (!found) *error = json_error(400, "bad request", "one of " + list + " is required");
+  return found;
+}
+
+bool known_field(const nlohmann::json& body, std::initializer_list<const char*> names,
+                 HttpResponse* error) {
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    if (std::none_of(names.begin(), names.end(), [&](const char* n) { return it.key() == n; })) {
+      *error = json_error(400, "unknown field", it.key() + ": not a field of this request");
+      return false;
+    }
+  }
+  return true;
+}
+
+// Lower case for domains (the scheduler's routing key is lower case).
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+ordered_json site_json(const mta::SiteSnapshot& s) {
+  return ordered_json{
+      {"site", s.site},
+      {"source", s.source},
+      {"domains", s.domains},
+      {"queued", s.queued},
+      {"deferred", s.deferred},
+      {"in_flight", s.in_flight},
+      {"delivered", s.delivered},
+      {"bounced", s.bounced},
+      {"suspended_until",
+       s.suspended_until ? ordered_json(time_text(*s.suspended_until)) : ordered_json(nullptr)},
+      {"backoff", nullptr},
+  };
+}
+
+HttpResponse no_answer() {
+  return json_error(500, "delivery not answering",
+                    "the delivery thread did not answer in time (stopping, or overloaded)");
+}
+
+}  // namespace
+
+HttpResponse json_error(int status, std::string error, std::string detail) {
+  return json_response(status,
+                       ordered_json{{"error", std::move(error)}, {"detail", std::move(detail)}});
+}
+
+bool bearer_matches(const std::string& authorization, const std::string& token) {
+  constexpr std::string_view kScheme = "Bearer ";
+  if (token.empty() || authorization.size() < kScheme.size()) return false;
+  // The scheme is case-insensitive (RFC 7235 §2.1).
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) !=
+        std::tolower(static_cast<unsigned char>(kScheme[i])))
+      return false;
+  }
+  std::string_view given = std::string_view(authorization).substr(kScheme.size());
+  while (!given.empty() && given.front() == ' ') given.remove_prefix(1);
+  while (!given.empty() && given.back() == ' ') given.remove_suffix(1);
+  // Constant time over the token's length; a length mismatch still runs
+  // the full comparison (against the token itself) before it fails.
+  const bool same_length = given.size() == token.size();
+  const char* compared = same_length ? given.data() : token.data();
+  const bool same = CRYPTO_memcmp(compared, token.data(), token.size()) == 0;
+  return same_length && same;
+}
+
+HttpResponse AdminRouter::handle(const HttpRequest& request, const std::string& token,
+                                 bool metrics_auth) const {
+  const bool api = request.path.starts_with("/api/");
+  const bool needs_token = api || (request.path == "/metrics" && metrics_auth);
+  if (needs_token && !bearer_matches(request.authorization, token)) {
+    HttpResponse r =
+        json_error(401, "unauthorized",
+                   request.authorization.empty() ? "Authorization: Bearer TOKEN is required"
+                                                 : "the bearer token is not the admin token");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"ringmail\"");
+    return r;
+  }
+  if (request.body_too_large) {
+    return json_error(413, "request body too large",
+                      "the body is over " + std::to_string(kMaxRequestBody) + " bytes");
+  }
+  return route(request);
+}
+
+HttpResponse AdminRouter::route(const HttpRequest& request) const {
+  const std::string& path = request.path;
+  const std::string& method = request.method;
+  const bool get = method == "GET" || method == "HEAD";
+  const bool post = method == "POST";
+  if (path == "/healthz") {
+    if (!get) return method_not_allowed("GET", path);
+    const std::string reason = daemon_.unhealthy_reason();
+    if (reason.empty()) return json_response(200, ordered_json{{"status", "ok"}});
+    return json_response(503, ordered_json{{"status", "unavailable"}, {"reason", reason}});
+  }
+  if (path == "/metrics") {
+    if (!get) return method_not_allowed("GET", path);
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = daemon_.metrics_text();
+    return r;
+  }
+  struct Route {
+    const char* path;
+    bool is_post;
+    HttpResponse (AdminRouter::*handler)(const HttpRequest&) const;
+  };
+  static const Route kRoutes[] = {
+      {"/api/v1/queue", false, &AdminRouter::queue},
+      {"/api/v1/queue/suspend", true, &AdminRouter::suspend},
+      {"/api/v1/queue/resume", true, &AdminRouter::resume},
+      {"/api/v1/queue/bounce", true, &AdminRouter::bounce},
+      {"/api/v1/events", false, &AdminRouter::events},
+  };
+  for (const Route& r : kRoutes) {
+    if (path != r.path) continue;
+    if (r.is_post ? !post : !get) return method_not_allowed(r.is_post ? "POST" : "GET", path);
+    return (this->*r.handler)(request);
+  }
+  if (path == "/api/v1/stats") return get ? stats() : method_not_allowed("GET", path);
+  if (path == "/api/v1/reload") return post ? reload() : method_not_allowed("POST", path);
+  if (path == "/api/v1/delivery/pause" || path == "/api/v1/delivery/resume") {
+    if (!post) return method_not_allowed("POST", path);
+    return delivery_pause(path.ends_with("/pause"));
+  }
+  return json_error(404, "not found", "no route " + path);
+}
+
+HttpResponse AdminRouter::stats() const {
+  std::optional<mta::DeliverySnapshot> snap = daemon_.snapshot({}, /*with_idle_sites=*/true);
+  if (!snap) return no_answer();
+  const mta::DeliveryTotals& t = snap->totals;
+  ordered_json by_category = ordered_json::object();
+  for (const auto& [category, n] : t.bounced_by_category) by_category[category] = n;
+  ordered_json sites = ordered_json::array();
+  for (const auto& s : snap->sites) sites.push_back(site_json(s));
+  return json_response(200, ordered_json{
+                                {"received", t.received},
+                                {"delivered", t.delivered},
+                                {"deferred", t.deferred},
+                                {"bounced", t.bounced},
+                                {"bounced_by_category", by_category},
+                                {"expired", t.expired},
+                                {"suppressed", 0},
+                                {"cancelled", 0},
+                                {"complaints", 0},
+                                {"queued", snap->queued},
+                                {"admin_bounced", t.admin_bounced},
+                                {"in_flight", snap->in_flight},
+                                {"sites", sites},
+                            });
+}
+
+HttpResponse AdminRouter::queue(const HttpRequest& request) const {
+  mta::QueueFilter filter;
+  for (const auto& [key, value] : request.query) {
+    std::string* field = key == "site"       ? &filter.site
+                         : key == "domain"   ? &filter.domain
+                         : key == "campaign" ? &filter.campaign
+                         : key == "tenant"   ? &filter.tenant
+                                             : nullptr;
+    if (!field) {
+      return json_error(400, "unknown parameter",
+                        key.substr(0, 64) + ": filters are site, domain, campaign and tenant");
+    }
+    if (value.size() > kMaxName) return json_error(400, "bad parameter", key + ": too long");
+    *field = key == "domain" ? lower(value) : value;
+  }
+  std::optional<mta::DeliverySnapshot> snap = daemon_.snapshot(filter, false);
+  if (!snap) return no_answer();
+  ordered_json sites = ordered_json::array();
+  for (const auto& s : snap->sites) sites.push_back(site_json(s));
+  return json_response(200, ordered_json{{"total", snap->queued}, {"sites", sites}});
+}
+
+HttpResponse AdminRouter::suspend(const HttpRequest& request) const {
+  HttpResponse error;
+  std::optional<nlohmann::json> body = parse_object(request, &error);
+  if (!body || !known_field(*body, {"site", "domain", "duration"}, &error)) return error;
+  std::optional<Target> target = one_target(*body, {"site", "domain"}, &error);
+  if (!target) return error;
+  std::string duration_text;
+  if (!string_field(*body, "duration", 32, &duration_text, &error)) return error;
+  if (duration_text.empty()) return json_error(400, "bad field", "duration: required, e.g. \"1h\"");
+  std::optional<conf::Duration> duration = conf::parse_duration(duration_text);
+  if (!duration || duration->count() <= 0) {
+    return json_error(
+        400, "bad field",
+        "duration: \"" + duration_text + "\" is not a duration like 30s, 15m, 4h, 2d");
+  }
+  if (*duration > kMaxSuspension) return json_error(400, "bad field", "duration: at most 30d");
+  const bool domain = target->field == "domain";
+  mta::AdminCommand command;
+  command.kind = domain ? Kind::suspend_domain : Kind::suspend_site;
+  command.target = domain ? lower(target->value) : target->value;
+  command.until = clock_.wall() + std::chrono::duration_cast<runtime::Millis>(*duration);
+  std::string why;
+  if (!daemon_.command(command, &why)) return json_error(500, "suspend failed", why);
+  return json_response(
+      200, ordered_json{{"suspended", ordered_json{{target->field, command.target},
+                                                   {"until", time_text(command.until)}}}});
+}
+
+HttpResponse AdminRouter::resume(const HttpRequest& request) const {
+  HttpResponse error;
+  std::optional<nlohmann::json> body = parse_object(request, &error);
+  if (!body || !known_field(*body, {"site", "domain"}, &error)) return error;
+  std::optional<Target> target = one_target(*body, {"site", "domain"}, &error);
+  if (!target) return error;
+  const bool domain = target->field == "domain";
+  mta::AdminCommand command;
+  command.kind = domain ? Kind::resume_domain : Kind::resume_site;
+  command.target = domain ? lower(target->value) : target->value;
+  std::string why;
+  if (!daemon_.command(command, &why)) return json_error(500, "resume failed", why);
+  return json_response(200,
+                       ordered_json{{"resumed", ordered_json{{target->field, command.target}}}});
+}
+
+HttpResponse AdminRouter::bounce(const HttpRequest& request) const {
+  HttpResponse error;
+  std::optional<nlohmann::json> body = parse_object(request, &error);
+  if (!body || !known_field(*body, {"site", "domain", "campaign", "tenant", "reason"}, &error))
+    return error;
+  std::optional<Target> target =
+      one_target(*body, {"site", "domain", "campaign", "tenant"}, &error);
+  if (!target) return error;
+  mta::AdminCommand command;
+  if (!string_field(*body, "reason", kMaxReason, &command.reason, &error)) return error;
+  command.kind = target->field == "site"       ? Kind::bounce_site
+                 : target->field == "domain"   ? Kind::bounce_domain
+                 : target->field == "campaign" ? Kind::bounce_campaign
+                                               : Kind::bounce_tenant;
+  command.target = target->field == "domain" ? lower(target->value) : target->value;
+  std::string why;
+  std::optional<size_t> bounced = daemon_.command(command, &why);
+  if (!bounced) return json_error(500, "bounce failed", why);
+  return json_response(200, ordered_json{{"bounced", *bounced}});
+}
+
+HttpResponse AdminRouter::delivery_pause(bool pause) const {
+  mta::AdminCommand command;
+  command.kind = pause ? Kind::pause_all : Kind::resume_all;
+  std::string why;
+  if (!daemon_.command(command, &why))
+    return json_error(500, pause ? "pause failed" : "resume failed", why);
+  return json_response(200, ordered_json{{"paused", pause}});
+}
+
+HttpResponse AdminRouter::reload() const {
+  const std::vector<std::string> errors = daemon_.reload();
+  if (errors.empty()) return json_response(200, ordered_json{{"status", "reloaded"}});
+  std::string detail;
+  for (const std::string& e : errors) detail += (detail.empty() ? "" : "\n") + e;
+  return json_error(400, "config invalid", detail);
+}
+
+HttpResponse AdminRouter::events(const HttpRequest& request) const {
+  HttpResponse r;
+  for (const auto& [key, value] : request.query) {
+    if (key != "types") {
+      return json_error(400, "unknown parameter", key.substr(0, 64) + ": the filter is types");
+    }
+    size_t start = 0;
+    while (start <= value.size()) {
+      size_t end = value.find(',', start);
+      if (end == std::string::npos) end = value.size();
+      std::string type = value.substr(start, end - start);
+      static const char* const kTypes[] = {"Reception", "Delivery",   "TransientFailure",
+                                           "Bounce",    "Expiration", "AdminBounce",
+                                           "Cancelled", "Suppressed", "Feedback"};
+      if (std::none_of(std::begin(kTypes), std::end(kTypes),
+                       [&](const char* t) { return type == t; })) {
+        return json_error(
+            400, "bad parameter",
+            "types: \"" + type.substr(0, 64) + "\" is not a delivery-log record type");
+      }
+      r.event_types.push_back(std::move(type));
+      start = end + 1;
+    }
+  }
+  if (!daemon_.events()) {
+    return json_error(404, "no delivery log",
+                      "events are the delivery log's records: set log.delivery_log");
+  }
+  r.event_stream = true;
+  r.content_type = "text/event-stream";
+  return r;
+}
+
+}  // namespace ringmail::admin

@@ -1,0 +1,84 @@
+// admin-api/admin_router.h — the admin API's routes (CONTRACT.md "Admin
+// API" and "Control plane in detail"), without a socket.
+//
+// Owns: nothing but the decision for one request. A request in (method,
+// path, query, the Authorization header, the body), a response out
+// (status, headers, JSON body), like SmtpServerSession's effects as data:
+// the HTTP server (admin_server.h) moves the bytes, this decides. Auth
+// (the admin token, compared in constant time), 404/405/400/413 errors as
+// {"error", "detail"}, JSON parsing and field checks, and the calls into
+// the daemon (mta::DaemonControl) live here, so that the fuzz target and
+// the unit tests drive all of it without a server.
+//
+// Threads: handle() may run on several admin threads at once; it keeps no
+// state of its own but counters.
+// Trust: everything in a request is untrusted: bodies are parsed with
+// nlohmann-json without exceptions escaping, every field is checked for
+// type and size, and nothing from the request reaches a log unquoted.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mta/daemon.h"
+#include "runtime/clock.h"
+
+namespace ringmail::admin {
+
+inline constexpr size_t kMaxRequestBody = 1 << 20;  // 1 MiB (CONTRACT)
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // without the query string, as received (percent-decoded)
+  std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
+  std::string authorization;                               // the header's value, "" if absent
+  std::string body;
+  bool body_too_large = false;  // the server stopped reading at kMaxRequestBody
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // e.g. Allow, WWW-Authenticate
+  // GET /api/v1/events: the server streams delivery-log records of these
+  // types (all when empty) instead of sending `body`.
+  bool event_stream = false;
+  std::vector<std::string> event_types;
+};
+
+// {"error": error, "detail": detail} with that status.
+HttpResponse json_error(int status, std::string error, std::string detail);
+
+class AdminRouter {
+ public:
+  // daemon and clock must outlive the router.
+  AdminRouter(mta::DaemonControl& daemon, const runtime::Clock& clock)
+      : daemon_(daemon), clock_(clock) {}
+
+  // `token`: the admin token in force ("" refuses every /api/ request).
+  HttpResponse handle(const HttpRequest& request, const std::string& token,
+                      bool metrics_auth) const;
+
+ private:
+  HttpResponse route(const HttpRequest& request) const;
+  HttpResponse stats() const;
+  HttpResponse queue(const HttpRequest& request) const;
+  HttpResponse suspend(const HttpRequest& request) const;
+  HttpResponse resume(const HttpRequest& request) const;
+  HttpResponse bounce(const HttpRequest& request) const;
+  HttpResponse delivery_pause(bool pause) const;
+  HttpResponse reload() const;
+  HttpResponse events(const HttpRequest& request) const;
+
+  mta::DaemonControl& daemon_;
+  const runtime::Clock& clock_;
+};
+
+// True when the Authorization header carries exactly `token` as a Bearer
+// credential; the comparison takes the same time wherever they differ.
+bool bearer_matches(const std::string& authorization, const std::string& token);
+
+}  // namespace ringmail::admin

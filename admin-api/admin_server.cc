@@ -1,0 +1,307 @@
+#include "admin-api/admin_server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "runtime/event_hub.h"
+#include "runtime/metrics_registry.h"
+
+namespace ringmail::admin {
+
+namespace {
+
+constexpr auto kEventWait = std::chrono::milliseconds(500);
+constexpr int kKeepAliveRounds = 20;  // a comment line every 10 s keeps proxies and timeouts happy
+
+int bind_listener(const conf::SocketAddress& address, std::string* error, std::string* bound) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = AF_INET;
+  if (inet_pton(AF_INET, address.host.c_str(), &reinterpret_cast<sockaddr_in&>(ss).sin_addr) == 1) {
+    auto& sin = reinterpret_cast<sockaddr_in&>(ss);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(address.port);
+    len = sizeof sin;
+  } else if (inet_pton(AF_INET6, address.host.c_str(),
+                       &reinterpret_cast<sockaddr_in6&>(ss).sin6_addr) == 1) {
+    auto& sin6 = reinterpret_cast<sockaddr_in6&>(ss);
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_port = htons(address.port);
+    len = sizeof sin6;
+    family = AF_INET6;
+  } else {
+    *error = "admin.address " + address.text + ": not an IP address";
+    return -1;
+  }
+  int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *error = std::string("admin API socket: ") + std::strerror(errno);
+    return -1;
+  }
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 256) != 0) {
+    *error = "admin API cannot listen on " + address.text + ": " + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  sockaddr_storage actual{};
+  socklen_t actual_len = sizeof actual;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&actual), &actual_len);
+  const uint16_t port =
+      ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in&>(actual).sin_port
+                              : reinterpret_cast<sockaddr_in6&>(actual).sin6_port);
+  *bound =
+      (family == AF_INET6 ? "[" + address.host + "]" : address.host) + ":" + std::to_string(port);
+  return fd;
+}
+
+void log_mhd(void*, const char* format, va_list ap) {
+  char line[512];
+  std::vsnprintf(line, sizeof line, format, ap);
+  std::string text(line);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  spdlog::debug("admin API: {}", text);
+}
+
+// One event stream: records from the delivery log's hub, framed as SSE.
+struct EventStream {
+  runtime::EventHub* hub = nullptr;
+  std::shared_ptr<runtime::Subscription> subscription;
+  const std::atomic<bool>* stopping = nullptr;
+  std::string pending;  // framed bytes not yet handed to libmicrohttpd
+  int idle_rounds = 0;
+  bool ended = false;
+};
+
+ssize_t read_events(void* cls, uint64_t, char* buf, size_t max) {
+  auto* s = static_cast<EventStream*>(cls);
+  while (s->pending.empty()) {
+    if (s->ended || s->stopping->load()) return MHD_CONTENT_READER_END_OF_STREAM;
+    std::string record;
+    switch (s->subscription->next(&record, kEventWait)) {
+      case runtime::Subscription::Next::record:
+        s->pending = "data: " + record + "\n\n";
+        s->idle_rounds = 0;
+        break;
+      case runtime::Subscription::Next::timeout:
+        if (++s->idle_rounds >= kKeepAliveRounds) {
+          s->pending = ": keep-alive\n\n";
+          s->idle_rounds = 0;
+        }
+        break;
+      case runtime::Subscription::Next::closed:
+        if (s->subscription->dropped()) {
+          // Said once, so that a client can tell a drop from a shutdown.
+          s->pending = "event: dropped\ndata: {\"error\":\"too slow: the stream fell behind\"}\n\n";
+          spdlog::warn("admin API: an event stream fell behind and was dropped");
+        }
+        s->ended = true;
+        break;
+    }
+  }
+  const size_t n = std::min(max, s->pending.size());
+  std::memcpy(buf, s->pending.data(), n);
+  s->pending.erase(0, n);
+  return static_cast<ssize_t>(n);
+}
+
+void free_events(void* cls) {
+  auto* s = static_cast<EventStream*>(cls);
+  if (s->hub) s->hub->unsubscribe(s->subscription);
+  delete s;
+}
+
+MHD_Result collect_query(void* cls, MHD_ValueKind, const char* key, const char* value) {
+  auto* query = static_cast<std::vector<std::pair<std::string, std::string>>*>(cls);
+  if (query->size() < 64) query->emplace_back(key ? key : "", value ? value : "");
+  return MHD_YES;
+}
+
+MHD_Result access_handler(void* cls, MHD_Connection* connection, const char* url,
+                          const char* method, const char*, const char* upload_data,
+                          size_t* upload_data_size, void** state) {
+  auto* server = static_cast<AdminServer*>(cls);
+  return server->on_request(connection, url, method, upload_data, upload_data_size, state) != 0
+             ? MHD_YES
+             : MHD_NO;
+}
+
+void completed(void* cls, MHD_Connection*, void** state, MHD_RequestTerminationCode) {
+  static_cast<AdminServer*>(cls)->on_completed(state);
+}
+
+}  // namespace
+
+struct AdminServer::Request {
+  HttpRequest http;
+  bool answered = false;
+};
+
+AdminServer::AdminServer(mta::DaemonControl& daemon)
+    : daemon_(daemon), router_(daemon, runtime::system_clock()) {}
+
+AdminServer::~AdminServer() { stop(); }
+
+bool AdminServer::read_token(const conf::Config& config, std::string* error) {
+  std::ifstream in(config.admin.token_file, std::ios::binary);
+  if (!in) {
+    *error = "admin.token_file " + config.admin.token_file.string() + ": cannot be read";
+    return false;
+  }
+  std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front())))
+    token.erase(0, 1);
+  if (token.empty()) {
+    *error = "admin.token_file " + config.admin.token_file.string() + ": empty";
+    return false;
+  }
+  std::lock_guard lock(token_mutex_);
+  token_ = std::move(token);
+  return true;
+}
+
+std::string AdminServer::token() const {
+  std::lock_guard lock(token_mutex_);
+  return token_;
+}
+
+bool AdminServer::start(std::string* error) {
+  std::shared_ptr<const conf::Config> config = daemon_.config();
+  if (!config->admin.address) return true;  // no admin API configured
+  if (!read_token(*config, error)) return false;
+  metrics_auth_.store(config->admin.metrics_auth);
+  daemon_.metrics().declare("admin_requests_total", "Admin API requests answered, by status code",
+                            runtime::MetricType::counter);
+  listen_fd_ = bind_listener(*config->admin.address, error, &bound_address_);
+  if (listen_fd_ < 0) return false;
+  // One thread per connection: an event stream may wait for records
+  // without holding anybody else up; the cap and the idle timeout bound
+  // what a flood of connections costs.
+  mhd_ = MHD_start_daemon(
+      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+      nullptr, nullptr, &access_handler, this, MHD_OPTION_LISTEN_SOCKET, listen_fd_,
+      MHD_OPTION_CONNECTION_LIMIT, kMaxConnections, MHD_OPTION_CONNECTION_TIMEOUT,
+      kIdleTimeoutSeconds, MHD_OPTION_CONNECTION_MEMORY_LIMIT, kMaxHeaderBytes * 2,
+      MHD_OPTION_THREAD_STACK_SIZE, size_t{256 * 1024}, MHD_OPTION_NOTIFY_COMPLETED, &completed,
+      this, MHD_OPTION_EXTERNAL_LOGGER, &log_mhd, nullptr, MHD_OPTION_END);
+  if (!mhd_) {
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+    *error = "admin API on " + config->admin.address->text + ": libmicrohttpd did not start";
+    return false;
+  }
+  spdlog::info("admin API listening on http://{}", bound_address_);
+  return true;
+}
+
+void AdminServer::reload(std::shared_ptr<const conf::Config> config) {
+  if (!mhd_) return;
+  std::string error;
+  if (!config->admin.token_file.empty() && !read_token(*config, &error))
+    spdlog::error("admin API: {}; the old token stays in force", error);
+  metrics_auth_.store(config->admin.metrics_auth);
+}
+
+void AdminServer::stop() {
+  if (!mhd_) return;
+  stopping_.store(true);  // event streams end within kEventWait
+  MHD_stop_daemon(mhd_);
+  mhd_ = nullptr;
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  listen_fd_ = -1;
+}
+
+void AdminServer::count(int status) {
+  daemon_.metrics()
+      .counter("admin_requests_total", "Admin API requests answered, by status code",
+               {{"code", std::to_string(status)}})
+      .inc();
+}
+
+int AdminServer::on_request(void* conn, const char* url, const char* method,
+                            const char* upload_data, size_t* upload_data_size, void** state) {
+  auto* connection = static_cast<MHD_Connection*>(conn);
+  auto* request = static_cast<Request*>(*state);
+  if (!request) {
+    request = new Request;
+    *state = request;
+    request->http.method = method ? method : "";
+    request->http.path = url ? url : "";
+    if (const char* auth =
+            MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION))
+      request->http.authorization = auth;
+    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &collect_query,
+                              &request->http.query);
+    // A declared body over the limit is refused before a byte of it is read.
+    if (const char* length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(length, &end, 10);
+      if (end == length || *end != '\0' || n > kMaxRequestBody) request->http.body_too_large = true;
+    }
+    if (!request->http.body_too_large) return 1;  // wait for the body (if any)
+  }
+  if (*upload_data_size > 0 && !request->answered) {
+    if (request->http.body.size() + *upload_data_size > kMaxRequestBody) {
+      request->http.body_too_large = true;
+      request->http.body.clear();
+    } else if (!request->http.body_too_large) {
+      request->http.body.append(upload_data, *upload_data_size);
+    }
+    *upload_data_size = 0;
+    if (!request->http.body_too_large) return 1;
+  }
+  if (request->answered) {
+    *upload_data_size = 0;
+    return 1;
+  }
+  request->answered = true;
+
+  HttpResponse response = router_.handle(request->http, token(), metrics_auth_.load());
+  MHD_Response* mhd_response = nullptr;
+  if (response.event_stream) {
+    auto* stream = new EventStream;
+    stream->hub = daemon_.events();
+    stream->subscription = stream->hub->subscribe(response.event_types, kEventBufferBytes);
+    stream->stopping = &stopping_;
+    stream->pending = ": ringmail delivery-log events\n\n";
+    mhd_response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, &read_events,
+                                                     stream, &free_events);
+    if (mhd_response) MHD_add_response_header(mhd_response, "Cache-Control", "no-cache");
+  } else {
+    mhd_response = MHD_create_response_from_buffer(response.body.size(), response.body.data(),
+                                                   MHD_RESPMEM_MUST_COPY);
+  }
+  if (!mhd_response) return 0;
+  MHD_add_response_header(mhd_response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                          response.content_type.c_str());
+  for (const auto& [name, value] : response.headers)
+    MHD_add_response_header(mhd_response, name.c_str(), value.c_str());
+  if (request->http.body_too_large)
+    MHD_add_response_header(mhd_response, MHD_HTTP_HEADER_CONNECTION, "close");
+  count(response.status);
+  const MHD_Result queued =
+      MHD_queue_response(connection, static_cast<unsigned>(response.status), mhd_response);
+  MHD_destroy_response(mhd_response);
+  return queued == MHD_YES ? 1 : 0;
+}
+
+void AdminServer::on_completed(void** state) {
+  delete static_cast<Request*>(*state);
+  *state = nullptr;
+}
+
+}  // namespace ringmail::admin

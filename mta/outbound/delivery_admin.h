@@ -1,0 +1,81 @@
+// mta/outbound/delivery_admin.h — what the admin API asks of delivery and
+// what it gets back: operator commands (holds, suspensions, bounces) and
+// snapshots of the queue and of the counts since start.
+//
+// Plain values, no behaviour: the delivery planner takes the commands and
+// makes the snapshots on its thread; OutboundServer carries both across
+// threads, so this header stays light for the admin server to include.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/clock.h"
+
+namespace ringmail::mta {
+
+// What an operator asks of delivery (the admin API sends these).
+struct AdminCommand {
+  enum class Kind {
+    suspend_site,
+    resume_site,
+    suspend_domain,  // recipients of the domain wait, whatever site it routes to
+    resume_domain,
+    pause_tenant,
+    resume_tenant,
+    pause_campaign,
+    resume_campaign,
+    pause_all,
+    resume_all,
+    // Every queued recipient (not in a transaction now) of the site,
+    // domain, campaign or tenant leaves the spool, logged AdminBounce with
+    // `reason`; no DSN is sent (the operator chose to drop the mail).
+    bounce_site,
+    bounce_domain,
+    bounce_campaign,
+    bounce_tenant,
+  };
+  Kind kind = Kind::pause_all;
+  std::string target;         // site, domain, tenant or campaign
+  runtime::WallTime until{};  // suspend_site, suspend_domain
+  std::string reason;         // bounce_*
+};
+
+// What the admin API shows of the queue: one entry per destination site
+// (as the delivery log names it) and egress source. A job not routed yet
+// counts under its domain's last MX answer, else under the domain itself.
+struct QueueFilter {
+  std::string site, domain, campaign, tenant;  // "" = any
+};
+struct SiteSnapshot {
+  std::string site;
+  std::string source = "default";    // the egress source's name
+  std::vector<std::string> domains;  // recipient domains queued for it (sorted, at most 50)
+  uint64_t queued = 0;               // recipients waiting: ready, deferred or held
+  uint64_t deferred = 0;             // of those, waiting for a retry time
+  uint64_t in_flight = 0;            // in a transaction now
+  uint64_t delivered = 0;            // since start
+  uint64_t bounced = 0;              // since start (bounced or expired)
+  std::optional<runtime::WallTime> suspended_until;
+};
+// Recipients since the planner started (the daemon's start).
+struct DeliveryTotals {
+  uint64_t received = 0;  // recipients of committed messages (DSNs included)
+  uint64_t delivered = 0;
+  uint64_t deferred = 0;  // deferrals (TransientFailure records)
+  uint64_t bounced = 0;   // bounced for good (not expired)
+  uint64_t expired = 0;
+  uint64_t admin_bounced = 0;
+  std::map<std::string, uint64_t> bounced_by_category;  // bounces and expirations
+};
+struct DeliverySnapshot {
+  DeliveryTotals totals;
+  uint64_t queued = 0;              // recipients waiting or in flight that match the filter
+  uint64_t in_flight = 0;           // of those, in a transaction
+  std::vector<SiteSnapshot> sites;  // by site name, then source
+};
+
+}  // namespace ringmail::mta
