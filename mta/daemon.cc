@@ -184,6 +184,7 @@ class Daemon final : public DaemonControl {
 
   bool start(std::string* error) {
     metrics_.gauge("build_info", "Ringmail build", {{"version", RINGMAIL_VERSION}}).set(1);
+    declare_contract_metrics();
     if (!config_->log.delivery_log.empty()) {
       delivery_log_ = queue::DeliveryLog::open(config_->log.delivery_log, error);
       if (!delivery_log_) {
@@ -388,6 +389,31 @@ class Daemon final : public DaemonControl {
     }
     *dkim = std::move(set);
     return true;
+  }
+
+  // Families of CONTRACT.md "Metrics" that the features counting into them
+  // (suppression, campaigns, warm-up, backoff, feedback, webhooks) have not
+  // registered yet: /metrics shows their HELP and TYPE from the start, so
+  // that dashboards and alerts can be written against them.
+  void declare_contract_metrics() {
+    using runtime::MetricType;
+    metrics_.counter("messages_suppressed_total",
+                     "Recipients not attempted: on a suppression list");
+    metrics_.counter("messages_cancelled_total",
+                     "Recipients dropped with their cancelled campaign");
+    // Same help as the shards' (the first registration's help is kept).
+    metrics_.declare("dkim_signatures_total",
+                     "DKIM signatures made, by signing domain and algorithm", MetricType::counter);
+    metrics_.declare("warmup_sent", "Recipient attempts in the current warm-up window, by source",
+                     MetricType::gauge);
+    metrics_.declare("backoff_active", "1 while a backoff rule holds or slows a (source, site)",
+                     MetricType::gauge);
+    metrics_.declare("backoff_activations_total", "Backoff rules that fired, by action",
+                     MetricType::counter);
+    metrics_.declare("feedback_total", "Feedback reports taken in, by feedback type",
+                     MetricType::counter);
+    metrics_.declare("webhook_posts_total", "Webhook POSTs, by webhook and result",
+                     MetricType::counter);
   }
 
   void warn_about_restart_only_changes(const conf::Config& fresh) const {
