@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -138,8 +139,11 @@ class RingmailRelayPath:
     """ringmaild with a relay listener and a static route to the run's smtp-sink.
     name "baseline": a ringmaild built from an earlier commit (--baseline)."""
 
-    def __init__(self, binary, scratch, delivery_log, delivery_extra, name="ringmaild"):
+    def __init__(self, binary, scratch, delivery_log, delivery_extra, name="ringmaild",
+                 admin_load=False):
         self.name = name
+        self.admin_load = admin_load
+        self.admin = None
         self.binary = binary
         self.scratch = scratch
         self.delivery_log = delivery_log
@@ -149,17 +153,23 @@ class RingmailRelayPath:
         self.delivery_log_counts = None
 
     def setup(self, sink_port):
+        extra = RINGMAIL_DELIVERY.format(sink_port=sink_port, extra=self.delivery_extra)
+        if self.admin_load:
+            self.admin = AdminLoad(self.scratch)
+            extra += self.admin.config()
         self.mta = RingmailMta(self.binary, self.scratch, delivery_log=self.delivery_log,
-                               extra_config=RINGMAIL_DELIVERY.format(sink_port=sink_port,
-                                                                     extra=self.delivery_extra),
-                               baseline=self.name == "baseline")
+                               extra_config=extra, baseline=self.name == "baseline")
         self.mta.create()
         self.port = self.mta.port
 
     def start(self, cgroup):
         self.mta.start(cgroup)
+        if self.admin:
+            self.admin.start()
 
     def stop(self):
+        if self.admin:
+            self.admin.stop()
         self.mta.stop()
         if self.delivery_log:
             self.delivery_log_counts = count_delivery_log(self.mta.delivery_log_path)
@@ -174,6 +184,73 @@ class RingmailRelayPath:
     def teardown(self):
         if self.mta:
             self.mta.destroy()
+
+
+class AdminLoad:
+    """--admin-load: a real Prometheus scraping /metrics every second and a
+    client polling GET /api/v1/queue every second, while the path runs."""
+
+    def __init__(self, scratch):
+        os.makedirs(scratch, exist_ok=True)
+        self.scratch = scratch
+        self.port = bu.free_port()
+        self.token = "bench-" + os.urandom(8).hex()
+        self.token_file = os.path.join(scratch, "admin.token")
+        with open(self.token_file, "w") as f:
+            f.write(self.token + "\n")
+        self.prom = None
+        self.poller = None
+        self.stopping = threading.Event()
+        self.polls = 0
+        self.poll_errors = 0
+
+    def config(self):
+        return ("admin:\n  address: 127.0.0.1:%d\n  token_file: %s\n"
+                % (self.port, self.token_file))
+
+    def start(self):
+        prom_dir = os.path.join(self.scratch, "prometheus")
+        shutil.rmtree(prom_dir, ignore_errors=True)
+        os.makedirs(prom_dir)
+        with open(os.path.join(prom_dir, "prometheus.yml"), "w") as f:
+            f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: ringmail\n"
+                    "    static_configs:\n      - targets: ['127.0.0.1:%d']\n" % self.port)
+        self.prom = subprocess.Popen(
+            ["prometheus", "--config.file=%s/prometheus.yml" % prom_dir,
+             "--storage.tsdb.path=%s/data" % prom_dir,
+             "--web.listen-address=127.0.0.1:%d" % bu.free_port()],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.stopping.clear()
+        self.poller = threading.Thread(target=self._poll, daemon=True)
+        self.poller.start()
+
+    def _poll(self):
+        import http.client
+        while not self.stopping.wait(1.0):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                c.request("GET", "/api/v1/queue", headers={"Authorization": "Bearer " + self.token})
+                r = c.getresponse()
+                r.read()
+                c.close()
+                self.polls += 1
+                if r.status != 200:
+                    self.poll_errors += 1
+            except OSError:
+                self.poll_errors += 1
+
+    def stop(self):
+        self.stopping.set()
+        if self.poller:
+            self.poller.join(10)
+        if self.prom:
+            self.prom.terminate()
+            try:
+                self.prom.wait(20)
+            except subprocess.TimeoutExpired:
+                self.prom.kill()
+        log("      admin load: %d queue polls (%d failed), Prometheus scraping every 1 s"
+            % (self.polls, self.poll_errors))
 
 
 def count_delivery_log(path):
@@ -444,6 +521,10 @@ def main():
                          "are reported")
     ap.add_argument("--delivery-connections", type=int,
                     help="ringmaild delivery.max_connections_per_site (default: its own default)")
+    ap.add_argument("--admin-load", action="store_true",
+                    help="the ringmaild path runs with the admin API on, scraped by Prometheus "
+                         "every second and polled (GET /api/v1/queue) every second; compare with "
+                         "--baseline set to the same binary")
     ap.add_argument("--scratch", help="scratch dir on a real disk (default: under /var/tmp)")
     ap.add_argument("--json", help="also write the results as JSON to this file")
     ap.add_argument("--skip-wire", action="store_true")
@@ -499,7 +580,7 @@ def main():
         extra = ("  max_connections_per_site: %d\n" % args.delivery_connections
                  if args.delivery_connections else "")
         paths.append(RingmailRelayPath(ringmaild, os.path.join(scratch, "ringmail"),
-                                       args.delivery_log, extra))
+                                       args.delivery_log, extra, admin_load=args.admin_load))
         if args.baseline:
             cg["baseline"] = bu.CpuCgroup(tag + "-baseline")
             paths.append(RingmailRelayPath(args.baseline, os.path.join(scratch, "baseline"),

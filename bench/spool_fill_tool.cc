@@ -4,7 +4,9 @@
 // the production LMDB spool. Prints one JSON line with what it wrote.
 //
 //   spool_fill_tool --spool DIR [--messages 100000] [--recipients 10]
-//                   [--domains 10] [--size 4096] [--map-size-gib 8]
+//                   [--domains 10] [--size 4096] [--map-size-gib 8] [--literals]
+// --literals: the domains are address literals [127.1.X.Y], one site each
+// (bench/run_metrics_scrape.py queues mail for 10,000 sites that way).
 #include <getopt.h>
 
 #include <chrono>
@@ -30,12 +32,14 @@ int64_t now_ms() {
 int main(int argc, char** argv) {
   std::string dir;
   long messages = 100000, recipients = 10, domains = 10, size = 4096, map_gib = 8;
+  bool literals = false;
   static const option options[] = {{"spool", required_argument, nullptr, 's'},
                                    {"messages", required_argument, nullptr, 'm'},
                                    {"recipients", required_argument, nullptr, 'r'},
                                    {"domains", required_argument, nullptr, 'd'},
                                    {"size", required_argument, nullptr, 'l'},
                                    {"map-size-gib", required_argument, nullptr, 'g'},
+                                   {"literals", no_argument, nullptr, 'L'},
                                    {nullptr, 0, nullptr, 0}};
   for (int opt; (opt = getopt_long(argc, argv, "", options, nullptr)) != -1;) {
     switch (opt) {
@@ -54,13 +58,16 @@ int main(int argc, char** argv) {
       case 'l':
         size = std::atol(optarg);
         break;
+      case 'L':
+        literals = true;
+        break;
       case 'g':
         map_gib = std::atol(optarg);
         break;
       default:
         std::fprintf(stderr,
                      "usage: spool_fill_tool --spool DIR [--messages N] [--recipients R]"
-                     " [--domains D] [--size BYTES] [--map-size-gib G]\n");
+                     " [--domains D] [--size BYTES] [--map-size-gib G] [--literals]\n");
         return 2;
     }
   }
@@ -90,7 +97,10 @@ int main(int argc, char** argv) {
       m.envelope.sender = "restart@bench.test";
       for (long r = 0; r < recipients; ++r) {
         Recipient rcpt;
-        rcpt.domain = "d" + std::to_string(r % domains) + ".restart.test";
+        const long d = ((done + i) * recipients + r) % domains;
+        rcpt.domain = literals ? "[127.1." + std::to_string(d / 250) + "." +
+                                     std::to_string(d % 250 + 1) + "]"
+                               : "d" + std::to_string(r % domains) + ".restart.test";
         rcpt.address = "u" + std::to_string(done + i) + "-" + std::to_string(r) + "@" + rcpt.domain;
         m.envelope.recipients.push_back(std::move(rcpt));
       }
