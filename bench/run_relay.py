@@ -160,6 +160,8 @@ class RingmailRelayPath:
         self.mta = RingmailMta(self.binary, self.scratch, delivery_log=self.delivery_log,
                                extra_config=extra, baseline=self.name == "baseline")
         self.mta.create()
+        if self.admin:
+            self.admin.write_token()
         self.port = self.mta.port
 
     def start(self, cgroup):
@@ -196,8 +198,6 @@ class AdminLoad:
         self.port = bu.free_port()
         self.token = "bench-" + os.urandom(8).hex()
         self.token_file = os.path.join(scratch, "admin.token")
-        with open(self.token_file, "w") as f:
-            f.write(self.token + "\n")
         self.prom = None
         self.poller = None
         self.stopping = threading.Event()
@@ -207,6 +207,11 @@ class AdminLoad:
     def config(self):
         return ("admin:\n  address: 127.0.0.1:%d\n  token_file: %s\n"
                 % (self.port, self.token_file))
+
+    def write_token(self):
+        """After the MTA's scratch dir was made afresh."""
+        with open(self.token_file, "w") as f:
+            f.write(self.token + "\n")
 
     def start(self):
         prom_dir = os.path.join(self.scratch, "prometheus")
