@@ -7,6 +7,7 @@
 #include <optional>
 #include <string_view>
 
+#include "admin-api/admin_probe.h"
 #include "conf/config.h"
 #include "mail/bounce_category.h"
 #include "mail/mail_time.h"
@@ -222,6 +223,7 @@ HttpResponse AdminRouter::route(const HttpRequest& request) const {
       {"/api/v1/queue/resume", true, &AdminRouter::resume},
       {"/api/v1/queue/bounce", true, &AdminRouter::bounce},
       {"/api/v1/events", false, &AdminRouter::events},
+      {"/api/v1/probe", true, &AdminRouter::probe},
   };
   for (const Route& r : kRoutes) {
     if (path != r.path) continue;
@@ -364,6 +366,19 @@ HttpResponse AdminRouter::reload() const {
   std::string detail;
   for (const std::string& e : errors) detail += (detail.empty() ? "" : "\n") + e;
   return json_error(400, "config invalid", detail);
+}
+
+HttpResponse AdminRouter::probe(const HttpRequest& request) const {
+  if (!prober_) return json_error(404, "not found", "probing is not available here");
+  HttpResponse error;
+  std::optional<nlohmann::json> body = parse_object(request, &error);
+  if (!body || !known_field(*body, {"domain"}, &error)) return error;
+  std::optional<Target> target = one_target(*body, {"domain"}, &error);
+  if (!target) return error;
+  const std::string domain = lower(target->value);
+  if (domain.find_first_of(" \t/\\@") != std::string::npos)
+    return json_error(400, "bad field", "domain: not a domain name");
+  return json_response(200, prober_->probe(domain));
 }
 
 HttpResponse AdminRouter::events(const HttpRequest& request) const {

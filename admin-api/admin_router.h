@@ -27,6 +27,8 @@
 
 namespace ringmail::admin {
 
+class Prober;  // admin-api/admin_probe.h
+
 inline constexpr size_t kMaxRequestBody = 1 << 20;  // 1 MiB (CONTRACT)
 
 struct HttpRequest {
@@ -58,6 +60,9 @@ class AdminRouter {
   AdminRouter(mta::DaemonControl& daemon, const runtime::Clock& clock)
       : daemon_(daemon), clock_(clock) {}
 
+  // POST /api/v1/probe; without one the route answers 404.
+  void set_prober(Prober* prober) { prober_ = prober; }
+
   // `token`: the admin token in force ("" refuses every /api/ request).
   HttpResponse handle(const HttpRequest& request, const std::string& token,
                       bool metrics_auth) const;
@@ -72,9 +77,11 @@ class AdminRouter {
   HttpResponse delivery_pause(bool pause) const;
   HttpResponse reload() const;
   HttpResponse events(const HttpRequest& request) const;
+  HttpResponse probe(const HttpRequest& request) const;
 
   mta::DaemonControl& daemon_;
   const runtime::Clock& clock_;
+  Prober* prober_ = nullptr;
 };
 
 // True when the Authorization header carries exactly `token` as a Bearer

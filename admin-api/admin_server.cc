@@ -150,7 +150,9 @@ struct AdminServer::Request {
 };
 
 AdminServer::AdminServer(mta::DaemonControl& daemon)
-    : daemon_(daemon), router_(daemon, runtime::system_clock()) {}
+    : daemon_(daemon), prober_(daemon), router_(daemon, runtime::system_clock()) {
+  router_.set_prober(&prober_);
+}
 
 AdminServer::~AdminServer() { stop(); }
 

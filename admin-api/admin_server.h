@@ -22,6 +22,7 @@
 #include <mutex>
 #include <string>
 
+#include "admin-api/admin_probe.h"
 #include "admin-api/admin_router.h"
 #include "mta/daemon.h"
 
@@ -62,6 +63,7 @@ class AdminServer final : public mta::ControlPlane {
   void count(int status);
 
   mta::DaemonControl& daemon_;
+  SmtpProber prober_;
   AdminRouter router_;
   MHD_Daemon* mhd_ = nullptr;
   int listen_fd_ = -1;

@@ -138,6 +138,10 @@ struct PlannerOutput {
   size_t admin_bounced = 0;  // recipients an AdminCommand bounce took out
 };
 
+// Whether a delivery.routes entry covers the (lower-case) domain: exact,
+// "*.suffix" (not the suffix itself), or "*".
+bool route_matches(const conf::Route& route, const std::string& domain);
+
 class DeliveryPlanner {
  public:
   // spool and clock must outlive the planner.

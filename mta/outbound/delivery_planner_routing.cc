@@ -17,15 +17,6 @@ namespace {
 
 constexpr size_t kDueBatch = 4096;  // jobs routed per round, so that the loop stays responsive
 
-bool route_matches(const conf::Route& route, const std::string& domain) {
-  if (route.domain == "*") return true;
-  if (route.domain.starts_with("*.")) {
-    const std::string_view suffix = std::string_view(route.domain).substr(1);  // ".suffix"
-    return domain.size() > suffix.size() && domain.ends_with(suffix);
-  }
-  return route.domain == domain;
-}
-
 // The name to look up in DNS: an SMTPUTF8 recipient's domain is resolved
 // through its A-label (RFC 6531 §3.7.1); nullopt when it is no valid IDN.
 std::optional<std::string> dns_name(const std::string& domain) {
@@ -411,6 +402,15 @@ PlannerOutput DeliveryPlanner::command(const AdminCommand& command) {
       break;
   }
   return out;
+}
+
+bool route_matches(const conf::Route& route, const std::string& domain) {
+  if (route.domain == "*") return true;
+  if (route.domain.starts_with("*.")) {
+    const std::string_view suffix = std::string_view(route.domain).substr(1);  // ".suffix"
+    return domain.size() > suffix.size() && domain.ends_with(suffix);
+  }
+  return route.domain == domain;
 }
 
 std::string DeliveryPlanner::domain_scope(const std::string& domain) { return "d:" + domain; }

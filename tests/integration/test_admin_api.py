@@ -300,6 +300,39 @@ class Errors(AdminCase):
         self.assertIn("Address already in use", rm.stderr_text())
 
 
+class Probe(AdminCase):
+    def test_probe_reports_route_banner_extensions_and_tls(self):
+        rx = self.receiver("127.0.0.2", tls=True, hostname="probe-rx.test")
+        rm, api = self.admin_daemon(routes=self.route_to("127.0.0.2"))
+        r = api.ok("POST", "/api/v1/probe", {"domain": "x.admin.test"})
+        self.assertIsNone(r["error"], r)
+        self.assertEqual(r["site"], f"127.0.0.2:{self.smtp_port}")
+        self.assertEqual(r["address"], f"127.0.0.2:{self.smtp_port}")
+        self.assertEqual(r["source"], "default")
+        self.assertTrue(r["banner"].startswith("220"), r)
+        # The extensions of the EHLO after STARTTLS (what a delivery would use).
+        self.assertIn("PIPELINING", [e.upper() for e in r["extensions"]], r)
+        self.assertTrue(r["tls"] and r["tls"].startswith("TLSv1."), r)
+        self.assertIn("subject", r["certificate"])
+        self.assertFalse(r["certificate"]["verified"], "the test certificate is self-signed")
+        self.assertGreaterEqual(r["milliseconds"], 0)
+        # No mail was sent.
+        self.assertEqual(rx.transactions, [])
+        rm.stop()
+
+    def test_probe_names_the_failure(self):
+        dead = free_port()
+        rm, api = self.admin_daemon(routes=self.route_to("127.0.0.2", dead))
+        r = api.ok("POST", "/api/v1/probe", {"domain": "x.admin.test"})
+        self.assertIn("Connection refused", r["error"])
+        # No route and no reachable DNS: the lookup's failure is named.
+        r = api.ok("POST", "/api/v1/probe", {"domain": "elsewhere.test"})
+        self.assertTrue(r["error"].startswith("DNS"), r)
+        self.assertEqual(api.post("/api/v1/probe", {"domain": ""})[0], 400)
+        self.assertEqual(api.post("/api/v1/probe", {})[0], 400)
+        rm.stop()
+
+
 class Events(AdminCase):
     def test_event_stream_carries_records_as_they_are_written(self):
         rx = self.receiver("127.0.0.2")
