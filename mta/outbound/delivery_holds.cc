@@ -10,6 +10,10 @@ namespace {
 constexpr std::string_view kSite = "hold/site/";
 constexpr std::string_view kDomain = "hold/domain/";
 constexpr std::string_view kAll = "hold/all";
+// The latest time a WallTime holds (year 2262 with nanosecond ticks): a
+// damaged value past it would overflow into some other time.
+constexpr int64_t kMaxUnixMs =
+    std::chrono::duration_cast<runtime::Millis>(runtime::WallTime::duration::max()).count();
 
 int64_t unix_ms(runtime::WallTime t) {
   return std::chrono::duration_cast<runtime::Millis>(t.time_since_epoch()).count();
@@ -54,11 +58,15 @@ RestoredHolds restore_holds(const std::vector<std::pair<std::string, std::string
     }
     const bool site = k.starts_with(kSite);
     const bool domain = !site && k.starts_with(kDomain);
+    if (!site && !domain) {  // e.g. "hold/x", shorter than either prefix
+      out.problems.push_back(key);
+      continue;
+    }
     const std::string_view target = k.substr(site ? kSite.size() : kDomain.size());
     int64_t until_ms = 0;
     const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), until_ms);
-    if ((!site && !domain) || target.empty() || ec != std::errc() ||
-        end != value.data() + value.size() || until_ms <= 0) {
+    if (target.empty() || ec != std::errc() || end != value.data() + value.size() ||
+        until_ms <= 0 || until_ms > kMaxUnixMs) {
       out.problems.push_back(key);
       continue;
     }
