@@ -154,6 +154,8 @@ SpoolSpace MemorySpool::space(CountFreePages count) const {
 
 StoreOutcome MemorySpool::put_control(const std::string& key,
                                       const std::optional<std::string>& value) {
+  // As the LMDB spool, whose keys are bounded by LMDB's key size.
+  if (key.empty() || key.size() > 400) return {StoreStatus::failed, "bad control key"};
   std::lock_guard lock(mutex_);
   if (value) {
     controls_[key] = *value;
