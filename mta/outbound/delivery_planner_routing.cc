@@ -178,6 +178,17 @@ PlannerOutput DeliveryPlanner::resolved(const std::string& key, const MxResoluti
   domain.resolving = false;
   std::vector<queue::JobId> waiting;
   waiting.swap(domain.waiting);
+  // Jobs whose domain was suspended while the lookup was out are held, as
+  // route() holds them: neither made ready nor failed (no attempt).
+  std::erase_if(waiting, [&](queue::JobId id) {
+    const queue::Job* job = scheduler_.find(id);
+    if (!job || scheduler_.place(id) != queue::Scheduler::Place::routing ||
+        !holds_.domain_suspended(job->domain, clock_.wall())) {
+      return false;
+    }
+    held_[domain_scope(job->domain)].push_back(id);
+    return true;
+  });
   switch (resolution.status) {
     case MxResolution::Status::ok: {
       domain.resolution = std::make_shared<const MxResolution>(resolution);
