@@ -190,7 +190,10 @@ void DeliveryPlanner::finish_admin_bounce(queue::JobId id, const std::string& re
   std::shared_ptr<const queue::SpoolMessage> message = message_for(*job, /*content=*/false);
   const int64_t now = unix_ms();
   const std::string message_id = job->id.value;
-  const SiteState* where = job->site.empty() ? nullptr : site(job->site);
+  // A job waiting for its retry has no site now: its record names the site
+  // of its last attempt (the one a bounce by site matched).
+  const std::string& site_key = job->site.empty() ? job->last_site : job->site;
+  const SiteState* where = site_key.empty() ? nullptr : site(site_key);
   uint32_t count = 0;
   for (const queue::JobRecipient& r : job->recipients) {
     // The attempt count stays: a bounce by the operator is not an attempt.
