@@ -1,0 +1,211 @@
+// tests/admin-api/ctl_format_test.cc — what ringmailctl prints: the admin
+// URL and token it derives, its tables of stats and queue JSON, event
+// lines and error lines, compared as an operator sees them.
+#include "admin-api/ctl_format.h"
+
+#include <gtest/gtest.h>
+
+namespace ringmail::admin::ctl {
+namespace {
+
+using nlohmann::json;
+
+// Two sites as GET /api/v1/queue and /stats answer them (CONTRACT SITE).
+const char* const kSites = R"([
+  {"site": "gmail", "source": "ip1", "domains": ["gmail.com", "googlemail.com"],
+   "queued": 1234, "deferred": 12, "in_flight": 3, "delivered": 98765, "bounced": 7,
+   "suspended_until": "2026-12-02T10:00:00.000Z", "backoff": null},
+  {"site": "mx.example.test", "source": "default", "domains": [],
+   "queued": 0, "deferred": 0, "in_flight": 0, "delivered": 2, "bounced": 0,
+   "suspended_until": null,
+   "backoff": {"action": "rate_factor", "until": "2026-12-02T11:00:00.000Z",
+               "rule": "421 4.7.0 -> rate 0.5 for 1h", "reply": "421 4.7.0 try later"}}
+])";
+
+const char* const kSitesTable =
+    "SITE             SOURCE   QUEUED  DEFERRED  IN-FLIGHT  DELIVERED  BOUNCED  "
+    "SUSPENDED-UNTIL           DOMAINS\n"
+    "gmail            ip1        1234        12          3      98765        7  "
+    "2026-12-02T10:00:00.000Z  gmail.com,googlemail.com\n"
+    "mx.example.test  default       0         0          0          2        0  -"
+    "                         -\n"
+    "backoff mx.example.test: rate_factor until 2026-12-02T11:00:00.000Z (rule 421 4.7.0 -> "
+    "rate 0.5 for 1h; reply 421 4.7.0 try later)\n";
+
+TEST(CtlFormat, AdminUrlFromAddress) {
+  struct Case {
+    std::string host;
+    uint16_t port;
+    std::string url;
+  };
+  const Case cases[] = {
+      {"127.0.0.1", 8025, "http://127.0.0.1:8025"},
+      {"10.1.2.3", 80, "http://10.1.2.3:80"},
+      {"::1", 8025, "http://[::1]:8025"},
+      {"2001:db8::7", 65535, "http://[2001:db8::7]:65535"},
+      {"0.0.0.0", 8025, "http://127.0.0.1:8025"},  // listens everywhere: ask the loopback
+      {"::", 9000, "http://[::1]:9000"},
+  };
+  for (const Case& c : cases) EXPECT_EQ(admin_url_from_address(c.host, c.port), c.url) << c.host;
+}
+
+TEST(CtlFormat, AdminUrlAsTyped) {
+  std::string problem;
+  EXPECT_EQ(normalize_admin_url("http://127.0.0.1:8025", &problem), "http://127.0.0.1:8025");
+  EXPECT_EQ(normalize_admin_url("http://[::1]:8025/", &problem), "http://[::1]:8025");
+  EXPECT_EQ(normalize_admin_url("127.0.0.1:8025", &problem), "http://127.0.0.1:8025");
+  EXPECT_EQ(normalize_admin_url("https://admin.example:443", &problem),
+            "https://admin.example:443");
+  EXPECT_FALSE(normalize_admin_url("", &problem));
+  EXPECT_EQ(problem, "--admin: empty URL");
+  EXPECT_FALSE(normalize_admin_url("ftp://h:21", &problem));
+  EXPECT_EQ(problem, "--admin: \"ftp\" is not http or https");
+  EXPECT_FALSE(normalize_admin_url("http://", &problem));
+}
+
+TEST(CtlFormat, TokenLosesTrailingWhitespaceOnly) {
+  EXPECT_EQ(trim_token("0123456789abcdef\n"), "0123456789abcdef");
+  EXPECT_EQ(trim_token("tok\r\n"), "tok");
+  EXPECT_EQ(trim_token("tok \t\n\n"), "tok");
+  EXPECT_EQ(trim_token("tok"), "tok");
+  EXPECT_EQ(trim_token("a b\n"), "a b");
+  EXPECT_EQ(trim_token(" lead\n"), " lead");  // as the file says, but for the line end
+  EXPECT_EQ(trim_token("\n\n"), "");
+  EXPECT_EQ(trim_token(""), "");
+}
+
+TEST(CtlFormat, CellText) {
+  EXPECT_EQ(cell_text(json(nullptr)), "-");
+  EXPECT_EQ(cell_text(json()), "-");
+  EXPECT_EQ(cell_text(json(42)), "42");
+  EXPECT_EQ(cell_text(json("x")), "x");
+  EXPECT_EQ(cell_text(json::parse(R"(["a","b"])")), "a,b");
+  EXPECT_EQ(cell_text(json::array()), "-");
+  EXPECT_EQ(cell_text(json(true)), "true");
+  EXPECT_EQ(cell_text(json("evil\x1b[2Jtext\n")), "evil?[2Jtext?");  // no terminal control
+}
+
+TEST(CtlFormat, TableAlignsColumnsAndTrimsLineEnds) {
+  std::string table = format_table({{"NAME", Align::left}, {"N", Align::right}, {"X"}},
+                                   {{"a", "1", ""}, {"longer", "12345", "z"}, {"b"}});
+  EXPECT_EQ(table,
+            "NAME        N  X\n"
+            "a           1\n"
+            "longer  12345  z\n"
+            "b\n");
+}
+
+TEST(CtlFormat, QueueTable) {
+  json queue = {{"total", 1234}, {"sites", json::parse(kSites)}};
+  EXPECT_EQ(format_queue(queue), std::string(kSitesTable) + "total: 1234\n");
+  EXPECT_EQ(format_human(Output::queue, queue), format_queue(queue));
+}
+
+TEST(CtlFormat, EmptyQueueIsTheHeaderAndTotal) {
+  EXPECT_EQ(format_queue(json::parse(R"({"total": 0, "sites": []})")),
+            "SITE  SOURCE  QUEUED  DEFERRED  IN-FLIGHT  DELIVERED  BOUNCED  SUSPENDED-UNTIL  "
+            "DOMAINS\n"
+            "total: 0\n");
+}
+
+TEST(CtlFormat, StatsTotalsCategoriesThenSites) {
+  json stats = json::parse(R"({
+    "received": 100500, "delivered": 98767, "deferred": 12, "bounced": 9,
+    "bounced_by_category": {"InvalidRecipient": 7, "SpamBlock": 2},
+    "expired": 1, "suppressed": 3, "cancelled": 0, "complaints": 1, "queued": 1234,
+    "admin_bounced": 4, "sites": )" +
+                           std::string(kSites) + "}");
+  EXPECT_EQ(format_stats(stats),
+            "received       100500\n"
+            "delivered      98767\n"
+            "deferred       12\n"
+            "bounced        9\n"
+            "expired        1\n"
+            "suppressed     3\n"
+            "cancelled      0\n"
+            "complaints     1\n"
+            "admin_bounced  4\n"
+            "queued         1234\n"
+            "\n"
+            "bounced by category:\n"
+            "  InvalidRecipient  7\n"
+            "  SpamBlock         2\n"
+            "\n" +
+                std::string(kSitesTable));
+}
+
+TEST(CtlFormat, StatsShowsCountsANewerDaemonAdds) {
+  json stats = json::parse(R"({"received": 1, "bounced_by_category": {}, "unsubscribes": 5,
+                               "sites": []})");
+  std::string text = format_stats(stats);
+  EXPECT_TRUE(text.starts_with("received      1\nunsubscribes  5\n\nSITE")) << text;
+}
+
+TEST(CtlFormat, ResultsOfCommands) {
+  EXPECT_EQ(format_human(Output::suspended, json::parse(R"({"suspended": {"site": "gmail",
+                                         "until": "2026-12-02T10:00:00.000Z"}})")),
+            "suspended gmail until 2026-12-02T10:00:00.000Z\n");
+  EXPECT_EQ(format_human(Output::suspended, json::parse(R"({"suspended": {"domain": "example.com",
+                                         "until": "2026-12-02T10:00:00.000Z"}})")),
+            "suspended example.com until 2026-12-02T10:00:00.000Z\n");
+  EXPECT_EQ(format_human(Output::resumed, json::parse(R"({"resumed": {"site": "gmail"}})")),
+            "resumed gmail\n");
+  EXPECT_EQ(format_human(Output::resumed, json::parse(R"({"resumed": {"domain": "x.test"}})")),
+            "resumed x.test\n");
+  EXPECT_EQ(format_human(Output::bounced, json::parse(R"({"bounced": 3})")),
+            "bounced 3 recipients\n");
+  EXPECT_EQ(format_human(Output::bounced, json::parse(R"({"bounced": 1})")),
+            "bounced 1 recipient\n");
+  EXPECT_EQ(format_human(Output::bounced, json::parse(R"({"bounced": 0})")),
+            "bounced 0 recipients\n");
+  EXPECT_EQ(format_human(Output::reloaded, json::parse(R"({"status": "reloaded"})")), "reloaded\n");
+  EXPECT_EQ(format_human(Output::pretty, json::parse(R"({"a": [1]})")),
+            "{\n  \"a\": [\n    1\n  ]\n}\n");
+  EXPECT_EQ(
+      format_human(Output::addresses,
+                   json::parse(R"({"suppressions": [{"address": "a@x"}, {"address": "b@y"}]})")),
+      "a@x\nb@y\n");
+}
+
+TEST(CtlFormat, EventLine) {
+  EXPECT_EQ(format_event(json::parse(R"({"type": "Delivery", "time": "2026-12-02T10:00:00.123Z",
+      "id": "m1", "recipient": "bob@example.com", "site": "gmail",
+      "response": {"code": 250, "enhanced": "2.0.0", "text": "ok queued"}})")),
+            "2026-12-02T10:00:00.123Z Delivery bob@example.com gmail 250 ok queued");
+  EXPECT_EQ(format_event(json::parse(R"({"type": "AdminBounce", "time": "T",
+      "recipient": "a@x", "site": "s", "reason": "operator said so"})")),
+            "T AdminBounce a@x s - operator said so");
+  EXPECT_EQ(format_event(json::parse(R"({"type": "Reception", "time": "T",
+      "recipients": ["a@x", "b@y"]})")),
+            "T Reception a@x,b@y - - -");
+  EXPECT_EQ(format_event(json::parse(R"({"type": "Bounce", "time": "T", "recipient": "a@x",
+      "response": {"code": 550, "text": "no such\r\nuser"}})")),
+            "T Bounce a@x - 550 no such??user");
+}
+
+TEST(CtlFormat, ApiErrorText) {
+  EXPECT_EQ(
+      api_error_text(
+          401, R"({"error": "unauthorized", "detail": "the bearer token is not the admin token"})"),
+      "unauthorized: the bearer token is not the admin token");
+  EXPECT_EQ(api_error_text(404, R"({"error": "not found", "detail": ""})"), "not found");
+  EXPECT_EQ(api_error_text(400, R"({"error": "config invalid", "detail": "f:1: a: x\nf:2: b: y"})"),
+            "config invalid: f:1: a: x\nf:2: b: y");
+  EXPECT_EQ(api_error_text(502, "<html>Bad gateway</html>\nmore"),
+            "HTTP 502: <html>Bad gateway</html>");
+  EXPECT_EQ(api_error_text(500, ""), "HTTP 500");
+}
+
+TEST(CtlFormat, UnexpectedShapesDoNotThrow) {
+  for (const char* body : {"[]", "3", "null", R"({"sites": 5, "total": "x"})",
+                           R"({"sites": [1, "x", null]})", R"({"suspended": 7})"}) {
+    json value = json::parse(body);
+    for (Output o : {Output::stats, Output::queue, Output::suspended, Output::resumed,
+                     Output::bounced, Output::events, Output::addresses, Output::pretty}) {
+      EXPECT_NO_THROW(format_human(o, value)) << body;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ringmail::admin::ctl
