@@ -60,17 +60,20 @@ test-asan: asan
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L unit -j$(JOBS)
 
 fuzz: build/fuzz/build.ninja
-	ninja -C build/fuzz -j$(JOBS) smtp_session_fuzz milter_protocol_fuzz smtp_client_session_fuzz
+	ninja -C build/fuzz -j$(JOBS) smtp_session_fuzz milter_protocol_fuzz smtp_client_session_fuzz \
+	  admin_router_fuzz
 
 test-fuzz: fuzz
 	@mkdir -p build/fuzz/corpus-smtp_session build/fuzz/corpus-milter_protocol \
-	  build/fuzz/corpus-smtp_client_session
+	  build/fuzz/corpus-smtp_client_session build/fuzz/corpus-admin_router
 	build/fuzz/smtp_session_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  -print_final_stats=1 build/fuzz/corpus-smtp_session tests/fuzz/corpus/smtp_session
 	build/fuzz/milter_protocol_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  -print_final_stats=1 build/fuzz/corpus-milter_protocol tests/fuzz/corpus/milter_protocol
 	build/fuzz/smtp_client_session_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  -print_final_stats=1 build/fuzz/corpus-smtp_client_session tests/fuzz/corpus/smtp_client_session
+	build/fuzz/admin_router_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -print_final_stats=1 build/fuzz/corpus-admin_router tests/fuzz/corpus/admin_router
 
 FORMAT_FILES = $(shell git ls-files '*.cc' '*.h')
 
