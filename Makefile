@@ -54,7 +54,8 @@ integration: debug
 	cd build/debug && ctest --output-on-failure -L 'integration|systemd'
 
 asan: build/asan/build.ninja
-	ninja -C build/asan -j$(JOBS) mail_tests runtime_tests conf_tests queue_tests policy_tests mta_tests
+	ninja -C build/asan -j$(JOBS) mail_tests runtime_tests conf_tests queue_tests policy_tests mta_tests \
+	  admin_api_tests admin_ctl_tests
 
 test-asan: asan
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L unit -j$(JOBS)
