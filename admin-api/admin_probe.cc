@@ -17,6 +17,7 @@
 
 #include "mta/dns/dns_resolver.h"
 #include "mta/outbound/delivery_planner.h"
+#include "runtime/listen_socket.h"
 
 namespace ringmail::admin {
 
@@ -47,23 +48,11 @@ class Dialogue {
                std::string* error) {
     sockaddr_storage ss{};
     socklen_t len = 0;
-    int family = AF_INET;
-    if (inet_pton(AF_INET, ip.c_str(), &reinterpret_cast<sockaddr_in&>(ss).sin_addr) == 1) {
-      auto& sin = reinterpret_cast<sockaddr_in&>(ss);
-      sin.sin_family = AF_INET;
-      sin.sin_port = htons(port);
-      len = sizeof sin;
-    } else if (inet_pton(AF_INET6, ip.c_str(), &reinterpret_cast<sockaddr_in6&>(ss).sin6_addr) ==
-               1) {
-      auto& sin6 = reinterpret_cast<sockaddr_in6&>(ss);
-      sin6.sin6_family = AF_INET6;
-      sin6.sin6_port = htons(port);
-      len = sizeof sin6;
-      family = AF_INET6;
-    } else {
+    if (!runtime::socket_address(ip, port, &ss, &len)) {
       *error = ip + " is not an IP address";
       return false;
     }
+    const int family = ss.ss_family;
     fd_ = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd_ < 0) return fail(error, "socket");
     if (source && source->family == family) {

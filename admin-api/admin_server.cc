@@ -14,6 +14,7 @@
 #include <iterator>
 
 #include "runtime/event_hub.h"
+#include "runtime/listen_socket.h"
 #include "runtime/metrics_registry.h"
 
 namespace ringmail::admin {
@@ -24,46 +25,17 @@ constexpr auto kEventWait = std::chrono::milliseconds(500);
 constexpr int kKeepAliveRounds = 20;  // a comment line every 10 s keeps proxies and timeouts happy
 
 int bind_listener(const conf::SocketAddress& address, std::string* error, std::string* bound) {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  int family = AF_INET;
-  if (inet_pton(AF_INET, address.host.c_str(), &reinterpret_cast<sockaddr_in&>(ss).sin_addr) == 1) {
-    auto& sin = reinterpret_cast<sockaddr_in&>(ss);
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons(address.port);
-    len = sizeof sin;
-  } else if (inet_pton(AF_INET6, address.host.c_str(),
-                       &reinterpret_cast<sockaddr_in6&>(ss).sin6_addr) == 1) {
-    auto& sin6 = reinterpret_cast<sockaddr_in6&>(ss);
-    sin6.sin6_family = AF_INET6;
-    sin6.sin6_port = htons(address.port);
-    len = sizeof sin6;
-    family = AF_INET6;
-  } else {
-    *error = "admin.address " + address.text + ": not an IP address";
-    return -1;
-  }
-  int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  std::string why;
+  // No SO_REUSEPORT: a second daemon on the same port is an error here.
+  const int fd =
+      runtime::listen_tcp(address.host, address.port, runtime::ListenOptions{256, false}, &why);
   if (fd < 0) {
-    *error = std::string("admin API socket: ") + std::strerror(errno);
+    *error = "admin API cannot listen on " + address.text + ": " + why;
     return -1;
   }
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 256) != 0) {
-    *error = "admin API cannot listen on " + address.text + ": " + std::strerror(errno);
-    ::close(fd);
-    return -1;
-  }
-  sockaddr_storage actual{};
-  socklen_t actual_len = sizeof actual;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&actual), &actual_len);
-  const uint16_t port =
-      ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in&>(actual).sin_port
-                              : reinterpret_cast<sockaddr_in6&>(actual).sin6_port);
-  *bound =
-      (family == AF_INET6 ? "[" + address.host + "]" : address.host) + ":" + std::to_string(port);
+  const bool v6 = address.host.find(':') != std::string::npos;
+  *bound = (v6 ? "[" + address.host + "]" : address.host) + ":" +
+           std::to_string(runtime::bound_port(fd));
   return fd;
 }
 

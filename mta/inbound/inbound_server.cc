@@ -10,6 +10,7 @@
 
 #include "mta/dkim/dkim_signer.h"
 #include "mta/inbound/inbound_shard.h"
+#include "runtime/listen_socket.h"
 
 namespace ringmail::mta {
 
@@ -17,38 +18,12 @@ namespace {
 
 // Creates a listening socket with SO_REUSEPORT so that every shard can own one.
 int open_listener(const conf::SocketAddress& address, std::string* error) {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  int family = AF_INET;
-  if (inet_pton(AF_INET, address.host.c_str(), &reinterpret_cast<sockaddr_in&>(ss).sin_addr) == 1) {
-    auto& sin = reinterpret_cast<sockaddr_in&>(ss);
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons(address.port);
-    len = sizeof sin;
-  } else if (inet_pton(AF_INET6, address.host.c_str(),
-                       &reinterpret_cast<sockaddr_in6&>(ss).sin6_addr) == 1) {
-    auto& sin6 = reinterpret_cast<sockaddr_in6&>(ss);
-    sin6.sin6_family = AF_INET6;
-    sin6.sin6_port = htons(address.port);
-    len = sizeof sin6;
-    family = AF_INET6;
-  } else {
-    *error = "listener address " + address.text + ": not an IP address";
-    return -1;
-  }
-  int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  std::string why;
+  const int fd = runtime::listen_tcp(address.host, address.port,
+                                     runtime::ListenOptions{4096, /*reuse_port=*/true}, &why);
   if (fd < 0) {
-    *error = std::string("socket: ") + std::strerror(errno);
-    return -1;
-  }
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 4096) != 0) {
-    *error = "cannot listen on " + address.text + ": " + std::strerror(errno);
-    ::close(fd);
-    return -1;
+    *error = why == "not an IP address" ? "listener address " + address.text + ": " + why
+                                        : "cannot listen on " + address.text + ": " + why;
   }
   return fd;
 }

@@ -13,10 +13,9 @@ import subprocess
 import time
 import unittest
 
-from admin_client import Api, admin_overrides, write_token
 from harness import free_port, ringmaild_path
 from peers import wait_until
-from test_delivery import DeliveryCase, short_timeouts
+from test_admin_api import AdminCase
 
 WAIT = 20.0
 HEADER = ["SITE", "SOURCE", "QUEUED", "DEFERRED", "IN-FLIGHT", "DELIVERED", "BOUNCED",
@@ -32,23 +31,9 @@ def ringmailctl_path():
     return path
 
 
-class CtlCase(DeliveryCase):
+class CtlCase(AdminCase):
     def daemon_with_api(self, routes=None, intervals=("1h",)):
-        delivery = {
-            "dns": {"nameservers": [f"127.0.0.1:{free_port()}"]},
-            "smtp_port": self.smtp_port,
-            "retry": {"intervals": list(intervals), "max_age": "5d"},
-            "idle_timeout": "2s",
-            "timeouts": short_timeouts(),
-        }
-        if routes:
-            delivery["routes"] = routes
-        overrides = {"delivery": delivery}
-        overrides.update(admin_overrides())
-        rm = self.ringmail(overrides=overrides)
-        token = write_token(rm)
-        rm.start()
-        return rm, Api(rm, token)
+        return self.admin_daemon(routes=routes, intervals=intervals)
 
     def route_to(self, ip, port):
         return [{"domain": "*.ctl.test", "smarthost": f"{ip}:{port}"}]
