@@ -74,7 +74,9 @@ bool string_field(const nlohmann::json& body, const char* name, size_t max, std:
                         std::string(name) + ": longer than " + std::to_string(max) + " bytes");
     return false;
   }
-  if (v.find_first_of(std::string_view("\0\r\n", 3)) != std::string::npos) {
+  if (std::any_of(v.begin(), v.end(), [](char c) {
+        return (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f;
+      })) {
     *error = json_error(400, "bad field", std::string(name) + ": control characters");
     return false;
   }
@@ -95,7 +97,8 @@ std::optional<Target> one_target(const nlohmann::json& body,
     list += list.empty() ? std::string("\"") + name + "\"" : std::string(", \"") + name + "\"";
     std::string value;
     if (!string_field(body, name, kMaxName, &value, error)) return std::nullopt;
-    if (body.contains(name) && value.empty()) {
+    const auto present = body.find(name);
+    if (present != body.end() && !present->is_null() && value.empty()) {
       *error = json_error(400, "bad field", std::string(name) + ": must not be empty");
       return std::nullopt;
     }

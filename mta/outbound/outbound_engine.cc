@@ -168,7 +168,8 @@ void OutboundEngine::load_spool() {
   for (const AdminCommand& command : holds.commands) (void)planner_.command(command);
   for (const std::string& key : holds.expired) (void)deps_.spool->put_control(key, std::nullopt);
   for (const std::string& key : holds.problems)
-    spdlog::warn("spool: control {} is unreadable", key);
+    spdlog::warn("spool: control {} is unreadable",
+                 nlohmann::json(key).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace));
   if (!holds.commands.empty())
     spdlog::info("delivery: {} operator hold(s) restored from the spool", holds.commands.size());
   std::string current;
