@@ -98,9 +98,9 @@ int main(int argc, char** argv) {
       for (long r = 0; r < recipients; ++r) {
         Recipient rcpt;
         const long d = ((done + i) * recipients + r) % domains;
-        rcpt.domain = literals ? "[127.1." + std::to_string(d / 250) + "." +
-                                     std::to_string(d % 250 + 1) + "]"
-                               : "d" + std::to_string(r % domains) + ".restart.test";
+        rcpt.domain =
+            literals ? "[127.1." + std::to_string(d / 250) + "." + std::to_string(d % 250 + 1) + "]"
+                     : "d" + std::to_string(r % domains) + ".restart.test";
         rcpt.address = "u" + std::to_string(done + i) + "-" + std::to_string(r) + "@" + rcpt.domain;
         m.envelope.recipients.push_back(std::move(rcpt));
       }
