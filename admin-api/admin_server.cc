@@ -135,9 +135,7 @@ bool AdminServer::read_token(const conf::Config& config, std::string* error) {
     return false;
   }
   std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
-  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front())))
-    token.erase(0, 1);
+  token = conf::trim_token(token);
   if (token.empty()) {
     *error = "admin.token_file " + config.admin.token_file.string() + ": empty";
     return false;

@@ -77,16 +77,6 @@ std::optional<std::string> normalize_admin_url(std::string_view url, std::string
   return text;
 }
 
-std::string trim_token(std::string_view contents) {
-  size_t end = contents.size();
-  while (end > 0 &&
-         (contents[end - 1] == ' ' || contents[end - 1] == '\t' || contents[end - 1] == '\n' ||
-          contents[end - 1] == '\r' || contents[end - 1] == '\v' || contents[end - 1] == '\f')) {
-    --end;
-  }
-  return std::string(contents.substr(0, end));
-}
-
 std::string cell_text(const json& value) {
   if (value.is_null()) return "-";
   if (value.is_string()) return printable(value.get<std::string>());

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "admin-api/ctl_args.h"
+#include "conf/config.h"
 
 namespace ringmail::admin::ctl {
 
@@ -31,7 +32,7 @@ std::string admin_url_from_address(const std::string& host, uint16_t port);
 std::optional<std::string> normalize_admin_url(std::string_view url, std::string* problem);
 
 // The token file's contents without trailing whitespace and newlines.
-std::string trim_token(std::string_view contents);
+using conf::trim_token;
 
 // A field's value as a table cell: strings as they are, numbers and
 // booleans as JSON, null or absent as "-", arrays of strings comma-joined.

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ringmail::conf {
@@ -164,6 +165,11 @@ struct AdminConfig {
   std::filesystem::path token_file;
   bool metrics_auth = false;
 };
+
+// The admin token a token file holds: its contents without trailing
+// whitespace (the final newline an editor adds). "" when there is none. The
+// daemon, the config check and ringmailctl all read a token file this way.
+std::string trim_token(std::string_view contents);
 
 struct LogConfig {
   std::string level = "info";          // trace debug info warn error critical off

@@ -727,10 +727,7 @@ class Loader {
         std::ifstream stream(*path, std::ios::binary);
         std::string token((std::istreambuf_iterator<char>(stream)),
                           std::istreambuf_iterator<char>());
-        bool blank = std::all_of(token.begin(), token.end(), [](char c) {
-          return std::isspace(static_cast<unsigned char>(c));
-        });
-        if (blank) {
+        if (trim_token(token).empty()) {
           r_.error(token_item->line, token_item->path,
                    "the token file " + path->string() + " is empty");
         }
@@ -875,6 +872,12 @@ LoadResult load_config(const std::filesystem::path& file) {
     result.errors.push_back(ConfigError{label, 0, "", "cannot load: unknown error"});
   }
   return result;
+}
+
+std::string trim_token(std::string_view contents) {
+  size_t end = contents.size();
+  while (end > 0 && std::isspace(static_cast<unsigned char>(contents[end - 1]))) --end;
+  return std::string(contents.substr(0, end));
 }
 
 }  // namespace ringmail::conf

@@ -90,15 +90,16 @@ std::optional<T> ask(OutboundEngine* engine, Work work, std::chrono::millisecond
 
 }  // namespace
 
+OutboundEngine* OutboundServer::running_engine() {
+  std::lock_guard lock(mutex_);
+  return engine_ && !stopped_ ? engine_.get() : nullptr;
+}
+
 std::optional<DeliverySnapshot> OutboundServer::snapshot(const QueueFilter& filter,
                                                          bool with_idle_sites,
                                                          std::chrono::milliseconds timeout) {
-  OutboundEngine* engine = nullptr;
-  {
-    std::lock_guard lock(mutex_);
-    if (!engine_ || stopped_) return std::nullopt;
-    engine = engine_.get();
-  }
+  OutboundEngine* engine = running_engine();
+  if (!engine) return std::nullopt;
   return ask<DeliverySnapshot>(
       engine,
       [engine, filter, with_idle_sites] { return engine->snapshot(filter, with_idle_sites); },
@@ -107,12 +108,8 @@ std::optional<DeliverySnapshot> OutboundServer::snapshot(const QueueFilter& filt
 
 std::optional<size_t> OutboundServer::command(const AdminCommand& command,
                                               std::chrono::milliseconds timeout) {
-  OutboundEngine* engine = nullptr;
-  {
-    std::lock_guard lock(mutex_);
-    if (!engine_ || stopped_) return std::nullopt;
-    engine = engine_.get();
-  }
+  OutboundEngine* engine = running_engine();
+  if (!engine) return std::nullopt;
   return ask<size_t>(
       engine, [engine, command] { return engine->command(command); }, timeout);
 }

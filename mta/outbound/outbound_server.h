@@ -88,6 +88,9 @@ class OutboundServer {
   void stop(std::chrono::milliseconds timeout);
 
  private:
+  // The engine while it runs (not stopped), else null.
+  OutboundEngine* running_engine();
+
   OutboundDependencies deps_;
   std::mutex mutex_;  // engine_ against enqueue() from the spool writer during stop()
   std::unique_ptr<OutboundEngine> engine_;
