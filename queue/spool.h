@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "mail/bounce_category.h"
 #include "queue/spool_message.h"
 
 namespace ringmail::queue {
@@ -105,11 +106,24 @@ enum class CountFreePages { no, yes };
 // A new state for one stored recipient (the scheduler's transitions, an
 // operator's release of quarantined mail).
 struct RecipientUpdate {
+  RecipientUpdate() = default;
+  RecipientUpdate(MessageId id_, uint32_t index_, RecipientState state_, uint32_t attempts_,
+                  int64_t next_attempt_unix_ms_)
+      : id(std::move(id_)),
+        index(index_),
+        state(state_),
+        attempts(attempts_),
+        next_attempt_unix_ms(next_attempt_unix_ms_) {}
+
   MessageId id;
   uint32_t index = 0;  // position in the message's recipients
   RecipientState state = RecipientState::queued;
   uint32_t attempts = 0;
   int64_t next_attempt_unix_ms = 0;
+  // Bounced or expired: the reply's category, counted in the campaign's
+  // and tenant's bounced_by_category (queue/campaign_records.h).
+  std::optional<mail::BounceCategory> category;
+  RecipientResponse response;  // the reply behind the new state
 };
 
 class Spool {
@@ -155,12 +169,15 @@ class Spool {
   // deletes every message of `finished` whose recipients are all in a
   // final state (delivered, bounced, expired, suppressed, cancelled):
   // its record, body, recipients and index entries. A finished message
-  // with a recipient still active or quarantined is kept. All or nothing.
+  // with a recipient still active or quarantined is kept. In the same
+  // transaction it creates the campaign records new messages name (never
+  // overwriting one) and adds what the commit changed to the campaign and
+  // tenant statistics (queue/campaign_records.h). All or nothing.
   virtual StoreOutcome commit(std::span<SpoolMessage* const> messages,
                               std::span<const RecipientUpdate> updates,
                               std::span<const MessageId> finished) = 0;
 
-  // Control-plane state (suspensions today; campaigns, counters and lists
+  // Control-plane state (holds, campaigns and their statistics; lists
   // later): small values by key, beside the messages, not part of their
   // format. put_control() writes one key in its own synced transaction
   // (nullopt deletes it; deleting an absent key is ok); any thread, one at
@@ -170,6 +187,8 @@ class Spool {
   // Every key that starts with `prefix`, in key order.
   virtual std::vector<std::pair<std::string, std::string>> controls(
       const std::string& prefix) const = 0;
+  // One key's value; nullopt when absent.
+  virtual std::optional<std::string> control(const std::string& key) const = 0;
 };
 
 }  // namespace ringmail::queue

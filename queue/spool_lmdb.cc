@@ -11,6 +11,7 @@
 #include <cstring>
 #include <system_error>
 
+#include "queue/campaign_records.h"
 #include "queue/spool_codec.h"
 
 namespace ringmail::queue {
@@ -136,12 +137,17 @@ class LmdbSpool final : public Spool {
                            const std::optional<std::string>& value) override;
   std::vector<std::pair<std::string, std::string>> controls(
       const std::string& prefix) const override;
+  std::optional<std::string> control(const std::string& key) const override;
 
  private:
   // missing (when not null) is set instead of failing when the message or
   // recipient does not exist.
+  // stats (when not null) counts the recipient's transition.
   StoreOutcome update_one(MDB_txn* txn, const RecipientUpdate& u, std::string* scratch,
-                          bool* missing = nullptr);
+                          bool* missing = nullptr, StatsBatch* stats = nullptr);
+  // Creates the batch's new campaign records and adds its deltas to the
+  // stored statistics.
+  StoreOutcome apply_stats(MDB_txn* txn, const StatsBatch& stats, std::string* scratch);
   StoreOutcome remove_if_final(MDB_txn* txn, const MessageId& id);
   static StoreOutcome check_messages(std::span<SpoolMessage* const> messages);
   StoreOutcome put_message(MDB_txn* txn, const SpoolMessage& m, std::string* scratch);
@@ -324,13 +330,15 @@ StoreOutcome LmdbSpool::commit(std::span<SpoolMessage* const> messages,
     mdb_txn_abort(txn);
     return outcome;
   };
+  StatsBatch stats;
   for (const SpoolMessage* m : messages) {
     StoreOutcome outcome = put_message(txn, *m, &scratch);
     if (!outcome.ok()) return abort_with(std::move(outcome));
+    stats.count_new(*m);
   }
   for (const RecipientUpdate& u : updates) {
     bool missing = false;
-    StoreOutcome outcome = update_one(txn, u, &scratch, &missing);
+    StoreOutcome outcome = update_one(txn, u, &scratch, &missing, &stats);
     if (!outcome.ok()) return abort_with(std::move(outcome));
     if (missing) {
       spdlog::warn("spool: update of recipient {} of {} skipped: it no longer exists or is corrupt",
@@ -339,6 +347,10 @@ StoreOutcome LmdbSpool::commit(std::span<SpoolMessage* const> messages,
   }
   for (const MessageId& id : finished) {
     StoreOutcome outcome = remove_if_final(txn, id);
+    if (!outcome.ok()) return abort_with(std::move(outcome));
+  }
+  if (!stats.empty()) {
+    StoreOutcome outcome = apply_stats(txn, stats, &scratch);
     if (!outcome.ok()) return abort_with(std::move(outcome));
   }
   rc = mdb_txn_commit(txn);  // frees txn whatever happens; syncs data then meta page
@@ -393,8 +405,42 @@ StoreOutcome LmdbSpool::remove_if_final(MDB_txn* txn, const MessageId& id) {
 
 // The indexes hold only active recipients (queued, in flight, deferred):
 // the old entries go, the new ones come, with the record in one transaction.
+StoreOutcome LmdbSpool::apply_stats(MDB_txn* txn, const StatsBatch& stats, std::string* scratch) {
+  for (const auto& [key, record] : stats.new_campaigns()) {
+    scratch->clear();
+    encode_campaign(record, scratch);
+    MDB_val k = as_val(key);
+    MDB_val v = as_val(*scratch);
+    const int rc = mdb_put(txn, control_, &k, &v, MDB_NOOVERWRITE);
+    if (rc != MDB_SUCCESS && rc != MDB_KEYEXIST) return failure("mdb_put(campaign)", rc);
+  }
+  for (const auto& [key, delta] : stats.deltas()) {
+    MDB_val k = as_val(key);
+    MDB_val v{};
+    DeliveryStats stored;
+    int rc = mdb_get(txn, control_, &k, &v);
+    if (rc == MDB_SUCCESS) {
+      if (DecodeResult decoded = decode_stats(as_view(v), &stored); !decoded) {
+        // Counting on from zero beats losing every later count.
+        spdlog::error("spool: {} does not decode ({}); its counts start again", printable(key),
+                      decoded.error);
+        stored = DeliveryStats{};
+      }
+    } else if (rc != MDB_NOTFOUND) {
+      return failure("mdb_get(stats)", rc);
+    }
+    stored.add(delta);
+    scratch->clear();
+    encode_stats(stored, scratch);
+    v = as_val(*scratch);
+    rc = mdb_put(txn, control_, &k, &v, 0);
+    if (rc != MDB_SUCCESS) return failure("mdb_put(stats)", rc);
+  }
+  return {StoreStatus::ok, {}};
+}
+
 StoreOutcome LmdbSpool::update_one(MDB_txn* txn, const RecipientUpdate& u, std::string* scratch,
-                                   bool* missing) {
+                                   bool* missing, StatsBatch* stats) {
   const std::string& id = u.id.value;
   MDB_val mkey = as_val(id);
   MDB_val mvalue{};
@@ -449,9 +495,11 @@ StoreOutcome LmdbSpool::update_one(MDB_txn* txn, const RecipientUpdate& u, std::
     rc = mdb_del(txn, dbi, &ik, nullptr);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return failure("mdb_del(index)", rc);
   }
+  if (stats) stats->count_transition(message.meta, rcpt.state, u.state, u.category);
   rcpt.state = u.state;
   rcpt.attempts = u.attempts;
   rcpt.next_attempt_unix_ms = u.next_attempt_unix_ms;
+  if (u.response.code != 0 || !u.response.text.empty()) rcpt.last_response = u.response;
   scratch->clear();
   encode_recipient_record(rcpt, scratch);
   v = as_val(*scratch);
@@ -518,6 +566,15 @@ std::vector<std::pair<std::string, std::string>> LmdbSpool::controls(
     out.emplace_back(std::string(cursor.key()), std::string(cursor.value()));
   }
   return out;
+}
+
+std::optional<std::string> LmdbSpool::control(const std::string& key) const {
+  ReadTxn txn(env_);
+  if (txn.rc() != MDB_SUCCESS || key.empty()) return std::nullopt;
+  MDB_val k = as_val(key);
+  MDB_val v{};
+  if (mdb_get(txn.get(), control_, &k, &v) != MDB_SUCCESS) return std::nullopt;
+  return std::string(as_view(v));
 }
 
 void LmdbSpool::walk(MDB_txn* txn, const std::function<void(WalkedMessage&)>& on_message,

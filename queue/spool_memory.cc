@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "queue/campaign_records.h"
 #include "queue/spool_codec.h"
 
 namespace ringmail::queue {
@@ -54,10 +55,14 @@ StoreOutcome MemorySpool::commit(std::span<SpoolMessage* const> messages,
     }
   }
   std::lock_guard lock(mutex_);
+  StatsBatch stats;
+  for (const SpoolMessage* m : messages) stats.count_new(*m);
   for (const RecipientUpdate& u : updates) {  // stale updates are skipped, as in LMDB
     auto it = messages_.find(u.id.value);
     if (it == messages_.end() || u.index >= it->second.envelope.recipients.size()) continue;
     Recipient& r = it->second.envelope.recipients[u.index];
+    stats.count_transition(it->second.meta, r.state, u.state, u.category);
+    if (u.response.code != 0 || !u.response.text.empty()) r.last_response = u.response;
     r.state = u.state;
     r.attempts = u.attempts;
     r.next_attempt_unix_ms = u.next_attempt_unix_ms;
@@ -72,6 +77,23 @@ StoreOutcome MemorySpool::commit(std::span<SpoolMessage* const> messages,
     if (!done) continue;
     used_ -= it->second.content.size();
     messages_.erase(it);
+  }
+  std::string scratch;
+  for (const auto& [key, record] : stats.new_campaigns()) {
+    if (controls_.contains(key)) continue;
+    scratch.clear();
+    encode_campaign(record, &scratch);
+    controls_[key] = scratch;
+  }
+  for (const auto& [key, delta] : stats.deltas()) {
+    DeliveryStats stored;
+    if (auto it = controls_.find(key); it != controls_.end()) {
+      if (!decode_stats(it->second, &stored)) stored = DeliveryStats{};
+    }
+    stored.add(delta);
+    scratch.clear();
+    encode_stats(stored, &scratch);
+    controls_[key] = scratch;
   }
   return {StoreStatus::ok, {}};
 }
@@ -174,6 +196,13 @@ std::vector<std::pair<std::string, std::string>> MemorySpool::controls(
     out.push_back(*it);
   }
   return out;
+}
+
+std::optional<std::string> MemorySpool::control(const std::string& key) const {
+  std::lock_guard lock(mutex_);
+  auto it = controls_.find(key);
+  if (it == controls_.end()) return std::nullopt;
+  return it->second;
 }
 
 void MemorySpool::fail_next_stores(StoreStatus status, int count) {

@@ -39,6 +39,7 @@ class MemorySpool final : public Spool {
                            const std::optional<std::string>& value) override;
   std::vector<std::pair<std::string, std::string>> controls(
       const std::string& prefix) const override;
+  std::optional<std::string> control(const std::string& key) const override;
 
   // The next store_batch() calls (and commit() calls without new messages)
   // return these outcomes (in order) without storing anything.

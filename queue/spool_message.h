@@ -39,6 +39,15 @@ enum class RecipientState : uint8_t {
 };
 const char* to_string(RecipientState state);
 
+// The reply that gave a recipient its state, for the message status route:
+// code 0 = none yet (or a state the daemon decided without a reply).
+struct RecipientResponse {
+  int code = 0;
+  std::string enhanced;
+  std::string text;
+  friend bool operator==(const RecipientResponse&, const RecipientResponse&) = default;
+};
+
 struct Recipient {
   std::string address;     // forward-path without brackets
   std::string domain;      // lower-cased domain part (site key until MX routing)
@@ -47,6 +56,7 @@ struct Recipient {
   RecipientState state = RecipientState::queued;
   uint32_t attempts = 0;
   int64_t next_attempt_unix_ms = 0;  // when the scheduler may try it
+  RecipientResponse last_response;
 };
 
 struct Envelope {

@@ -1,0 +1,223 @@
+#include "queue/campaign_records.h"
+
+#include "queue/record_bytes.h"
+
+namespace ringmail::queue {
+namespace {
+
+constexpr uint8_t kCampaignVersion = 1;
+constexpr uint8_t kStatsVersion = 1;
+constexpr uint32_t kMaxCategories = 256;
+
+bool is_final(RecipientState state) {
+  switch (state) {
+    case RecipientState::delivered:
+    case RecipientState::bounced:
+    case RecipientState::expired:
+    case RecipientState::suppressed:
+    case RecipientState::cancelled:
+      return true;
+    case RecipientState::queued:
+    case RecipientState::in_flight:
+    case RecipientState::deferred:
+    case RecipientState::quarantined:
+      return false;
+  }
+  return false;
+}
+
+}  // namespace
+
+const char* to_string(CampaignState state) {
+  switch (state) {
+    case CampaignState::active:
+      return "active";
+    case CampaignState::paused:
+      return "paused";
+    case CampaignState::cancelled:
+      return "cancelled";
+  }
+  return "unknown";
+}
+
+void DeliveryStats::add(const DeliveryStats& d) {
+  received += d.received;
+  delivered += d.delivered;
+  deferred += d.deferred;
+  bounced += d.bounced;
+  expired += d.expired;
+  suppressed += d.suppressed;
+  cancelled += d.cancelled;
+  complaints += d.complaints;
+  unsubscribes += d.unsubscribes;
+  queued += d.queued;
+  for (const auto& [name, n] : d.bounced_by_category) bounced_by_category[name] += n;
+}
+
+bool valid_campaign_id(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (const char ch : id) {
+    const bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                    (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string campaign_record_key(std::string_view id) {
+  return std::string(kCampaignPrefix).append(id);
+}
+std::string campaign_stats_key(std::string_view id) {
+  return std::string(kCampaignStatsPrefix).append(id);
+}
+std::string tenant_stats_key(std::string_view tenant) {
+  return std::string(kTenantStatsPrefix).append(tenant);
+}
+
+void encode_campaign(const CampaignRecord& c, std::string* out) {
+  const size_t start = out->size();
+  put_u8(out, kCampaignVersion);
+  put_str(out, c.id);
+  put_str(out, c.name);
+  put_str(out, c.tenant);
+  put_str(out, c.pool);
+  put_str(out, c.message_rate);
+  put_u8(out, static_cast<uint8_t>(c.state));
+  put_u64le(out, static_cast<uint64_t>(c.created_unix_ms));
+  append_crc(out, start);
+}
+
+DecodeResult decode_campaign(std::string_view bytes, CampaignRecord* out) {
+  std::string_view payload;
+  if (auto opened = open_checked_record(bytes, "campaign", &payload, kCampaignVersion); !opened)
+    return opened;
+  Reader r(payload);
+  r.str("id", &out->id);
+  r.str("name", &out->name);
+  r.str("tenant", &out->tenant);
+  r.str("pool", &out->pool);
+  r.str("message_rate", &out->message_rate);
+  const uint8_t state = r.u8("state");
+  if (r.ok() && state > static_cast<uint8_t>(CampaignState::cancelled))
+    r.fail("unknown state " + std::to_string(state));
+  out->state = static_cast<CampaignState>(state);
+  out->created_unix_ms = static_cast<int64_t>(r.u64le("created_ms"));
+  if (r.ok() && r.remaining() != 0) r.fail(std::to_string(r.remaining()) + " trailing bytes");
+  if (!r.ok()) return DecodeResult::failure("campaign record: " + r.error());
+  return {};
+}
+
+void encode_stats(const DeliveryStats& s, std::string* out) {
+  const size_t start = out->size();
+  put_u8(out, kStatsVersion);
+  for (uint64_t v : {s.received, s.delivered, s.deferred, s.bounced, s.expired, s.suppressed,
+                     s.cancelled, s.complaints, s.unsubscribes}) {
+    put_u64le(out, v);
+  }
+  put_u64le(out, static_cast<uint64_t>(s.queued));
+  put_u32le(out, static_cast<uint32_t>(s.bounced_by_category.size()));
+  for (const auto& [name, n] : s.bounced_by_category) {
+    put_str(out, name);
+    put_u64le(out, n);
+  }
+  append_crc(out, start);
+}
+
+DecodeResult decode_stats(std::string_view bytes, DeliveryStats* out) {
+  std::string_view payload;
+  if (auto opened = open_checked_record(bytes, "stats", &payload, kStatsVersion); !opened)
+    return opened;
+  Reader r(payload);
+  *out = DeliveryStats{};
+  out->received = r.u64le("received");
+  out->delivered = r.u64le("delivered");
+  out->deferred = r.u64le("deferred");
+  out->bounced = r.u64le("bounced");
+  out->expired = r.u64le("expired");
+  out->suppressed = r.u64le("suppressed");
+  out->cancelled = r.u64le("cancelled");
+  out->complaints = r.u64le("complaints");
+  out->unsubscribes = r.u64le("unsubscribes");
+  out->queued = static_cast<int64_t>(r.u64le("queued"));
+  const uint32_t categories = r.u32le("category_count");
+  if (r.ok() && categories > kMaxCategories)
+    r.fail("implausible category count " + std::to_string(categories));
+  for (uint32_t i = 0; r.ok() && i < categories; ++i) {
+    std::string name;
+    r.str("category", &name);
+    const uint64_t n = r.u64le("category_count");
+    if (r.ok() && !out->bounced_by_category.emplace(std::move(name), n).second)
+      r.fail("category listed twice");
+  }
+  if (r.ok() && r.remaining() != 0) r.fail(std::to_string(r.remaining()) + " trailing bytes");
+  if (!r.ok()) return DecodeResult::failure("stats record: " + r.error());
+  return {};
+}
+
+void StatsBatch::count(const MessageMetadata& meta, const DeliveryStats& delta) {
+  if (!meta.campaign.empty() && valid_campaign_id(meta.campaign))
+    deltas_[campaign_stats_key(meta.campaign)].add(delta);
+  if (!meta.tenant.empty()) deltas_[tenant_stats_key(meta.tenant)].add(delta);
+}
+
+void StatsBatch::count_new(const SpoolMessage& message) {
+  const MessageMetadata& meta = message.meta;
+  if (meta.campaign.empty() && meta.tenant.empty()) return;
+  if (!meta.campaign.empty() && valid_campaign_id(meta.campaign)) {
+    const std::string key = campaign_record_key(meta.campaign);
+    if (!new_campaigns_.contains(key)) {
+      CampaignRecord record;
+      record.id = meta.campaign;
+      record.tenant = meta.tenant;
+      record.created_unix_ms = meta.received_unix_ms;
+      new_campaigns_.emplace(key, std::move(record));
+    }
+  }
+  DeliveryStats delta;
+  delta.received = message.envelope.recipients.size();
+  delta.queued = static_cast<int64_t>(delta.received);
+  count(meta, delta);
+  // A recipient stored already final (e.g. suppressed at reception) leaves
+  // the queue in the same commit.
+  for (const Recipient& r : message.envelope.recipients) {
+    if (is_final(r.state)) count_transition(meta, RecipientState::queued, r.state, std::nullopt);
+  }
+}
+
+void StatsBatch::count_transition(const MessageMetadata& meta, RecipientState from,
+                                  RecipientState to, std::optional<mail::BounceCategory> category) {
+  if (meta.campaign.empty() && meta.tenant.empty()) return;
+  DeliveryStats delta;
+  if (to == RecipientState::deferred) delta.deferred = 1;
+  if (!is_final(from) && is_final(to)) {
+    delta.queued = -1;
+    switch (to) {
+      case RecipientState::delivered:
+        delta.delivered = 1;
+        break;
+      case RecipientState::bounced:
+        delta.bounced = 1;
+        break;
+      case RecipientState::expired:
+        delta.expired = 1;
+        if (!category) category = mail::BounceCategory::MessageExpired;
+        break;
+      case RecipientState::suppressed:
+        delta.suppressed = 1;
+        break;
+      case RecipientState::cancelled:
+        delta.cancelled = 1;
+        break;
+      default:
+        break;
+    }
+    if (category && (to == RecipientState::bounced || to == RecipientState::expired))
+      delta.bounced_by_category[std::string(mail::bounce_category_name(*category))] = 1;
+  } else if (is_final(from) && !is_final(to)) {
+    delta.queued = 1;  // queued again (a dead letter's retry)
+  }
+  if (delta == DeliveryStats{}) return;
+  count(meta, delta);
+}
+
+}  // namespace ringmail::queue
