@@ -7,6 +7,7 @@
 #include <optional>
 #include <string_view>
 
+#include "admin-api/admin_json.h"
 #include "admin-api/admin_probe.h"
 #include "conf/config.h"
 #include "mail/bounce_category.h"
@@ -19,110 +20,8 @@ namespace {
 using nlohmann::ordered_json;
 using Kind = mta::AdminCommand::Kind;
 
-constexpr size_t kMaxName = 255;                       // a site, domain, tenant, campaign
 constexpr size_t kMaxReason = 1000;                    // a bounce's reason
 constexpr std::chrono::hours kMaxSuspension{24 * 30};  // 30 days
-
-HttpResponse json_response(int status, const ordered_json& body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  return r;
-}
-
-HttpResponse method_not_allowed(const std::string& allow, const std::string& path) {
-  HttpResponse r = json_error(405, "method not allowed", path + " takes " + allow);
-  r.headers.emplace_back("Allow", allow);
-  return r;
-}
-
-std::string time_text(runtime::WallTime t) {
-  return mail::format_rfc3339_ms(
-      std::chrono::duration_cast<runtime::Millis>(t.time_since_epoch()).count());
-}
-
-// A JSON object body, or the 400 that says why not.
-std::optional<nlohmann::json> parse_object(const HttpRequest& request, HttpResponse* error) {
-  if (request.body.empty()) {
-    *error = json_error(400, "bad request", "a JSON object body is required");
-    return std::nullopt;
-  }
-  nlohmann::json body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) {
-    *error = json_error(400, "malformed JSON", "the request body is not valid JSON");
-    return std::nullopt;
-  }
-  if (!body.is_object()) {
-    *error = json_error(400, "bad request", "the request body must be a JSON object");
-    return std::nullopt;
-  }
-  return body;
-}
-
-// A string field: absent -> "" (and ok), wrong type or too long -> 400.
-bool string_field(const nlohmann::json& body, const char* name, size_t max, std::string* out,
-                  HttpResponse* error) {
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) return true;
-  if (!it->is_string()) {
-    *error = json_error(400, "bad field", std::string(name) + ": must be a string");
-    return false;
-  }
-  const std::string& v = it->get_ref<const std::string&>();
-  if (v.size() > max) {
-    *error = json_error(400, "bad field",
-                        std::string(name) + ": longer than " + std::to_string(max) + " bytes");
-    return false;
-  }
-  if (std::any_of(v.begin(), v.end(), [](char c) {
-        return (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f;
-      })) {
-    *error = json_error(400, "bad field", std::string(name) + ": control characters");
-    return false;
-  }
-  *out = v;
-  return true;
-}
-
-// Exactly one of the named target fields, non-empty.
-struct Target {
-  std::string field;
-  std::string value;
-};
-std::optional<Target> one_target(const nlohmann::json& body,
-                                 std::initializer_list<const char*> names, HttpResponse* error) {
-  std::optional<Target> found;
-  std::string list;
-  for (const char* name : names) {
-    list += list.empty() ? std::string("\"") + name + "\"" : std::string(", \"") + name + "\"";
-    std::string value;
-    if (!string_field(body, name, kMaxName, &value, error)) return std::nullopt;
-    const auto present = body.find(name);
-    if (present != body.end() && !present->is_null() && value.empty()) {
-      *error = json_error(400, "bad field", std::string(name) + ": must not be empty");
-      return std::nullopt;
-    }
-    if (value.empty()) continue;
-    if (found) {
-      *error = json_error(400, "bad request", "give only one of " + list);
-      return std::nullopt;
-    }
-    found = Target{name, value};
-  }
-  if (!found) *error = json_error(400, "bad request", "one of " + list + " is required");
-  return found;
-}
-
-bool known_field(const nlohmann::json& body, std::initializer_list<const char*> names,
-                 HttpResponse* error) {
-  for (auto it = body.begin(); it != body.end(); ++it) {
-    if (std::none_of(names.begin(), names.end(), [&](const char* n) { return it.key() == n; })) {
-      *error = json_error(400, "unknown field", it.key() + ": not a field of this request");
-      return false;
-    }
-  }
-  return true;
-}
 
 // Lower case for domains (the scheduler's routing key is lower case).
 std::string lower(std::string s) {
@@ -233,6 +132,9 @@ HttpResponse AdminRouter::route(const HttpRequest& request) const {
     if (r.is_post ? !post : !get) return method_not_allowed(r.is_post ? "POST" : "GET", path);
     return (this->*r.handler)(request);
   }
+  if (path == "/api/v1/campaigns" || path.starts_with("/api/v1/campaigns/"))
+    return campaigns(request);
+  if (path == "/api/v1/tenants" || path.starts_with("/api/v1/tenants/")) return tenants(request);
   if (path == "/api/v1/stats") return get ? stats() : method_not_allowed("GET", path);
   if (path == "/api/v1/reload") return post ? reload() : method_not_allowed("POST", path);
   if (path == "/api/v1/delivery/pause" || path == "/api/v1/delivery/resume") {
@@ -258,7 +160,7 @@ HttpResponse AdminRouter::stats() const {
                                 {"bounced_by_category", by_category},
                                 {"expired", t.expired},
                                 {"suppressed", 0},
-                                {"cancelled", 0},
+                                {"cancelled", t.cancelled},
                                 {"complaints", 0},
                                 {"queued", snap->queued},
                                 {"admin_bounced", t.admin_bounced},

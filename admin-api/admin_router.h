@@ -78,6 +78,9 @@ class AdminRouter {
   HttpResponse reload() const;
   HttpResponse events(const HttpRequest& request) const;
   HttpResponse probe(const HttpRequest& request) const;
+  // admin_campaigns.cc: /api/v1/campaigns[/ID[/ACTION]], /api/v1/tenants[/NAME[/ACTION]]
+  HttpResponse campaigns(const HttpRequest& request) const;
+  HttpResponse tenants(const HttpRequest& request) const;
 
   mta::DaemonControl& daemon_;
   const runtime::Clock& clock_;

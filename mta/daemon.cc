@@ -203,6 +203,9 @@ class Daemon final : public DaemonControl {
                  recovered.count(queue::RecipientState::queued), recovered.corrupt_records,
                  recovered.seconds);
     for (const auto& problem : recovered.problems) spdlog::warn("spool: {}", problem);
+    campaigns_ =
+        std::make_unique<CampaignRegistry>(*spool_, campaign_gate_, runtime::system_clock());
+    campaigns_->load();
     queue::SpoolWriterOptions writer_options;
     writer_options.initial_queued_recipients = recovered.count(queue::RecipientState::queued);
     writer_options.reserve_bytes =
@@ -232,7 +235,8 @@ class Daemon final : public DaemonControl {
     if (!config_->milters.empty()) milters_ = std::make_unique<MilterClient>(config_->milters);
     const unsigned cores = std::thread::hardware_concurrency();
     server_ = std::make_unique<InboundServer>(
-        InboundDependencies{writer_.get(), auth_.get(), milters_.get(), &metrics_},
+        InboundDependencies{writer_.get(), auth_.get(), milters_.get(), &metrics_,
+                            &runtime::system_clock(), &campaign_gate_},
         cores ? int(cores) : 1);
     if (!server_->start(config_, tls_, dkim_, error)) return false;
     listening_.store(true);
@@ -287,6 +291,8 @@ class Daemon final : public DaemonControl {
   }
 
   std::vector<std::string> reload() override { return reload_config(); }
+
+  CampaignRegistry* campaigns() override { return campaigns_.get(); }
 
   runtime::MetricsRegistry& metrics() override { return metrics_; }
 
@@ -448,6 +454,8 @@ class Daemon final : public DaemonControl {
   std::unique_ptr<queue::DeliveryLog> delivery_log_;
   std::unique_ptr<queue::Spool> spool_;
   std::unique_ptr<queue::SpoolWriter> writer_;
+  policy::CampaignGate campaign_gate_;  // read by the shards
+  std::unique_ptr<CampaignRegistry> campaigns_;
   std::unique_ptr<OutboundServer> outbound_;
   std::shared_ptr<const TlsContext> tls_;
   std::shared_ptr<const DkimSignerSet> dkim_;

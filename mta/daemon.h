@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "conf/config.h"
+#include "mta/campaigns.h"
 #include "mta/outbound/delivery_admin.h"
 
 namespace ringmail::runtime {
@@ -53,6 +54,10 @@ class DaemonControl {
   // As SIGHUP: the errors that refused the new config (each
   // "FILE:LINE: key.path: problem"), or none when it is in force.
   virtual std::vector<std::string> reload() = 0;
+  // Campaigns and tenants (mta/campaigns.h): records and statistics read
+  // from the spool; a change is persisted first, then carried out by
+  // delivery through command(). Null while the spool is not open.
+  virtual CampaignRegistry* campaigns() = 0;
   // Delivery-log records as they are written; null without a delivery log.
   virtual runtime::EventHub* events() = 0;
   // The registry /metrics renders (the control plane counts into it too).

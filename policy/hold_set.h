@@ -31,6 +31,15 @@ class HoldSet {
   void resume_tenant(const std::string& tenant) { tenants_.erase(tenant); }
   void pause_campaign(std::string campaign) { campaigns_.insert(std::move(campaign)); }
   void resume_campaign(const std::string& campaign) { campaigns_.erase(campaign); }
+  // For good: its jobs are cancelled, not held (a cancelled campaign is
+  // never resumed).
+  void cancel_campaign(std::string campaign) {
+    campaigns_.erase(campaign);
+    cancelled_.insert(std::move(campaign));
+  }
+  bool campaign_cancelled(std::string_view campaign) const {
+    return !cancelled_.empty() && !campaign.empty() && cancelled_.contains(campaign);
+  }
 
   // No new attempt to `site` before `until`.
   void suspend_site(std::string site, runtime::WallTime until) { sites_[std::move(site)] = until; }
@@ -58,6 +67,7 @@ class HoldSet {
   bool all_ = false;
   std::set<std::string, std::less<>> tenants_;
   std::set<std::string, std::less<>> campaigns_;
+  std::set<std::string, std::less<>> cancelled_;
   std::unordered_map<std::string, runtime::WallTime> sites_;
   std::unordered_map<std::string, runtime::WallTime> domains_;
 };

@@ -24,6 +24,7 @@
 
 #include "conf/config.h"
 #include "mta/inbound/inbound_client_counter.h"
+#include "policy/campaign_gate.h"
 #include "runtime/clock.h"
 
 namespace ringmail::runtime {
@@ -48,6 +49,8 @@ struct InboundDependencies {
   runtime::MetricsRegistry* metrics = nullptr;  // required
   // Wall time for sessions (Received:, Date:, deadlines) and signatures.
   const runtime::Clock* clock = &runtime::system_clock();
+  // Campaigns whose new mail is refused (cancelled); null: none.
+  const policy::CampaignGate* campaigns = nullptr;
 };
 
 class InboundServer {

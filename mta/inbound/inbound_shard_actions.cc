@@ -122,6 +122,16 @@ void InboundShard::sign(const DkimSignerSet& signers, queue::SpoolMessage& messa
 void InboundShard::submit_commit(uint32_t slot, Connection& c,
                                  std::unique_ptr<queue::SpoolMessage> message,
                                  DkimBodyHashes streamed) {
+  const policy::CampaignGate* campaigns = server_.deps_.campaigns;
+  if (campaigns && campaigns->refuses(message->meta.campaign)) {
+    spdlog::info("message {} from [{}] refused: campaign {} is cancelled", message->id.value,
+                 c.peer.ip, message->meta.campaign);
+    CommitResult result;
+    result.status = CommitResult::Status::rejected;
+    result.reply = "550 5.7.1 Campaign " + message->meta.campaign + " was cancelled";
+    finish_commit(slot, c, result);
+    return;
+  }
   MilterClient* milters = server_.deps_.milters;
   if (!milters || milters->empty()) {
     sign_and_store(slot, c, std::move(message), streamed);

@@ -30,6 +30,10 @@ struct AdminCommand {
     resume_campaign,
     pause_all,
     resume_all,
+    // Every queued recipient of the campaign (`target`) leaves the spool,
+    // logged Cancelled; any of its recipients that come up later (in a
+    // transaction now, or committed meanwhile) are cancelled too.
+    cancel_campaign,
     // Every queued recipient (not in a transaction now) of the site,
     // domain, campaign or tenant leaves the spool, logged AdminBounce with
     // `reason`; no DSN is sent (the operator chose to drop the mail).
@@ -69,6 +73,7 @@ struct DeliveryTotals {
   uint64_t bounced = 0;   // bounced for good (not expired)
   uint64_t expired = 0;
   uint64_t admin_bounced = 0;
+  uint64_t cancelled = 0;                               // with their campaign
   std::map<std::string, uint64_t> bounced_by_category;  // bounces and expirations
 };
 struct DeliverySnapshot {

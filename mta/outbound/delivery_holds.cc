@@ -3,6 +3,8 @@
 #include <charconv>
 #include <string_view>
 
+#include "queue/campaign_records.h"
+
 namespace ringmail::mta {
 
 namespace {
@@ -10,6 +12,7 @@ namespace {
 constexpr std::string_view kSite = "hold/site/";
 constexpr std::string_view kDomain = "hold/domain/";
 constexpr std::string_view kAll = "hold/all";
+constexpr std::string_view kTenant = "hold/tenant/";
 // The latest time a WallTime holds (year 2262 with nanosecond ticks): a
 // damaged value past it would overflow into some other time.
 constexpr int64_t kMaxUnixMs =
@@ -34,6 +37,10 @@ std::optional<PersistedHold> persisted_hold(const AdminCommand& command) {
                            std::to_string(unix_ms(command.until))};
     case Kind::resume_domain:
       return PersistedHold{std::string(kDomain) + command.target, std::nullopt};
+    case Kind::pause_tenant:
+      return PersistedHold{std::string(kTenant) + command.target, "1"};
+    case Kind::resume_tenant:
+      return PersistedHold{std::string(kTenant) + command.target, std::nullopt};
     case Kind::pause_all:
       return PersistedHold{std::string(kAll), "1"};
     case Kind::resume_all:
@@ -51,6 +58,16 @@ RestoredHolds restore_holds(const std::vector<std::pair<std::string, std::string
     if (k == kAll) {
       if (value == "1") {
         out.commands.push_back(AdminCommand{AdminCommand::Kind::pause_all, "", {}, ""});
+      } else {
+        out.problems.push_back(key);
+      }
+      continue;
+    }
+    if (k.starts_with(kTenant)) {
+      const std::string_view tenant = k.substr(kTenant.size());
+      if (value == "1" && !tenant.empty()) {
+        out.commands.push_back(
+            AdminCommand{AdminCommand::Kind::pause_tenant, std::string(tenant), {}, ""});
       } else {
         out.problems.push_back(key);
       }
@@ -78,6 +95,25 @@ RestoredHolds restore_holds(const std::vector<std::pair<std::string, std::string
     out.commands.push_back(
         AdminCommand{site ? AdminCommand::Kind::suspend_site : AdminCommand::Kind::suspend_domain,
                      std::string(target), until, ""});
+  }
+  return out;
+}
+
+std::vector<AdminCommand> campaign_holds(
+    const std::vector<std::pair<std::string, std::string>>& campaign_controls,
+    std::vector<std::string>* problems) {
+  std::vector<AdminCommand> out;
+  for (const auto& [key, value] : campaign_controls) {
+    queue::CampaignRecord record;
+    if (!queue::decode_campaign(value, &record)) {
+      if (problems) problems->push_back(key);
+      continue;
+    }
+    if (record.state == queue::CampaignState::paused) {
+      out.push_back(AdminCommand{AdminCommand::Kind::pause_campaign, record.id, {}, ""});
+    } else if (record.state == queue::CampaignState::cancelled) {
+      out.push_back(AdminCommand{AdminCommand::Kind::cancel_campaign, record.id, {}, ""});
+    }
   }
   return out;
 }

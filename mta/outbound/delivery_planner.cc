@@ -42,6 +42,16 @@ DeliveryPlanner::DeliveryPlanner(const queue::Spool& spool, const runtime::Clock
 }
 
 void DeliveryPlanner::set_config(std::shared_ptr<const conf::Config> config) {
+  // delivery.paused is the start-up default of the pause of all delivery
+  // (and a reload that changes it pauses or resumes); the admin API's
+  // pause and resume change it at run time.
+  if (!config_ || config_->delivery.paused != config->delivery.paused) {
+    if (config->delivery.paused) {
+      holds_.pause_all();
+    } else if (config_) {
+      holds_.resume_all();
+    }
+  }
   config_ = std::move(config);
   classifier_ = policy::BounceClassifier(config_->policy ? config_->policy->bounce_rules
                                                          : std::vector<conf::BounceRule>{});
@@ -140,8 +150,7 @@ PlannerOutput DeliveryPlanner::adopt(const std::vector<queue::SpoolMessage>& mes
 }
 
 bool DeliveryPlanner::site_blocked(const SiteState& site) const {
-  return stopping_ || config_->delivery.paused || holds_.all_paused() ||
-         site.down_until > steady() ||
+  return stopping_ || holds_.all_paused() || site.down_until > steady() ||
          holds_.site_suspended(site.key.site, clock_.wall()).has_value();
 }
 
@@ -212,7 +221,7 @@ PlannerOutput DeliveryPlanner::connection_ready(ConnectionId id) {
 
 void DeliveryPlanner::use_connection(Connection& c, PlannerOutput& out) {
   SiteState& site = sites_[c.site];
-  if (stopping_ || config_->delivery.paused || c.messages >= site.max_messages_per_connection) {
+  if (stopping_ || holds_.all_paused() || c.messages >= site.max_messages_per_connection) {
     quit(c, out);
     return;
   }

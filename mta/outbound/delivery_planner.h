@@ -119,7 +119,8 @@ struct MetricDeltas {
   LabelCounts delivered_by_site;
   LabelCounts deferred_by_site;
   LabelCounts bounced_by_category;
-  int64_t queued = 0;  // queue_recipients{state} gauge deltas
+  uint64_t cancelled = 0;  // messages_cancelled_total
+  int64_t queued = 0;      // queue_recipients{state} gauge deltas
   int64_t deferred = 0;
   std::vector<double> attempt_seconds;  // delivery_attempt_seconds observations
 };
@@ -259,9 +260,12 @@ class DeliveryPlanner {
                   const std::vector<SmtpReply>& replies, const SiteState* where,
                   const std::string& mx, const std::string& tls, PlannerOutput& out);
   void expire_job(queue::JobId id, PlannerOutput& out);
-  // An operator's bounce: every recipient of the job ends bounced, logged
-  // AdminBounce with the reason; not an attempt, no DSN.
-  void finish_admin_bounce(queue::JobId id, const std::string& reason, PlannerOutput& out);
+  // An operator's bounce (bounced, logged AdminBounce) or a campaign's
+  // cancellation (cancelled, logged Cancelled): every recipient of the job
+  // ends so with the reason; not an attempt, no DSN.
+  void finish_by_operator(queue::JobId id, queue::RecipientState state, const char* type,
+                          const std::string& reason, PlannerOutput& out);
+  void cancel_job(queue::JobId id, PlannerOutput& out);
   void forget_job(queue::JobId id, PlannerOutput& out);
   std::shared_ptr<const queue::SpoolMessage> message_for(const queue::Job& job, bool content);
   void message_done(const std::string& id);

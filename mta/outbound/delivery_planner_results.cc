@@ -61,6 +61,7 @@ void DeliveryPlanner::finish_job(queue::JobId id, const queue::SpoolMessage* mes
     const char* type = nullptr;
     std::optional<conf::BounceCategory> category;
     queue::RecipientUpdate update{job->id, r.index, queue::RecipientState::delivered, attempt, 0};
+    update.response = queue::RecipientResponse{reply.code, reply.enhanced, reply.text};
     if (reply.positive()) {
       type = "Delivery";
       out.metrics.delivered_by_site.add(site_name);
@@ -90,6 +91,7 @@ void DeliveryPlanner::finish_job(queue::JobId id, const queue::SpoolMessage* mes
         }
       }
       if (update.state != queue::RecipientState::deferred) {
+        update.category = category;
         const std::string name(conf::bounce_category_name(*category));
         out.metrics.bounced_by_category.add(name);
         ++totals_.bounced_by_category[name];
@@ -183,8 +185,19 @@ void DeliveryPlanner::finish_job(queue::JobId id, const queue::SpoolMessage* mes
   }
 }
 
-void DeliveryPlanner::finish_admin_bounce(queue::JobId id, const std::string& reason,
-                                          PlannerOutput& out) {
+void DeliveryPlanner::cancel_job(queue::JobId id, PlannerOutput& out) {
+  const queue::Job* job = scheduler_.find(id);
+  if (!job) return;
+  const size_t n = job->recipients.size();
+  totals_.cancelled += n;
+  out.metrics.cancelled += n;
+  finish_by_operator(id, queue::RecipientState::cancelled, "Cancelled",
+                     "campaign " + job->campaign + " was cancelled", out);
+}
+
+void DeliveryPlanner::finish_by_operator(queue::JobId id, queue::RecipientState state,
+                                         const char* type, const std::string& reason,
+                                         PlannerOutput& out) {
   queue::Job* job = scheduler_.find(id);
   if (!job) return;
   std::shared_ptr<const queue::SpoolMessage> message = message_for(*job, /*content=*/false);
@@ -196,14 +209,15 @@ void DeliveryPlanner::finish_admin_bounce(queue::JobId id, const std::string& re
   const SiteState* where = site_key.empty() ? nullptr : site(site_key);
   uint32_t count = 0;
   for (const queue::JobRecipient& r : job->recipients) {
-    // The attempt count stays: a bounce by the operator is not an attempt.
-    out.updates.push_back(
-        queue::RecipientUpdate{job->id, r.index, queue::RecipientState::bounced, r.attempts, 0});
+    // The attempt count stays: the operator's decision is not an attempt.
+    queue::RecipientUpdate update{job->id, r.index, state, r.attempts, 0};
+    update.response.text = reason;
+    out.updates.push_back(std::move(update));
     (r.was_deferred ? out.metrics.deferred : out.metrics.queued) -= 1;
     ++count;
     if (message && records_wanted_) {
       queue::AttemptRecord record;
-      record.type = "AdminBounce";
+      record.type = type;
       record.now_unix_ms = now;
       record.message = message.get();
       record.recipient_index = r.index;

@@ -96,7 +96,7 @@ void DeliveryPlanner::add_jobs(const queue::SpoolMessage& message,
 
 void DeliveryPlanner::run_due(PlannerOutput& out) {
   // Everything waits, due or not, while all delivery is paused.
-  if (config_->delivery.paused || holds_.all_paused()) return;
+  if (holds_.all_paused()) return;
   std::vector<queue::JobId> due;
   scheduler_.take_due(unix_ms(), &due, kDueBatch);
   for (queue::JobId id : due) route(id, out);
@@ -105,6 +105,10 @@ void DeliveryPlanner::run_due(PlannerOutput& out) {
 void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
   queue::Job* job = scheduler_.find(id);
   if (!job) return;
+  if (holds_.campaign_cancelled(job->campaign)) {
+    cancel_job(id, out);
+    return;
+  }
   if (holds_.all_paused()) {
     // Released from a tenant or campaign hold while all delivery is
     // paused: it waits with every other job, and resume_all runs it (a
@@ -350,7 +354,7 @@ void DeliveryPlanner::admin_bounce(const AdminCommand& command, PlannerOutput& o
     if (!job) continue;
     out.admin_bounced += job->recipients.size();
     totals_.admin_bounced += job->recipients.size();
-    finish_admin_bounce(id, reason, out);
+    finish_by_operator(id, queue::RecipientState::bounced, "AdminBounce", reason, out);
   }
 }
 
@@ -398,6 +402,14 @@ PlannerOutput DeliveryPlanner::command(const AdminCommand& command) {
     case AdminCommand::Kind::pause_all:
       holds_.pause_all();
       break;
+    case AdminCommand::Kind::cancel_campaign: {
+      holds_.cancel_campaign(command.target);
+      const std::vector<queue::JobId> ids = scheduler_.select_queued(
+          [&](const queue::Job& job) { return job.campaign == command.target; });
+      for (queue::JobId id : ids) cancel_job(id, out);
+      held_.erase(campaign_scope(command.target));
+      break;
+    }
     case AdminCommand::Kind::bounce_site:
     case AdminCommand::Kind::bounce_domain:
     case AdminCommand::Kind::bounce_campaign:

@@ -17,6 +17,7 @@
 #include <random>
 
 #include "mta/outbound/delivery_holds.h"
+#include "queue/campaign_records.h"
 #include "queue/delivery_log.h"
 #include "queue/spool_codec.h"
 #include "queue/spool_writer.h"
@@ -135,6 +136,8 @@ bool OutboundEngine::start(std::string* error) {
                                   {{"state", "queued"}});
   deferred_gauge_ = &metrics->gauge("queue_recipients", "Recipients in the spool by state",
                                     {{"state", "deferred"}});
+  cancelled_ = &metrics->counter("messages_cancelled_total",
+                                 "Recipients dropped with their cancelled campaign");
   attempt_seconds_ = &metrics->histogram("delivery_attempt_seconds",
                                          "Time of one delivery transaction, per message", {},
                                          runtime::latency_buckets());
@@ -172,6 +175,13 @@ void OutboundEngine::load_spool() {
                  nlohmann::json(key).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace));
   if (!holds.commands.empty())
     spdlog::info("delivery: {} operator hold(s) restored from the spool", holds.commands.size());
+  std::vector<std::string> unreadable;
+  const std::vector<AdminCommand> campaigns =
+      campaign_holds(deps_.spool->controls(queue::kCampaignPrefix), &unreadable);
+  for (const AdminCommand& command : campaigns) (void)planner_.command(command);
+  for (const std::string& key : unreadable)
+    spdlog::warn("spool: campaign record {} is unreadable",
+                 nlohmann::json(key).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace));
   std::string current;
   queue::SpoolMessage message;
   std::vector<size_t> indexes;
@@ -313,6 +323,7 @@ void OutboundEngine::apply_metrics(const MetricDeltas& m) {
   for (const auto& [category, n] : m.bounced_by_category.counts) {
     bounced_.get(metrics, category).inc(n);
   }
+  if (m.cancelled != 0) cancelled_->inc(m.cancelled);
   if (m.queued != 0) queued_gauge_->add(m.queued);
   if (m.deferred != 0) deferred_gauge_->add(m.deferred);
   for (double seconds : m.attempt_seconds) attempt_seconds_->observe(seconds);

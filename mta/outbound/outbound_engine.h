@@ -165,6 +165,7 @@ class OutboundEngine {
 
   runtime::Gauge* sessions_active_ = nullptr;
   runtime::Gauge* queued_gauge_ = nullptr;
+  runtime::Counter* cancelled_ = nullptr;
   runtime::Gauge* deferred_gauge_ = nullptr;
   runtime::Histogram* attempt_seconds_ = nullptr;
   runtime::LabelledCounters delivered_{"messages_delivered_total", "Recipients delivered, by site",

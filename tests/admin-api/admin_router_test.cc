@@ -18,6 +18,9 @@
 #include <vector>
 
 #include "admin-api/admin_probe.h"
+#include "mta/campaigns.h"
+#include "policy/campaign_gate.h"
+#include "queue/spool_memory.h"
 #include "runtime/clock.h"
 #include "runtime/event_hub.h"
 #include "runtime/metrics_registry.h"
@@ -61,6 +64,7 @@ class FakeDaemon final : public mta::DaemonControl {
   }
   runtime::EventHub* events() override { return has_delivery_log ? &hub : nullptr; }
   runtime::MetricsRegistry& metrics() override { return registry; }
+  mta::CampaignRegistry* campaigns() override { return &campaign_registry; }
 
   // What it answers.
   std::string unhealthy;
@@ -75,9 +79,14 @@ class FakeDaemon final : public mta::DaemonControl {
   std::vector<mta::QueueFilter> filters;
   std::vector<bool> idle_sites;
   int reloads = 0;
+  // Campaigns are real: the registry over a memory spool.
+  queue::MemorySpool spool;
+  policy::CampaignGate gate;
+  runtime::FakeClock clock;
+  mta::CampaignRegistry campaign_registry{spool, gate, clock};
+  std::shared_ptr<const conf::Config> config_ = std::make_shared<const conf::Config>();
 
  private:
-  std::shared_ptr<const conf::Config> config_ = std::make_shared<const conf::Config>();
   runtime::EventHub hub;
   runtime::MetricsRegistry registry;
 };

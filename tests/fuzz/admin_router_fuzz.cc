@@ -39,6 +39,9 @@
 
 #include "admin-api/admin_probe.h"
 #include "admin-api/admin_router.h"
+#include "mta/campaigns.h"
+#include "policy/campaign_gate.h"
+#include "queue/spool_memory.h"
 #include "runtime/clock.h"
 #include "runtime/event_hub.h"
 
@@ -107,6 +110,9 @@ class FuzzDaemon final : public mta::DaemonControl {
     return no_log_ ? nullptr : hub;
   }
   runtime::MetricsRegistry& metrics() override { broken("metrics()", "the router never asks"); }
+  // Real campaigns over a memory spool: the campaign routes' parsing and
+  // the registry's checks are fuzzed together.
+  mta::CampaignRegistry* campaigns() override { return &campaign_registry_; }
 
   std::vector<mta::AdminCommand> commands;
 
@@ -114,6 +120,10 @@ class FuzzDaemon final : public mta::DaemonControl {
   bool unhealthy_ = false, no_log_ = false, no_snapshot_ = false, commands_fail_ = false,
        reload_refused_ = false;
   mta::DeliverySnapshot snapshot_;
+  queue::MemorySpool spool_;
+  policy::CampaignGate gate_;
+  runtime::FakeClock clock_;
+  mta::CampaignRegistry campaign_registry_{spool_, gate_, clock_};
 };
 
 // Answers without connecting; records what it was asked to probe.

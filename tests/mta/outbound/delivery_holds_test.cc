@@ -50,9 +50,14 @@ TEST(DeliveryHolds, EveryCommandKindPersistsItsHoldOrNothing) {
        PersistedHold{"hold/site/pool@192.0.2.1/10.0.0.1:25", std::to_string(kNowMs + 1)}},
       {"pause all", command(Kind::pause_all), PersistedHold{"hold/all", "1"}},
       {"resume all", command(Kind::resume_all), PersistedHold{"hold/all", std::nullopt}},
-      // Campaigns and tenants keep their state elsewhere; bounces are no hold.
-      {"pause a tenant", command(Kind::pause_tenant, "app1"), std::nullopt},
-      {"resume a tenant", command(Kind::resume_tenant, "app1"), std::nullopt},
+      {"pause a tenant", command(Kind::pause_tenant, "app1"),
+       PersistedHold{"hold/tenant/app1", "1"}},
+      {"a relay tenant's name", command(Kind::pause_tenant, "127.0.0.0/8"),
+       PersistedHold{"hold/tenant/127.0.0.0/8", "1"}},
+      {"resume a tenant", command(Kind::resume_tenant, "app1"),
+       PersistedHold{"hold/tenant/app1", std::nullopt}},
+      // Campaigns keep their state in their records; bounces are no hold.
+      {"cancel a campaign", command(Kind::cancel_campaign, "spring"), std::nullopt},
       {"pause a campaign", command(Kind::pause_campaign, "spring"), std::nullopt},
       {"resume a campaign", command(Kind::resume_campaign, "spring"), std::nullopt},
       {"bounce a site", command(Kind::bounce_site, "mx.example.test", {}, "why"), std::nullopt},
@@ -73,7 +78,8 @@ TEST(DeliveryHolds, EveryCommandKindPersistsItsHoldOrNothing) {
 TEST(DeliveryHolds, APersistedSuspensionRestoresAsTheSameCommand) {
   for (const AdminCommand& c :
        {command(Kind::suspend_site, "mx.example.test", kNow + 90min),
-        command(Kind::suspend_domain, "gmail.com", kNow + 30 * 24h), command(Kind::pause_all)}) {
+        command(Kind::suspend_domain, "gmail.com", kNow + 30 * 24h), command(Kind::pause_all),
+        command(Kind::pause_tenant, "app1"), command(Kind::pause_tenant, "127.0.0.0/8")}) {
     SCOPED_TRACE(static_cast<int>(c.kind));
     const std::optional<PersistedHold> hold = persisted_hold(c);
     ASSERT_TRUE(hold && hold->value);
