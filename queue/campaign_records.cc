@@ -155,6 +155,9 @@ DecodeResult decode_stats(std::string_view bytes, DeliveryStats* out) {
 }
 
 void StatsBatch::count(const MessageMetadata& meta, const DeliveryStats& delta) {
+  // A DSN keeps its original's tenant and campaign for the log, but it is
+  // the daemon's mail, not theirs: it counts for neither.
+  if (meta.listener == kDsnListener) return;
   if (!meta.campaign.empty() && valid_campaign_id(meta.campaign))
     deltas_[campaign_stats_key(meta.campaign)].add(delta);
   if (!meta.tenant.empty()) deltas_[tenant_stats_key(meta.tenant)].add(delta);
@@ -162,7 +165,7 @@ void StatsBatch::count(const MessageMetadata& meta, const DeliveryStats& delta) 
 
 void StatsBatch::count_new(const SpoolMessage& message) {
   const MessageMetadata& meta = message.meta;
-  if (meta.campaign.empty() && meta.tenant.empty()) return;
+  if ((meta.campaign.empty() && meta.tenant.empty()) || meta.listener == kDsnListener) return;
   if (!meta.campaign.empty() && valid_campaign_id(meta.campaign)) {
     const std::string key = campaign_record_key(meta.campaign);
     if (!new_campaigns_.contains(key)) {

@@ -24,6 +24,7 @@
 // the stored recipient: a first final state (delivered, bounced, expired,
 // suppressed, cancelled) takes one from `queued`; a final recipient queued
 // again (a dead letter's retry) adds one back; every deferral counts.
+// DSNs the daemon makes (listener "dsn") count for no campaign or tenant.
 //
 // SECURITY: decoders take bytes from disk as untrusted (bounds-checked,
 // versioned, CRC-checked); a value that does not decode is an error.

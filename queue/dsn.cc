@@ -599,7 +599,7 @@ std::unique_ptr<SpoolMessage> make_dsn(const DsnRequest& request, MessageId id) 
   dsn->envelope.smtputf8 = utf8_addresses;
   dsn->meta.tenant = original.meta.tenant;
   dsn->meta.campaign = original.meta.campaign;
-  dsn->meta.listener = "dsn";
+  dsn->meta.listener = kDsnListener;
   dsn->meta.received_unix_ms = request.now_unix_ms;
   dsn->meta.size = content.size();
   dsn->content = std::move(content);

@@ -68,6 +68,9 @@ struct Envelope {
   std::string dsn_envid;  // RFC 3461 ENVID= or ""
 };
 
+// The listener name of the DSNs the daemon itself makes (queue/dsn.h).
+inline constexpr char kDsnListener[] = "dsn";
+
 struct MessageMetadata {
   std::string tenant;    // AUTH user, or the relay_networks entry a relay client matched
   std::string campaign;  // from the campaign header, "" if none

@@ -18,12 +18,14 @@
 #include <vector>
 
 #include "admin-api/admin_probe.h"
+#include "conf/config_policy.h"
 #include "mta/campaigns.h"
 #include "policy/campaign_gate.h"
 #include "queue/spool_memory.h"
 #include "runtime/clock.h"
 #include "runtime/event_hub.h"
 #include "runtime/metrics_registry.h"
+#include "tests/queue/spool_test_support.h"
 
 namespace ringmail::admin {
 namespace {
@@ -938,6 +940,179 @@ TEST(AdminRouter, JsonErrorEscapesWhatItQuotes) {
 
 TEST(AdminRouter, A404ForAPathThatIsNotUtf8IsStillJson) {
   run_all({get("binary path", std::string("/\xff\xfe\0x", 5)).no_authorization().fails(404)});
+}
+
+// --- campaigns and tenants (a real registry over a memory spool)
+
+struct Session {
+  FakeDaemon daemon;
+  runtime::FakeClock clock;
+  AdminRouter router{daemon, clock};
+  HttpResponse call(std::string method, std::string path, std::string body = "") {
+    return router.handle(
+        {std::move(method), std::move(path), {}, kGoodAuth, std::move(body), false}, kToken, false);
+  }
+};
+
+TEST(AdminCampaigns, CreateUpdateListAndShowACampaign) {
+  Session s;
+  auto pools = std::make_shared<conf::PolicyConfig>();
+  pools->pools.push_back(conf::EgressPool{"bulk", {}});
+  auto config = std::make_shared<conf::Config>();
+  config->policy = pools;
+  s.daemon.config_ = config;
+
+  HttpResponse r = s.call("POST", "/api/v1/campaigns",
+                          R"({"id":"spring","name":"Spring sale","tenant":"app1","pool":"bulk"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  json c = json::parse(r.body);
+  EXPECT_EQ(c["id"], "spring");
+  EXPECT_EQ(c["name"], "Spring sale");
+  EXPECT_EQ(c["tenant"], "app1");
+  EXPECT_EQ(c["pool"], "bulk");
+  EXPECT_EQ(c["message_rate"], nullptr);
+  EXPECT_EQ(c["state"], "active");
+  EXPECT_EQ(c["created"], "2026-01-01T00:00:00.000Z");
+  EXPECT_EQ(c["stats"]["received"], 0);
+  EXPECT_EQ(c["stats"]["queued"], 0);
+  EXPECT_TRUE(c["stats"]["bounced_by_category"].is_object());
+
+  // An update keeps what it does not name.
+  s.clock.advance(std::chrono::minutes(5));
+  r = s.call("POST", "/api/v1/campaigns", R"({"id":"spring","message_rate":"300/m"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  c = json::parse(r.body);
+  EXPECT_EQ(c["message_rate"], "300/m");
+  EXPECT_EQ(c["pool"], "bulk");
+  EXPECT_EQ(c["created"], "2026-01-01T00:00:00.000Z") << "created stays";
+
+  ASSERT_EQ(s.call("POST", "/api/v1/campaigns", R"({"id":"autumn","tenant":"app2"})").status, 201);
+  r = s.call("GET", "/api/v1/campaigns");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(json::parse(r.body)["campaigns"].size(), 2u);
+  HttpRequest filtered{"GET", "/api/v1/campaigns", {{"tenant", "app2"}}, kGoodAuth, "", false};
+  r = s.router.handle(filtered, kToken, false);
+  ASSERT_EQ(json::parse(r.body)["campaigns"].size(), 1u);
+  EXPECT_EQ(json::parse(r.body)["campaigns"][0]["id"], "autumn");
+
+  r = s.call("GET", "/api/v1/campaigns/spring");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(json::parse(r.body)["name"], "Spring sale");
+  r = s.call("GET", "/api/v1/campaigns/nope");
+  EXPECT_EQ(r.status, 404);
+  expect_error_shape(r);
+}
+
+TEST(AdminCampaigns, StatsComeFromTheSpoolsCommits) {
+  Session s;
+  queue::SpoolMessage m = queue::testing::make_test_message(2, 100, "spring");
+  queue::SpoolMessage* batch[] = {&m};
+  ASSERT_TRUE(s.daemon.spool.commit(batch, {}, {}).ok());
+  queue::RecipientUpdate bounced{m.id, 1, queue::RecipientState::bounced, 1, 0};
+  bounced.category = conf::BounceCategory::InvalidRecipient;
+  const queue::RecipientUpdate updates[] = {{m.id, 0, queue::RecipientState::delivered, 1, 0},
+                                            bounced};
+  ASSERT_TRUE(s.daemon.spool.commit({}, updates, {}).ok());
+  HttpResponse r = s.call("GET", "/api/v1/campaigns/spring");
+  ASSERT_EQ(r.status, 200) << "the message made the campaign";
+  const json c = json::parse(r.body);
+  EXPECT_EQ(c["tenant"], "app1");
+  EXPECT_EQ(c["stats"]["received"], 2);
+  EXPECT_EQ(c["stats"]["delivered"], 1);
+  EXPECT_EQ(c["stats"]["bounced"], 1);
+  EXPECT_EQ(c["stats"]["bounced_by_category"], json({{"InvalidRecipient", 1}}));
+  EXPECT_EQ(c["stats"]["queued"], 0);
+
+  r = s.call("GET", "/api/v1/tenants/app1");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(json::parse(r.body)["stats"]["received"], 2);
+  EXPECT_EQ(json::parse(r.body)["state"], "active");
+  r = s.call("GET", "/api/v1/tenants");
+  EXPECT_EQ(json::parse(r.body)["tenants"].size(), 1u);
+}
+
+TEST(AdminCampaigns, PauseResumeAndCancelPersistThenTellDelivery) {
+  Session s;
+  ASSERT_EQ(s.call("POST", "/api/v1/campaigns", R"({"id":"spring"})").status, 201);
+  HttpResponse r = s.call("POST", "/api/v1/campaigns/spring/pause");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["state"], "paused");
+  ASSERT_EQ(s.daemon.commands.size(), 1u);
+  EXPECT_EQ(s.daemon.commands[0].kind, Kind::pause_campaign);
+  EXPECT_EQ(s.daemon.commands[0].target, "spring");
+  EXPECT_EQ(json::parse(s.call("GET", "/api/v1/campaigns/spring").body)["state"], "paused")
+      << "persisted";
+
+  r = s.call("POST", "/api/v1/campaigns/spring/resume");
+  EXPECT_EQ(json::parse(r.body)["state"], "active");
+  EXPECT_EQ(s.daemon.commands.back().kind, Kind::resume_campaign);
+
+  EXPECT_FALSE(s.daemon.gate.refuses("spring"));
+  r = s.call("POST", "/api/v1/campaigns/spring/cancel");
+  EXPECT_EQ(json::parse(r.body)["state"], "cancelled");
+  EXPECT_EQ(s.daemon.commands.back().kind, Kind::cancel_campaign);
+  EXPECT_TRUE(s.daemon.gate.refuses("spring")) << "later mail naming it is refused";
+  // Cancelled is for good.
+  r = s.call("POST", "/api/v1/campaigns/spring/resume");
+  EXPECT_EQ(r.status, 409);
+  expect_error_shape(r);
+  EXPECT_EQ(s.call("POST", "/api/v1/campaigns/spring/cancel").status, 200);
+
+  // A delivery thread that does not answer: saved, but the client hears 500.
+  ASSERT_EQ(s.call("POST", "/api/v1/campaigns", R"({"id":"autumn"})").status, 201);
+  s.daemon.command_error = "the delivery thread did not answer in time";
+  r = s.call("POST", "/api/v1/campaigns/autumn/pause");
+  EXPECT_EQ(r.status, 500);
+  EXPECT_NE(json::parse(r.body)["detail"].get<std::string>().find("did not answer"),
+            std::string::npos);
+}
+
+TEST(AdminCampaigns, TenantKillSwitchSendsPersistedHolds) {
+  Session s;
+  HttpResponse r = s.call("POST", "/api/v1/tenants/app1/pause");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["name"], "app1");
+  EXPECT_EQ(json::parse(r.body)["state"], "paused");
+  ASSERT_EQ(s.daemon.commands.size(), 1u);
+  EXPECT_EQ(s.daemon.commands[0].kind, Kind::pause_tenant);
+  // A relay tenant's name has a slash, sent as %2F (decoded by the server).
+  r = s.call("POST", "/api/v1/tenants/127.0.0.0/8/resume");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(s.daemon.commands.back().kind, Kind::resume_tenant);
+  EXPECT_EQ(s.daemon.commands.back().target, "127.0.0.0/8");
+  EXPECT_EQ(json::parse(r.body)["state"], "active");
+}
+
+TEST(AdminCampaigns, BadRequestsAreNamedErrors) {
+  run_all({
+      post("no body", "/api/v1/campaigns").fails(400, "bad request"),
+      post("no id", "/api/v1/campaigns", R"({"name":"x"})").fails(400, "bad field", "id: required"),
+      post("bad id", "/api/v1/campaigns", R"({"id":"has space"})").fails(400, "bad field", "id:"),
+      post("id too long", "/api/v1/campaigns", json({{"id", std::string(65, 'a')}}).dump())
+          .fails(400, "bad field", "id:"),
+      post("id not a string", "/api/v1/campaigns", R"({"id":7})")
+          .fails(400, "bad field", "id: must be a string"),
+      post("unknown field", "/api/v1/campaigns", R"({"id":"a","colour":"red"})")
+          .fails(400, "unknown field", "colour"),
+      post("unknown pool", "/api/v1/campaigns", R"({"id":"a","pool":"nope"})")
+          .fails(400, "bad field", "pool: unknown pool \"nope\""),
+      post("bad rate", "/api/v1/campaigns", R"({"id":"a","message_rate":"fast"})")
+          .fails(400, "bad field", "message_rate:"),
+      post("name with a newline", "/api/v1/campaigns", R"({"id":"a","name":"x\ny"})")
+          .fails(400, "bad field", "name: control characters"),
+      request("DELETE the list", "DELETE", "/api/v1/campaigns").not_allowed("GET, POST"),
+      post("POST one campaign", "/api/v1/campaigns/a").not_allowed("GET"),
+      get("GET an action", "/api/v1/campaigns/a/pause").not_allowed("POST"),
+      post("pause an unknown campaign", "/api/v1/campaigns/nope/pause").fails(404, "not found"),
+      post("unknown action", "/api/v1/campaigns/a/explode").fails(404, "not found"),
+      get("empty id", "/api/v1/campaigns/").fails(404),
+      get("unknown tenant", "/api/v1/tenants/nobody").fails(404, "not found"),
+      post("POST the tenant list", "/api/v1/tenants").not_allowed("GET"),
+      get("GET a tenant action", "/api/v1/tenants/app1/pause").not_allowed("POST"),
+      post("a tenant name with a control character", "/api/v1/tenants/a\x01/pause")
+          .fails(400, "bad tenant"),
+      get("campaigns without a token", "/api/v1/campaigns").no_authorization().unauthorized(),
+  });
 }
 
 }  // namespace

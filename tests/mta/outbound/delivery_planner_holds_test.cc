@@ -137,6 +137,92 @@ TEST_F(DeliveryPlannerTest, ASuspendedSitesIdleConnectionTakesNoNewMessage) {
   EXPECT_EQ(out.start[0].id, c);
 }
 
+// --- cancelled campaigns
+
+TEST_F(DeliveryPlannerTest, ACancelledCampaignsQueuedMailLeavesAsCancelledAndOthersGo) {
+  planner().command(admin(Kind::pause_all));  // everything waits: nothing is in flight
+  commit(message({"a@[192.0.2.1]", "b@[192.0.2.1]"}, "spring"));
+  commit(message({"c@[192.0.2.2]"}, "autumn"));
+  PlannerOutput out = planner().command(admin(Kind::cancel_campaign, "spring"));
+  EXPECT_EQ(types(out), (Strings{"Cancelled", "Cancelled"}));
+  EXPECT_EQ(states(out), (Strings{"cancelled", "cancelled"}));
+  ASSERT_EQ(out.updates.size(), 2u);
+  EXPECT_EQ(out.updates[0].attempts, 0u) << "a cancellation is no attempt";
+  EXPECT_EQ(out.records[0]["campaign"], "spring");
+  EXPECT_EQ(out.finished.size(), 1u) << "the message has no recipient left";
+  EXPECT_EQ(out.metrics.cancelled, 2u);
+  EXPECT_TRUE(out.dsns.empty()) << "the operator dropped it: no DSN";
+  out = planner().command(admin(Kind::resume_all));
+  EXPECT_EQ(opened_ips(out), Strings{"192.0.2.2"}) << "only the other campaign's mail goes";
+  EXPECT_EQ(planner().snapshot({}, false).totals.cancelled, 2u);
+}
+
+TEST_F(DeliveryPlannerTest, MailOfACancelledCampaignThatComesUpLaterIsCancelledNotSent) {
+  // In a transaction when the cancel comes: it finishes, and its deferral
+  // is cancelled instead of retried.
+  const ConnectionId c = only_open(commit(message({"u@[192.0.2.1]"}, "spring")));
+  ASSERT_EQ(planner().connection_ready(c).start.size(), 1u);
+  PlannerOutput out = planner().command(admin(Kind::cancel_campaign, "spring"));
+  EXPECT_TRUE(out.records.empty()) << "in flight: left to finish";
+  out = planner().transaction_done(c, result({reply(451, "4.3.0", "try later")}), "");
+  EXPECT_EQ(types(out), Strings{"TransientFailure"});
+  clock.advance(1h);
+  out = planner().tick();
+  EXPECT_EQ(types(out), Strings{"Cancelled"});
+  EXPECT_TRUE(out.open.empty() && out.start.empty());
+
+  // Committed after the cancel (accepted just before the gate closed).
+  out = commit(message({"v@[192.0.2.1]"}, "spring"));
+  EXPECT_EQ(types(out), Strings{"Cancelled"});
+  EXPECT_TRUE(out.open.empty() && out.start.empty());
+}
+
+TEST_F(DeliveryPlannerTest, CancellingAPausedCampaignDropsItsHeldMail) {
+  planner().command(admin(Kind::pause_campaign, "spring"));
+  EXPECT_TRUE(commit(message({"u@[192.0.2.1]"}, "spring")).open.empty());
+  PlannerOutput out = planner().command(admin(Kind::cancel_campaign, "spring"));
+  EXPECT_EQ(types(out), Strings{"Cancelled"});
+  // A resume after it finds nothing to release.
+  out = planner().command(admin(Kind::resume_campaign, "spring"));
+  EXPECT_TRUE(out.open.empty());
+  EXPECT_TRUE(out.records.empty());
+  EXPECT_EQ(planner().active_messages(), 0u);
+}
+
+TEST_F(DeliveryPlannerTest, ResultsCarryTheReplyAndTheBounceCategoryForTheStatistics) {
+  const ConnectionId c =
+      only_open(commit(message({"a@[192.0.2.1]", "b@[192.0.2.1]", "c@[192.0.2.1]"}, "spring")));
+  planner().connection_ready(c);
+  PlannerOutput out = planner().transaction_done(
+      c,
+      result({reply(250, "2.1.5", "ok"), reply(550, "5.1.1", "no such user"),
+              reply(451, "4.3.0", "later")}),
+      "");
+  ASSERT_EQ(out.updates.size(), 3u);
+  EXPECT_EQ(out.updates[0].response, (queue::RecipientResponse{250, "2.1.5", "ok"}));
+  EXPECT_FALSE(out.updates[0].category.has_value());
+  EXPECT_EQ(out.updates[1].response.code, 550);
+  EXPECT_EQ(out.updates[1].category, conf::BounceCategory::InvalidRecipient);
+  EXPECT_EQ(out.updates[2].response.text, "later");
+  EXPECT_FALSE(out.updates[2].category.has_value()) << "a deferral is no bounce";
+}
+
+TEST_F(DeliveryPlannerTest, DeliveryPausedInTheConfigIsTheStartUpDefaultTheApiCanResume) {
+  config.delivery.paused = true;
+  DeliveryPlanner paused(spool, clock, std::make_shared<const conf::Config>(config), 1);
+  EXPECT_TRUE(paused.committed({message({"u@[192.0.2.1]"})}).open.empty());
+  PlannerOutput out = paused.command(admin(Kind::resume_all));
+  EXPECT_EQ(opened_ips(out), Strings{"192.0.2.1"});
+  // A reload that sets it pauses again; one that clears it resumes.
+  paused.set_config(std::make_shared<const conf::Config>(config));  // unchanged: no effect
+  EXPECT_EQ(opened_ips(paused.committed({message({"v@[192.0.2.2]"})})), Strings{"192.0.2.2"});
+  config.delivery.paused = false;
+  paused.set_config(std::make_shared<const conf::Config>(config));
+  config.delivery.paused = true;
+  paused.set_config(std::make_shared<const conf::Config>(config));
+  EXPECT_TRUE(paused.committed({message({"w@[192.0.2.3]"})}).open.empty());
+}
+
 // --- stop
 
 TEST_F(DeliveryPlannerTest,
