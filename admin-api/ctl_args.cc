@@ -177,8 +177,9 @@ std::string build_message(const VerbArgs& args, Command& c) {
 }
 
 // GET of a list route with its filters as options (campaigns, tenants, warmup).
-Builder list_route(std::string verb, std::string route) {
-  return [verb, route](const VerbArgs& args, Command& c) {
+Builder list_route(std::string verb, std::string route, Output output = Output::pretty) {
+  return [verb, route, output](const VerbArgs& args, Command& c) {
+    c.output = output;
     c.request.path_segments = segments({route});
     options_as_query(args, c.request);
     return no_positionals(args, verb);
@@ -186,8 +187,10 @@ Builder list_route(std::string verb, std::string route) {
 }
 
 // campaign show|pause|resume|cancel ID, tenant show|pause|resume NAME.
-Builder object_route(std::string verb, std::string route, std::vector<std::string> actions) {
-  return [verb, route, actions](const VerbArgs& args, Command& c) -> std::string {
+Builder object_route(std::string verb, std::string route, std::vector<std::string> actions,
+                     Output output = Output::pretty) {
+  return [verb, route, actions, output](const VerbArgs& args, Command& c) -> std::string {
+    c.output = output;
     std::string list;
     for (const auto& a : actions) list += (list.empty() ? "" : "|") + a;
     if (args.positionals.size() != 2 || !contains(actions, args.positionals[0])) {
@@ -271,12 +274,15 @@ const std::vector<VerbEntry>& verb_table() {
       {"probe", {}, build_probe},
       {"explain", {{"--source"}, {}}, build_explain},
       {"message", {}, build_message},
-      {"campaigns", {{"--tenant"}, {}}, list_route("campaigns", "campaigns")},
+      {"campaigns", {{"--tenant"}, {}}, list_route("campaigns", "campaigns", Output::campaigns)},
       {"campaign",
        {},
-       object_route("campaign", "campaigns", {"show", "pause", "resume", "cancel"})},
-      {"tenants", {}, list_route("tenants", "tenants")},
-      {"tenant", {}, object_route("tenant", "tenants", {"show", "pause", "resume"})},
+       object_route("campaign", "campaigns", {"show", "pause", "resume", "cancel"},
+                    Output::campaign)},
+      {"tenants", {}, list_route("tenants", "tenants", Output::tenants)},
+      {"tenant",
+       {},
+       object_route("tenant", "tenants", {"show", "pause", "resume"}, Output::tenant)},
       {"warmup", {}, list_route("warmup", "warmup")},
       {"suppressions", {{"--tenant", "--address", "--reason"}, {}}, build_suppressions},
   };

@@ -30,6 +30,10 @@ enum class Output {
   reloaded,   // "reloaded"
   events,     // one line per Server-Sent Event as it arrives
   addresses,  // suppressions export: one address per line
+  campaigns,  // the campaigns table
+  campaign,   // one campaign: its fields, then its stats
+  tenants,    // the tenants table
+  tenant,     // one tenant: state, then its stats
   pretty,     // the JSON pretty-printed (routes without a table yet)
 };
 

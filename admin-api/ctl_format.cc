@@ -185,6 +185,66 @@ std::string format_queue(const json& queue) {
   return format_sites(field(queue, "sites")) + "total: " + cell_text(field(queue, "total")) + "\n";
 }
 
+std::string format_campaigns(const json& body) {
+  static const std::vector<Column> kColumns = {
+      {"ID", Align::left},        {"STATE", Align::left},      {"TENANT", Align::left},
+      {"RECEIVED", Align::right}, {"DELIVERED", Align::right}, {"DEFERRED", Align::right},
+      {"BOUNCED", Align::right},  {"QUEUED", Align::right},    {"NAME", Align::left},
+  };
+  std::vector<std::vector<std::string>> rows;
+  const json& list = field(body, "campaigns");
+  if (list.is_array()) {
+    for (const json& c : list) {
+      const json& s = field(c, "stats");
+      rows.push_back({cell_text(field(c, "id")), cell_text(field(c, "state")),
+                      cell_text(field(c, "tenant")), cell_text(field(s, "received")),
+                      cell_text(field(s, "delivered")), cell_text(field(s, "deferred")),
+                      cell_text(field(s, "bounced")), cell_text(field(s, "queued")),
+                      cell_text(field(c, "name"))});
+    }
+  }
+  return format_table(kColumns, rows);
+}
+
+std::string format_tenants(const json& body) {
+  static const std::vector<Column> kColumns = {
+      {"TENANT", Align::left},     {"STATE", Align::left},     {"RECEIVED", Align::right},
+      {"DELIVERED", Align::right}, {"DEFERRED", Align::right}, {"BOUNCED", Align::right},
+      {"QUEUED", Align::right},
+  };
+  std::vector<std::vector<std::string>> rows;
+  const json& list = field(body, "tenants");
+  if (list.is_array()) {
+    for (const json& t : list) {
+      const json& s = field(t, "stats");
+      rows.push_back({cell_text(field(t, "name")), cell_text(field(t, "state")),
+                      cell_text(field(s, "received")), cell_text(field(s, "delivered")),
+                      cell_text(field(s, "deferred")), cell_text(field(s, "bounced")),
+                      cell_text(field(s, "queued"))});
+    }
+  }
+  return format_table(kColumns, rows);
+}
+
+// One campaign or tenant: its own fields, then its stats as format_stats
+// shows the daemon's (without sites).
+std::string format_object(const json& body, const std::vector<std::string>& fields) {
+  std::vector<std::pair<std::string, std::string>> lines;
+  for (const std::string& name : fields) {
+    if (body.is_object() && body.contains(name)) lines.emplace_back(name, cell_text(body[name]));
+  }
+  std::string out = key_values(lines, "");
+  const json& stats = field(body, "stats");
+  if (stats.is_object()) {
+    std::string shown = format_stats(stats);
+    // format_stats ends with the (here empty) sites table: drop it.
+    const size_t sites = shown.rfind("\nSITE");
+    if (sites != std::string::npos) shown.resize(sites + 1);
+    out += "\n" + shown;
+  }
+  return out;
+}
+
 std::string format_event(const json& record) {
   const json& response = field(record, "response");
   std::string recipient = cell_text(field(record, "recipient"));
@@ -228,6 +288,15 @@ std::string format_human(Output output, const json& body) {
       }
       return out;
     }
+    case Output::campaigns:
+      return format_campaigns(body);
+    case Output::tenants:
+      return format_tenants(body);
+    case Output::campaign:
+      return format_object(body,
+                           {"id", "name", "state", "tenant", "pool", "message_rate", "created"});
+    case Output::tenant:
+      return format_object(body, {"name", "state"});
     case Output::pretty:
       return dump(body, 2) + "\n";
   }

@@ -57,6 +57,9 @@ std::string format_stats(const nlohmann::json& stats);
 // GET /api/v1/queue: the sites table, then "total: n".
 std::string format_queue(const nlohmann::json& queue);
 // One delivery-log record: TIME TYPE RECIPIENT SITE CODE TEXT.
+// The campaigns and tenants tables (GET /api/v1/campaigns, /tenants).
+std::string format_campaigns(const nlohmann::json& body);
+std::string format_tenants(const nlohmann::json& body);
 std::string format_event(const nlohmann::json& record);
 
 // What a successful answer prints in human form (with a final newline).

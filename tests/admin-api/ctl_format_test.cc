@@ -32,6 +32,42 @@ const char* const kSitesTable =
     "backoff mx.example.test: rate_factor until 2026-12-02T11:00:00.000Z (rule 421 4.7.0 -> "
     "rate 0.5 for 1h; reply 421 4.7.0 try later)\n";
 
+TEST(CtlFormat, CampaignsAndTenantsAsTables) {
+  const json campaigns = json::parse(R"({"campaigns": [
+    {"id": "spring", "name": "Spring sale", "tenant": "app1", "pool": null,
+     "message_rate": "300/m", "state": "paused", "created": "2026-12-01T08:00:00.000Z",
+     "stats": {"received": 1200, "delivered": 1100, "deferred": 40, "bounced": 3,
+               "bounced_by_category": {"InvalidRecipient": 3}, "complaints": 0,
+               "unsubscribes": 0, "suppressed": 0, "expired": 0, "cancelled": 0,
+               "queued": 97}},
+    {"id": "x", "name": "x", "tenant": null, "pool": null, "message_rate": null,
+     "state": "cancelled", "created": "2026-12-01T09:00:00.000Z", "stats": {}}]})");
+  EXPECT_EQ(format_human(Output::campaigns, campaigns),
+            "ID      STATE      TENANT  RECEIVED  DELIVERED  DEFERRED  BOUNCED  QUEUED  NAME\n"
+            "spring  paused     app1        1200       1100        40        3      97  "
+            "Spring sale\n"
+            "x       cancelled  -              -          -         -        -       -  x\n");
+  const std::string one = format_human(Output::campaign, campaigns["campaigns"][0]);
+  EXPECT_EQ(one.substr(0, one.find("\n\n") + 2),
+            "id            spring\n"
+            "name          Spring sale\n"
+            "state         paused\n"
+            "tenant        app1\n"
+            "pool          -\n"
+            "message_rate  300/m\n"
+            "created       2026-12-01T08:00:00.000Z\n\n");
+  EXPECT_NE(one.find("received      1200\n"), std::string::npos) << one;
+  EXPECT_NE(one.find("bounced by category:\n  InvalidRecipient  3\n"), std::string::npos) << one;
+  EXPECT_EQ(one.find("SITE"), std::string::npos) << "a campaign has no sites table";
+
+  const json tenants = json::parse(R"({"tenants": [
+    {"name": "127.0.0.0/8", "state": "paused",
+     "stats": {"received": 5, "delivered": 4, "deferred": 0, "bounced": 1, "queued": 0}}]})");
+  EXPECT_EQ(format_human(Output::tenants, tenants),
+            "TENANT       STATE   RECEIVED  DELIVERED  DEFERRED  BOUNCED  QUEUED\n"
+            "127.0.0.0/8  paused         5          4         0        1       0\n");
+}
+
 TEST(CtlFormat, AdminUrlFromAddress) {
   struct Case {
     std::string host;

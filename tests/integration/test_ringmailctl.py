@@ -159,6 +159,45 @@ class QueueControl(CtlCase):
         rm.stop()
 
 
+class Campaigns(CtlCase):
+    def test_campaign_and_tenant_verbs(self):
+        from harness import send_message
+        from test_campaigns import campaign_text, TENANT
+        from test_delivery import SENDER
+        rm, api, site = self.queued_with_dead_smarthost()
+        for r in ["s1@one.ctl.test", "s2@one.ctl.test"]:
+            reply = send_message(rm.port("relay"), SENDER, [r], campaign_text(r, "spring"))
+            self.assertEqual(reply.code, 250, reply)
+        self.assertTrue(wait_until(lambda: api.ok("GET", "/api/v1/campaigns/spring")
+                                   ["stats"]["received"] == 2, WAIT))
+        lines = self.ok("campaigns", rm=rm).splitlines()
+        self.assertEqual(lines[0].split(), ["ID", "STATE", "TENANT", "RECEIVED", "DELIVERED",
+                                            "DEFERRED", "BOUNCED", "QUEUED", "NAME"])
+        self.assertEqual(lines[1].split()[:4], ["spring", "active", TENANT, "2"])
+        out = self.ok("campaign", "pause", "spring", rm=rm)
+        self.assertIn("state         paused\n", out)
+        self.assertEqual(api.ok("GET", "/api/v1/campaigns/spring")["state"], "paused")
+        p = self.ctl("--json", "campaign", "show", "spring", rm=rm)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["stats"]["received"], 2)
+        out = self.ok("campaign", "cancel", "spring", rm=rm)
+        self.assertIn("state         cancelled\n", out)
+        p = self.ctl("campaign", "resume", "spring", rm=rm)
+        self.assertEqual(p.returncode, 1)
+        self.assertTrue(p.stderr.startswith("ringmailctl: conflict:"), p.stderr)
+        p = self.ctl("campaign", "show", "nope", rm=rm)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not found", p.stderr)
+
+        out = self.ok("tenant", "pause", TENANT, rm=rm)
+        self.assertIn("state  paused\n", out)
+        rows = [line.split() for line in self.ok("tenants", rm=rm).splitlines()[1:]]
+        self.assertEqual([(r[0], r[1]) for r in rows], [(TENANT, "paused")])
+        self.ok("tenant", "resume", TENANT, rm=rm)
+        self.assertEqual(api.ok("GET", "/api/v1/tenants")["tenants"][0]["state"], "active")
+        rm.stop()
+
+
 class Reload(CtlCase):
     def test_reload_good_then_broken_config(self):
         rm, api = self.daemon_with_api()
