@@ -68,6 +68,7 @@ delivery:
 # name -> (messages per timed run, bytes per message)
 WORKLOADS = collections.OrderedDict([("small", (20000, 4096)), ("large", (3000, 102400))])
 
+LATENCY_TOOL = os.path.join(REPO, "build/release/smtp_latency_tool")
 GOAL_RATIO = 10.0   # ringmaild msgs/s >= 10x Postfix's
 GOAL_CPU_US = 300.0  # ringmaild CPU per relayed message
 
@@ -140,8 +141,9 @@ class RingmailRelayPath:
     name "baseline": a ringmaild built from an earlier commit (--baseline)."""
 
     def __init__(self, binary, scratch, delivery_log, delivery_extra, name="ringmaild",
-                 admin_load=False):
+                 admin_load=False, campaigns=None):
         self.name = name
+        self.campaigns = campaigns
         self.admin_load = admin_load
         self.admin = None
         self.binary = binary
@@ -275,13 +277,20 @@ def count_delivery_log(path):
 
 
 class Source:
-    """smtp-source run in the background, in the load cgroup; notes when it exits."""
+    """smtp-source run in the background, in the load cgroup; notes when it exits.
+    campaigns (not None): bench/smtp_latency_tool instead, as fast as the MTA
+    takes it, each message naming one of `campaigns` campaigns (0: none)."""
 
-    def __init__(self, port, messages, sessions, size, cgroup, scratch):
+    def __init__(self, port, messages, sessions, size, cgroup, scratch, campaigns=None):
         self.err_path = os.path.join(scratch, "smtp-source.err")
         err = open(self.err_path, "wb")
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(bu.smtp_source_cmd(port, messages, sessions, size),
+        cmd = bu.smtp_source_cmd(port, messages, sessions, size)
+        if campaigns is not None:
+            cmd = [LATENCY_TOOL, "--port", str(port), "--connections", str(sessions),
+                   "--rate", "1000000000", "--messages", str(messages), "--size", str(size),
+                   "--campaigns", str(campaigns)]
+        self.proc = subprocess.Popen(cmd,
                                      stdout=subprocess.DEVNULL, stderr=err,
                                      preexec_fn=cgroup.preexec())
         err.close()
@@ -324,7 +333,7 @@ def measure(path, wl, args, cg, scratch):
         warm = min(args.warmup, n)
         if warm:
             src = Source(path.port, warm, min(wl["sessions"], warm), wl["size"], cg["load"],
-                         scratch)
+                         scratch, campaigns=getattr(path, "campaigns", None))
             ok, got, _ = sink.wait_count(warm, args.stall_timeout, max_seconds=args.max_seconds,
                                          busy=src.running)
             src.finish(timeout=60)
@@ -337,7 +346,8 @@ def measure(path, wl, args, cg, scratch):
         cpu0 = mta_cg.usage_usec() if mta_cg else None
         load0 = cg["load"].usage_usec()
         busy0, total0 = bu.system_busy_usec()
-        src = Source(path.port, n, wl["sessions"], wl["size"], cg["load"], scratch)
+        src = Source(path.port, n, wl["sessions"], wl["size"], cg["load"], scratch,
+                     campaigns=getattr(path, "campaigns", None))
         ok, got, t_done = sink.wait_count(base + n, args.stall_timeout,
                                           max_seconds=args.max_seconds, busy=src.running)
         src.finish(timeout=60 if ok else args.stall_timeout)
@@ -530,6 +540,10 @@ def main():
                     help="the ringmaild path runs with the admin API on, scraped by Prometheus "
                          "every second and polled (GET /api/v1/queue) every second; compare with "
                          "--baseline set to the same binary")
+    ap.add_argument("--campaigns", type=int,
+                    help="campaign load: the ringmaild path's messages each name one of this "
+                         "many campaigns (X-Campaign-ID), the baseline path's (the same binary "
+                         "unless --baseline) none; both are sent by bench/smtp_latency_tool")
     ap.add_argument("--scratch", help="scratch dir on a real disk (default: under /var/tmp)")
     ap.add_argument("--json", help="also write the results as JSON to this file")
     ap.add_argument("--skip-wire", action="store_true")
@@ -585,11 +599,18 @@ def main():
         extra = ("  max_connections_per_site: %d\n" % args.delivery_connections
                  if args.delivery_connections else "")
         paths.append(RingmailRelayPath(ringmaild, os.path.join(scratch, "ringmail"),
-                                       args.delivery_log, extra, admin_load=args.admin_load))
+                                       args.delivery_log, extra, admin_load=args.admin_load,
+                                       campaigns=args.campaigns))
+        if args.campaigns is not None and not args.baseline:
+            args.baseline = ringmaild
+            if not os.access(LATENCY_TOOL, os.X_OK):
+                sys.exit("run_relay: --campaigns needs %s (ninja -C build/release "
+                         "smtp_latency_tool)" % LATENCY_TOOL)
         if args.baseline:
             cg["baseline"] = bu.CpuCgroup(tag + "-baseline")
             paths.append(RingmailRelayPath(args.baseline, os.path.join(scratch, "baseline"),
-                                           args.delivery_log, extra, name="baseline"))
+                                           args.delivery_log, extra, name="baseline",
+                                           campaigns=0 if args.campaigns is not None else None))
 
     results = {"config": dict(vars(args)), "ringmaild": ringmaild, "workloads": {}}
     failed = set()

@@ -11,7 +11,9 @@
 // Faces the network as a client only. No durability promises.
 //
 // Usage: smtp_latency_tool --port P [--host 127.0.0.1] [--connections 50]
-//          [--rate 1000] [--messages 10000] [--size 4096]
+//          [--rate 1000] [--messages 10000] [--size 4096] [--campaigns N]
+// --campaigns N: message k carries "X-Campaign-ID: bench-(k mod N)" (the
+// relay benchmark's campaign load); 0, the default, names none.
 // Prints a human summary on stderr and one JSON line on stdout:
 //   {"count":N,"errors":E,"seconds":S,"rate":R,"p50_ms":..,"p90_ms":..,
 //    "p99_ms":..,"max_ms":..,"late_p99_ms":..}
@@ -47,6 +49,7 @@ struct Options {
   double rate = 1000;
   long messages = 10000;
   long size = 4096;
+  long campaigns = 0;
 };
 
 // One blocking SMTP connection with a small line reader.
@@ -180,10 +183,12 @@ class Connection {
 };
 
 // Headers plus 76-column body lines up to `size` bytes, then the terminator.
-std::string make_body(long size) {
+std::string make_body(long size, const std::string& campaign = "") {
   std::string msg =
       "From: <bench@bench.test>\r\nTo: <rcpt@example.test>\r\n"
-      "Subject: latency bench\r\n\r\n";
+      "Subject: latency bench\r\n";
+  if (!campaign.empty()) msg += "X-Campaign-ID: " + campaign + "\r\n";
+  msg += "\r\n";
   const std::string line(76, 'x');
   while (static_cast<long>(msg.size()) < size) msg += line + "\r\n";
   msg += ".\r\n";  // the body ends with CRLF, so this makes "\r\n.\r\n"
@@ -213,11 +218,13 @@ bool parse(int argc, char** argv, Options* opt) {
       opt->messages = std::atol(v);
     else if (a == "--size")
       opt->size = std::atol(v);
+    else if (a == "--campaigns")
+      opt->campaigns = std::atol(v);
     else
       return false;
   }
   return opt->port > 0 && opt->connections > 0 && opt->rate > 0 && opt->messages > 0 &&
-         opt->size > 0;
+         opt->size > 0 && opt->campaigns >= 0;
 }
 
 }  // namespace
@@ -227,11 +234,14 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, &opt)) {
     std::fprintf(stderr,
                  "usage: %s --port P [--host 127.0.0.1] [--connections 50] [--rate 1000] "
-                 "[--messages 10000] [--size 4096]\n",
+                 "[--messages 10000] [--size 4096] [--campaigns N]\n",
                  argv[0]);
     return 2;
   }
-  const std::string body = make_body(opt.size);
+  std::vector<std::string> bodies;
+  if (opt.campaigns == 0) bodies.push_back(make_body(opt.size));
+  for (long i = 0; i < opt.campaigns; ++i)
+    bodies.push_back(make_body(opt.size, "bench-" + std::to_string(i)));
   std::vector<std::vector<double>> latencies(static_cast<size_t>(opt.connections));
   std::vector<std::vector<double>> lateness(static_cast<size_t>(opt.connections));
   std::atomic<long> errors{0};
@@ -261,6 +271,7 @@ int main(int argc, char** argv) {
         late.push_back(std::chrono::duration<double, std::milli>(Clock::now() - due).count());
         double ms = 0;
         std::string err;
+        const std::string& body = bodies[static_cast<size_t>(k) % bodies.size()];
         if (conns[static_cast<size_t>(c)].transaction(body, &ms, &err)) {
           mine.push_back(ms);
         } else {
