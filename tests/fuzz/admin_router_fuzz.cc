@@ -13,7 +13,8 @@
 // Every input replays identically (no clock, no randomness).
 //
 // Besides ASan/UBSan findings, the target aborts when the router breaks a
-// promise: a status outside {200,400,401,404,405,413,500,503}; an error
+// promise: a status outside {200,201,400,401,404,405,409,413,500,503}
+// (201 only for a campaign's creation, 409 only for a campaign); an error
 // body that is not exactly {"error": string, "detail": string}; a 401
 // without WWW-Authenticate or a 405 without Allow; a 200 JSON body that does
 // not parse; a command sent to the daemon for a request that was refused
@@ -120,8 +121,8 @@ class FuzzDaemon final : public mta::DaemonControl {
   bool unhealthy_ = false, no_log_ = false, no_snapshot_ = false, commands_fail_ = false,
        reload_refused_ = false;
   mta::DeliverySnapshot snapshot_;
-  queue::MemorySpool spool_;
-  policy::CampaignGate gate_;
+  ringmail::queue::MemorySpool spool_;
+  ringmail::policy::CampaignGate gate_;
   runtime::FakeClock clock_;
   mta::CampaignRegistry campaign_registry_{spool_, gate_, clock_};
 };
@@ -182,6 +183,10 @@ void check(const admin::HttpRequest& request, bool right_token, const admin::Htt
            const FuzzDaemon& daemon, const FuzzProber& prober, const runtime::Clock& clock) {
   const std::string status = std::to_string(r.status);
   switch (r.status) {
+    case 201:
+      if (request.path != "/api/v1/campaigns" || request.method != "POST")
+        broken("201", request.path);
+      [[fallthrough]];
     case 200:
       if (r.content_type == "application/json" &&
           json::parse(r.body, nullptr, false).is_discarded()) {
@@ -203,11 +208,15 @@ void check(const admin::HttpRequest& request, bool right_token, const admin::Htt
       check_error_body(r);
       break;
     case 405:
-      if (header(r, "Allow") != "GET" && header(r, "Allow") != "POST") {
+      if (header(r, "Allow") != "GET" && header(r, "Allow") != "POST" &&
+          header(r, "Allow") != "GET, POST") {
         broken("405 without Allow", r.body);
       }
       check_error_body(r);
       break;
+    case 409:
+      if (!request.path.starts_with("/api/v1/campaigns/")) broken("409", request.path);
+      [[fallthrough]];
     case 400:
     case 404:
     case 413:
