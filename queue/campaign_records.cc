@@ -8,6 +8,7 @@ namespace {
 constexpr uint8_t kCampaignVersion = 1;
 constexpr uint8_t kStatsVersion = 1;
 constexpr uint32_t kMaxCategories = 256;
+constexpr size_t kMaxTenantKey = 256;
 
 bool is_final(RecipientState state) {
   switch (state) {
@@ -160,7 +161,11 @@ void StatsBatch::count(const MessageMetadata& meta, const DeliveryStats& delta) 
   if (meta.listener == kDsnListener) return;
   if (!meta.campaign.empty() && valid_campaign_id(meta.campaign))
     deltas_[campaign_stats_key(meta.campaign)].add(delta);
-  if (!meta.tenant.empty()) deltas_[tenant_stats_key(meta.tenant)].add(delta);
+  // (A tenant is an AUTH user or a relay_networks entry: short. One past
+  // what a control key may hold would sink the whole commit, so it is
+  // not counted rather than risked.)
+  if (!meta.tenant.empty() && meta.tenant.size() <= kMaxTenantKey)
+    deltas_[tenant_stats_key(meta.tenant)].add(delta);
 }
 
 void StatsBatch::count_new(const SpoolMessage& message) {
