@@ -53,11 +53,9 @@ std::optional<queue::CampaignRecord> CampaignRegistry::read_record(const std::st
 }
 
 queue::DeliveryStats CampaignRegistry::read_stats(const std::string& key) const {
-  queue::DeliveryStats stats;
-  if (const std::optional<std::string> bytes = spool_.control(key)) {
-    if (!queue::decode_stats(*bytes, &stats)) stats = {};
-  }
-  return stats;
+  const queue::StatsDeltas found = spool_.delivery_stats(key);  // may hold longer keys too
+  auto it = found.find(key);
+  return it == found.end() ? queue::DeliveryStats{} : it->second;
 }
 
 bool CampaignRegistry::write_record(const queue::CampaignRecord& record, std::string* error) {
@@ -75,9 +73,8 @@ bool CampaignRegistry::write_record(const queue::CampaignRecord& record, std::st
 std::vector<CampaignView> CampaignRegistry::list(const std::string& tenant) const {
   std::map<std::string, queue::DeliveryStats> stats;
   const std::string_view stats_prefix = queue::kCampaignStatsPrefix;
-  for (const auto& [key, value] : spool_.controls(queue::kCampaignStatsPrefix)) {
-    queue::DeliveryStats s;
-    if (queue::decode_stats(value, &s)) stats.emplace(key.substr(stats_prefix.size()), s);
+  for (const auto& [key, s] : spool_.delivery_stats(queue::kCampaignStatsPrefix)) {
+    stats.emplace(key.substr(stats_prefix.size()), s);
   }
   std::vector<CampaignView> out;
   for (const auto& [key, value] : spool_.controls(queue::kCampaignPrefix)) {
@@ -204,9 +201,8 @@ CampaignOutcome CampaignRegistry::act(const std::string& id, CampaignAction acti
 std::vector<TenantView> CampaignRegistry::tenants() const {
   std::map<std::string, TenantView> by_name;
   const std::string_view stats_prefix = queue::kTenantStatsPrefix;
-  for (const auto& [key, value] : spool_.controls(queue::kTenantStatsPrefix)) {
-    TenantView& view = by_name[key.substr(stats_prefix.size())];
-    if (!queue::decode_stats(value, &view.stats)) view.stats = {};
+  for (const auto& [key, stats] : spool_.delivery_stats(queue::kTenantStatsPrefix)) {
+    by_name[key.substr(stats_prefix.size())].stats = stats;
   }
   for (const auto& [key, value] : spool_.controls(std::string(kTenantHold))) {
     by_name[key.substr(kTenantHold.size())].paused = value == "1";
@@ -222,13 +218,15 @@ std::vector<TenantView> CampaignRegistry::tenants() const {
 
 std::optional<TenantView> CampaignRegistry::tenant(const std::string& name) const {
   if (name.empty()) return std::nullopt;
-  const std::optional<std::string> stats = spool_.control(queue::tenant_stats_key(name));
+  const std::string key = queue::tenant_stats_key(name);
+  const queue::StatsDeltas stats = spool_.delivery_stats(key);
+  const auto it = stats.find(key);
   const std::optional<std::string> hold = spool_.control(std::string(kTenantHold) + name);
-  if (!stats && !hold) return std::nullopt;
+  if (it == stats.end() && !hold) return std::nullopt;
   TenantView view;
   view.name = name;
   view.paused = hold && *hold == "1";
-  if (stats && !queue::decode_stats(*stats, &view.stats)) view.stats = {};
+  if (it != stats.end()) view.stats = it->second;
   return view;
 }
 

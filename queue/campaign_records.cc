@@ -1,5 +1,7 @@
 #include "queue/campaign_records.h"
 
+#include <array>
+
 #include "queue/record_bytes.h"
 
 namespace ringmail::queue {
@@ -155,30 +157,158 @@ DecodeResult decode_stats(std::string_view bytes, DeliveryStats* out) {
   return {};
 }
 
+std::string stats_journal_key(uint64_t sequence) {
+  std::string key(kStatsJournalPrefix);
+  put_u64be(&key, sequence);
+  return key;
+}
+
+std::optional<uint64_t> stats_journal_sequence(std::string_view key) {
+  const std::string_view prefix = kStatsJournalPrefix;
+  if (!key.starts_with(prefix) || key.size() != prefix.size() + 8) return std::nullopt;
+  return get_u64be(key.data() + prefix.size());
+}
+
+namespace {
+
+// A journal delta: which of the ten counters are not zero (a bit each),
+// those as varints (queued zigzag-encoded), then the categories. Most
+// deltas are one or two counters: a few bytes, not a whole stats record.
+void put_varint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+uint64_t get_varint(Reader& r, const char* field) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64 && r.ok(); shift += 7) {
+    const uint8_t byte = r.u8(field);
+    v |= uint64_t{byte & 0x7fu} << shift;
+    if ((byte & 0x80) == 0) return v;
+  }
+  r.fail(std::string(field) + ": varint too long");
+  return 0;
+}
+
+constexpr int kCounters = 10;
+
+std::array<uint64_t, kCounters> counters_of(const DeliveryStats& s) {
+  const uint64_t queued =
+      (static_cast<uint64_t>(s.queued) << 1) ^ static_cast<uint64_t>(s.queued >> 63);  // zigzag
+  return {s.received,   s.delivered, s.deferred,   s.bounced,      s.expired,
+          s.suppressed, s.cancelled, s.complaints, s.unsubscribes, queued};
+}
+
+void set_counters(const std::array<uint64_t, kCounters>& c, DeliveryStats* s) {
+  s->received = c[0];
+  s->delivered = c[1];
+  s->deferred = c[2];
+  s->bounced = c[3];
+  s->expired = c[4];
+  s->suppressed = c[5];
+  s->cancelled = c[6];
+  s->complaints = c[7];
+  s->unsubscribes = c[8];
+  s->queued = static_cast<int64_t>((c[9] >> 1) ^ (~(c[9] & 1) + 1));  // zigzag back
+}
+
+}  // namespace
+
+void encode_stats_journal(const StatsDeltas& deltas, std::string* out) {
+  const size_t start = out->size();
+  put_u8(out, kStatsVersion);
+  put_u32le(out, static_cast<uint32_t>(deltas.size()));
+  for (const auto& [key, stats] : deltas) {
+    put_str(out, key);
+    const std::array<uint64_t, kCounters> counters = counters_of(stats);
+    uint32_t mask = 0;
+    for (int i = 0; i < kCounters; ++i) mask |= counters[i] != 0 ? 1u << i : 0u;
+    put_varint(out, mask);
+    for (int i = 0; i < kCounters; ++i) {
+      if (counters[i] != 0) put_varint(out, counters[i]);
+    }
+    put_varint(out, stats.bounced_by_category.size());
+    for (const auto& [name, n] : stats.bounced_by_category) {
+      put_str(out, name);
+      put_varint(out, n);
+    }
+  }
+  append_crc(out, start);
+}
+
+DecodeResult decode_stats_journal(std::string_view bytes, StatsDeltas* out) {
+  std::string_view payload;
+  if (auto opened = open_checked_record(bytes, "stats journal", &payload, kStatsVersion); !opened)
+    return opened;
+  Reader r(payload);
+  out->clear();
+  const uint32_t count = r.u32le("count");
+  if (r.ok() && count > r.remaining()) r.fail("implausible count " + std::to_string(count));
+  for (uint32_t i = 0; r.ok() && i < count; ++i) {
+    std::string key;
+    r.str("key", &key);
+    const uint64_t mask = get_varint(r, "mask");
+    if (r.ok() && mask >= (1u << kCounters)) r.fail("unknown counters in the mask");
+    std::array<uint64_t, kCounters> counters{};
+    for (int c = 0; r.ok() && c < kCounters; ++c) {
+      if (mask & (1u << c)) counters[c] = get_varint(r, "counter");
+    }
+    DeliveryStats stats;
+    set_counters(counters, &stats);
+    const uint64_t categories = get_varint(r, "category_count");
+    if (r.ok() && categories > kMaxCategories)
+      r.fail("implausible category count " + std::to_string(categories));
+    for (uint64_t k = 0; r.ok() && k < categories; ++k) {
+      std::string name;
+      r.str("category", &name);
+      stats.bounced_by_category[name] += get_varint(r, "category_n");
+    }
+    if (r.ok()) (*out)[key].add(stats);
+  }
+  if (r.ok() && r.remaining() != 0) r.fail(std::to_string(r.remaining()) + " trailing bytes");
+  if (!r.ok()) return DecodeResult::failure("stats journal: " + r.error());
+  return {};
+}
+
+void add_deltas(const StatsDeltas& from, StatsDeltas* into) {
+  for (const auto& [key, delta] : from) (*into)[key].add(delta);
+}
+
+void StatsBatch::add_to(std::string_view prefix, std::string_view name,
+                        const DeliveryStats& delta) {
+  key_.assign(prefix).append(name);  // reused: no allocation per count
+  auto it = deltas_.find(key_);
+  if (it == deltas_.end()) it = deltas_.emplace(key_, DeliveryStats{}).first;
+  it->second.add(delta);
+}
+
 void StatsBatch::count(const MessageMetadata& meta, const DeliveryStats& delta) {
   // A DSN keeps its original's tenant and campaign for the log, but it is
   // the daemon's mail, not theirs: it counts for neither.
   if (meta.listener == kDsnListener) return;
   if (!meta.campaign.empty() && valid_campaign_id(meta.campaign))
-    deltas_[campaign_stats_key(meta.campaign)].add(delta);
+    add_to(kCampaignStatsPrefix, meta.campaign, delta);
   // (A tenant is an AUTH user or a relay_networks entry: short. One past
   // what a control key may hold would sink the whole commit, so it is
   // not counted rather than risked.)
   if (!meta.tenant.empty() && meta.tenant.size() <= kMaxTenantKey)
-    deltas_[tenant_stats_key(meta.tenant)].add(delta);
+    add_to(kTenantStatsPrefix, meta.tenant, delta);
 }
 
 void StatsBatch::count_new(const SpoolMessage& message) {
   const MessageMetadata& meta = message.meta;
   if ((meta.campaign.empty() && meta.tenant.empty()) || meta.listener == kDsnListener) return;
   if (!meta.campaign.empty() && valid_campaign_id(meta.campaign)) {
-    const std::string key = campaign_record_key(meta.campaign);
-    if (!new_campaigns_.contains(key)) {
+    key_.assign(kCampaignPrefix).append(meta.campaign);
+    if (!new_campaigns_.contains(key_)) {
       CampaignRecord record;
       record.id = meta.campaign;
       record.tenant = meta.tenant;
       record.created_unix_ms = meta.received_unix_ms;
-      new_campaigns_.emplace(key, std::move(record));
+      new_campaigns_.emplace(key_, std::move(record));
     }
   }
   DeliveryStats delta;

@@ -14,10 +14,16 @@
 //   stats    : ver received delivered deferred bounced expired suppressed
 //              cancelled complaints unsubscribes queued(i64)
 //              category_count (name u64)* crc
+//   journal  : ver count (key mask counter* category_count (name n)*)* crc,
+//              mask a varint with a bit per non-zero counter (received ..
+//              unsubscribes, queued), counters and n varints, queued zigzag
 //
 // Counting: a StatsBatch turns what one spool commit writes — new messages
-// and recipients' state changes — into deltas, and the spool adds them to
-// the stored values in that same transaction (Spool::commit). So the
+// and recipients' state changes — into deltas, and the spool writes them in
+// that same transaction (Spool::commit): as one journal entry of the
+// commit's deltas, which a later commit folds into the records (so that a
+// commit touching a thousand campaigns writes one value, not a thousand;
+// Spool::delivery_stats() adds what is not folded yet). So the
 // numbers move with the recipients they count: a result that did not
 // commit is neither in the spool nor in the stats, and a restart that
 // repeats it counts it once. What is counted is the transition, read from
@@ -45,6 +51,9 @@ namespace ringmail::queue {
 inline constexpr char kCampaignPrefix[] = "campaign/";
 inline constexpr char kCampaignStatsPrefix[] = "stats/campaign/";
 inline constexpr char kTenantStatsPrefix[] = "stats/tenant/";
+// The deltas of commits not yet folded into the records above, one entry
+// per commit (key: prefix + u64be sequence); see LmdbSpool::commit.
+inline constexpr char kStatsJournalPrefix[] = "stats-journal/";
 
 // Persisted as one byte: append, never renumber.
 enum class CampaignState : uint8_t { active = 0, paused = 1, cancelled = 2 };
@@ -93,6 +102,15 @@ DecodeResult decode_campaign(std::string_view bytes, CampaignRecord* out);
 void encode_stats(const DeliveryStats& stats, std::string* out);
 DecodeResult decode_stats(std::string_view bytes, DeliveryStats* out);
 
+using StatsDeltas = std::map<std::string, DeliveryStats>;  // by stats key
+std::string stats_journal_key(uint64_t sequence);
+// The sequence of a journal key; nullopt when it is not one.
+std::optional<uint64_t> stats_journal_sequence(std::string_view key);
+void encode_stats_journal(const StatsDeltas& deltas, std::string* out);
+DecodeResult decode_stats_journal(std::string_view bytes, StatsDeltas* out);
+// Adds every delta of `from` to `into`.
+void add_deltas(const StatsDeltas& from, StatsDeltas* into);
+
 // What one commit changes in the statistics, by control key, and the
 // campaigns its new messages name (created when absent, never overwritten:
 // an operator's record wins).
@@ -105,14 +123,16 @@ class StatsBatch {
                         std::optional<mail::BounceCategory> category);
 
   bool empty() const { return deltas_.empty() && new_campaigns_.empty(); }
-  const std::map<std::string, DeliveryStats>& deltas() const { return deltas_; }
+  const StatsDeltas& deltas() const { return deltas_; }
   const std::map<std::string, CampaignRecord>& new_campaigns() const { return new_campaigns_; }
 
  private:
   void count(const MessageMetadata& meta, const DeliveryStats& delta);
+  void add_to(std::string_view prefix, std::string_view name, const DeliveryStats& delta);
 
-  std::map<std::string, DeliveryStats> deltas_;
-  std::map<std::string, CampaignRecord> new_campaigns_;  // by campaign_record_key
+  StatsDeltas deltas_;
+  std::map<std::string, CampaignRecord> new_campaigns_;
+  std::string key_;  // scratch for lookups  // by campaign_record_key
 };
 
 }  // namespace ringmail::queue

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "mail/bounce_category.h"
+#include "queue/campaign_records.h"
 #include "queue/spool_message.h"
 
 namespace ringmail::queue {
@@ -189,6 +190,12 @@ class Spool {
       const std::string& prefix) const = 0;
   // One key's value; nullopt when absent.
   virtual std::optional<std::string> control(const std::string& key) const = 0;
+
+  // The campaign and tenant statistics whose keys start with `prefix`
+  // (kCampaignStatsPrefix, kTenantStatsPrefix, or one stats key), as the
+  // last commit left them: the records plus what is not folded into them
+  // yet. Any thread.
+  virtual StatsDeltas delivery_stats(const std::string& prefix) const = 0;
 };
 
 }  // namespace ringmail::queue

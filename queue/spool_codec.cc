@@ -1,6 +1,8 @@
 #include "queue/spool_codec.h"
 
-#include <array>
+#include <zlib.h>
+
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -8,17 +10,6 @@
 
 namespace ringmail::queue {
 namespace {
-
-constexpr std::array<uint32_t, 256> make_crc_table() {
-  std::array<uint32_t, 256> table{};
-  for (uint32_t n = 0; n < 256; ++n) {
-    uint32_t c = n;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    table[n] = c;
-  }
-  return table;
-}
-constexpr auto kCrcTable = make_crc_table();
 
 void append_id_index(std::string* out, std::string_view id, uint32_t index) {
   out->append(id);
@@ -29,9 +20,14 @@ void append_id_index(std::string* out, std::string_view id, uint32_t index) {
 }  // namespace
 
 uint32_t crc32(std::string_view bytes, uint32_t crc) {
-  crc = ~crc;
-  for (const char ch : bytes) crc = kCrcTable[(crc ^ static_cast<uint8_t>(ch)) & 0xff] ^ (crc >> 8);
-  return ~crc;
+  // zlib's, which is the same function computed several bytes at a time.
+  uLong c = crc;
+  while (!bytes.empty()) {
+    const auto n = static_cast<uInt>(std::min<size_t>(bytes.size(), 1u << 30));
+    c = ::crc32(c, reinterpret_cast<const Bytef*>(bytes.data()), n);
+    bytes.remove_prefix(n);
+  }
+  return static_cast<uint32_t>(c);
 }
 
 bool is_known_state(uint8_t byte) {

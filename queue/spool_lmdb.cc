@@ -9,7 +9,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <system_error>
+#include <unordered_set>
 
 #include "queue/campaign_records.h"
 #include "queue/spool_codec.h"
@@ -138,6 +140,10 @@ class LmdbSpool final : public Spool {
   std::vector<std::pair<std::string, std::string>> controls(
       const std::string& prefix) const override;
   std::optional<std::string> control(const std::string& key) const override;
+  StatsDeltas delivery_stats(const std::string& prefix) const override;
+
+  // Reads the statistics journal left by earlier runs (after open_databases).
+  void load_stats_journal();
 
  private:
   // missing (when not null) is set instead of failing when the message or
@@ -145,9 +151,12 @@ class LmdbSpool final : public Spool {
   // stats (when not null) counts the recipient's transition.
   StoreOutcome update_one(MDB_txn* txn, const RecipientUpdate& u, std::string* scratch,
                           bool* missing = nullptr, StatsBatch* stats = nullptr);
-  // Creates the batch's new campaign records and adds its deltas to the
-  // stored statistics.
-  StoreOutcome apply_stats(MDB_txn* txn, const StatsBatch& stats, std::string* scratch);
+  // Creates the batch's new campaign records and writes its deltas: as a
+  // journal entry, or, every kFoldEvery commits, folded with the journal's
+  // into the records (the journal then deleted). *fold says which.
+  StoreOutcome apply_stats(MDB_txn* txn, const StatsBatch& stats, std::string* scratch, bool* fold);
+  // After a commit that wrote `stats`: the in-memory side of the journal.
+  void stats_committed(const StatsBatch& stats, bool fold);
   StoreOutcome remove_if_final(MDB_txn* txn, const MessageId& id);
   static StoreOutcome check_messages(std::span<SpoolMessage* const> messages);
   StoreOutcome put_message(MDB_txn* txn, const SpoolMessage& m, std::string* scratch);
@@ -163,6 +172,22 @@ class LmdbSpool final : public Spool {
   MDB_dbi idx_next_ = 0, idx_site_ = 0, idx_campaign_ = 0;
   MDB_dbi control_ = 0;  // control-plane state; added without a format change
   uint32_t format_version_ = 0;
+
+  // The statistics journal (queue/campaign_records.h): entries on disk
+  // since the last fold, their sum (what delivery_stats() adds to the
+  // records), the next entry's sequence. The writer changes them after a
+  // commit; readers take stats_mutex_, which the writer holds across the
+  // commit of a transaction that writes statistics, so that a reader sees
+  // the records and the sum of one state.
+  static constexpr uint32_t kFoldEvery = 64;
+  mutable std::mutex stats_mutex_;
+  StatsDeltas unfolded_;
+  uint32_t journal_entries_ = 0;
+  uint64_t journal_next_ = 0;
+  // Campaign records known to exist (they are never deleted): no lookup
+  // per message. Writer only; bounded.
+  std::unordered_set<std::string> known_campaigns_;
+  static constexpr size_t kMaxKnownCampaigns = 100000;
 };
 
 bool LmdbSpool::open_databases(std::string* error) {
@@ -349,11 +374,17 @@ StoreOutcome LmdbSpool::commit(std::span<SpoolMessage* const> messages,
     StoreOutcome outcome = remove_if_final(txn, id);
     if (!outcome.ok()) return abort_with(std::move(outcome));
   }
+  bool fold = false;
   if (!stats.empty()) {
-    StoreOutcome outcome = apply_stats(txn, stats, &scratch);
+    StoreOutcome outcome = apply_stats(txn, stats, &scratch, &fold);
     if (!outcome.ok()) return abort_with(std::move(outcome));
   }
-  rc = mdb_txn_commit(txn);  // frees txn whatever happens; syncs data then meta page
+  std::unique_lock stats_lock(stats_mutex_, std::defer_lock);
+  if (!stats.deltas().empty()) stats_lock.lock();
+  rc = mdb_txn_commit(txn);
+  if (rc == MDB_SUCCESS) stats_committed(stats, fold);
+  if (stats_lock.owns_lock())
+    stats_lock.unlock();  // frees txn whatever happens; syncs data then meta page
   if (rc == EIO) {
     uint64_t content = 0;
     for (const SpoolMessage* m : messages) content += m->content.size();
@@ -405,8 +436,10 @@ StoreOutcome LmdbSpool::remove_if_final(MDB_txn* txn, const MessageId& id) {
 
 // The indexes hold only active recipients (queued, in flight, deferred):
 // the old entries go, the new ones come, with the record in one transaction.
-StoreOutcome LmdbSpool::apply_stats(MDB_txn* txn, const StatsBatch& stats, std::string* scratch) {
+StoreOutcome LmdbSpool::apply_stats(MDB_txn* txn, const StatsBatch& stats, std::string* scratch,
+                                    bool* fold) {
   for (const auto& [key, record] : stats.new_campaigns()) {
+    if (known_campaigns_.contains(key)) continue;
     scratch->clear();
     encode_campaign(record, scratch);
     MDB_val k = as_val(key);
@@ -414,7 +447,22 @@ StoreOutcome LmdbSpool::apply_stats(MDB_txn* txn, const StatsBatch& stats, std::
     const int rc = mdb_put(txn, control_, &k, &v, MDB_NOOVERWRITE);
     if (rc != MDB_SUCCESS && rc != MDB_KEYEXIST) return failure("mdb_put(campaign)", rc);
   }
-  for (const auto& [key, delta] : stats.deltas()) {
+  if (stats.deltas().empty()) return {StoreStatus::ok, {}};
+  *fold = journal_entries_ + 1 >= kFoldEvery;
+  if (!*fold) {
+    scratch->clear();
+    encode_stats_journal(stats.deltas(), scratch);
+    const std::string key = stats_journal_key(journal_next_);
+    MDB_val k = as_val(key);
+    MDB_val v = as_val(*scratch);
+    const int rc = mdb_put(txn, control_, &k, &v, 0);
+    if (rc != MDB_SUCCESS) return failure("mdb_put(stats journal)", rc);
+    return {StoreStatus::ok, {}};
+  }
+  // Fold: the journal's sum and this commit's deltas into the records.
+  StatsDeltas merged = unfolded_;
+  add_deltas(stats.deltas(), &merged);
+  for (const auto& [key, delta] : merged) {
     MDB_val k = as_val(key);
     MDB_val v{};
     DeliveryStats stored;
@@ -436,7 +484,79 @@ StoreOutcome LmdbSpool::apply_stats(MDB_txn* txn, const StatsBatch& stats, std::
     rc = mdb_put(txn, control_, &k, &v, 0);
     if (rc != MDB_SUCCESS) return failure("mdb_put(stats)", rc);
   }
+  std::vector<std::string> journal;
+  {
+    Cursor cursor(txn, control_);
+    const std::string prefix = kStatsJournalPrefix;
+    for (bool have = cursor.seek(prefix); have && cursor.key().starts_with(prefix);
+         have = cursor.get(MDB_NEXT)) {
+      journal.emplace_back(cursor.key());
+    }
+  }
+  for (const std::string& key : journal) {
+    MDB_val k = as_val(key);
+    const int rc = mdb_del(txn, control_, &k, nullptr);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return failure("mdb_del(stats journal)", rc);
+  }
   return {StoreStatus::ok, {}};
+}
+
+void LmdbSpool::stats_committed(const StatsBatch& stats, bool fold) {
+  for (const auto& [key, record] : stats.new_campaigns()) {
+    if (known_campaigns_.size() >= kMaxKnownCampaigns) known_campaigns_.clear();
+    known_campaigns_.insert(key);
+  }
+  if (stats.deltas().empty()) return;
+  if (fold) {
+    unfolded_.clear();
+    journal_entries_ = 0;
+  } else {
+    add_deltas(stats.deltas(), &unfolded_);
+    ++journal_entries_;
+  }
+  ++journal_next_;
+}
+
+void LmdbSpool::load_stats_journal() {
+  ReadTxn txn(env_);
+  if (txn.rc() != MDB_SUCCESS) return;
+  Cursor cursor(txn.get(), control_);
+  const std::string prefix = kStatsJournalPrefix;
+  std::lock_guard lock(stats_mutex_);
+  for (bool have = cursor.seek(prefix); have && cursor.key().starts_with(prefix);
+       have = cursor.get(MDB_NEXT)) {
+    const std::optional<uint64_t> sequence = stats_journal_sequence(cursor.key());
+    StatsDeltas deltas;
+    const DecodeResult decoded = decode_stats_journal(cursor.value(), &deltas);
+    if (!sequence || !decoded) {
+      spdlog::error("spool: statistics journal entry {} is unreadable ({}); its counts are lost",
+                    printable(cursor.key()), decoded ? "bad key" : decoded.error);
+    } else {
+      add_deltas(deltas, &unfolded_);
+      journal_next_ = std::max(journal_next_, *sequence + 1);
+    }
+    ++journal_entries_;  // folded (and deleted) with the rest all the same
+  }
+}
+
+StatsDeltas LmdbSpool::delivery_stats(const std::string& prefix) const {
+  StatsDeltas out;
+  std::lock_guard lock(stats_mutex_);
+  {
+    ReadTxn txn(env_);
+    if (txn.rc() != MDB_SUCCESS) return out;
+    Cursor cursor(txn.get(), control_);
+    for (bool have = cursor.seek(prefix); have && cursor.key().starts_with(prefix);
+         have = cursor.get(MDB_NEXT)) {
+      DeliveryStats stats;
+      if (decode_stats(cursor.value(), &stats)) out.emplace(cursor.key(), stats);
+    }
+  }
+  for (auto it = unfolded_.lower_bound(prefix);
+       it != unfolded_.end() && it->first.starts_with(prefix); ++it) {
+    out[it->first].add(it->second);
+  }
+  return out;
 }
 
 StoreOutcome LmdbSpool::update_one(MDB_txn* txn, const RecipientUpdate& u, std::string* scratch,
@@ -893,6 +1013,7 @@ std::unique_ptr<Spool> open_lmdb_spool(const std::filesystem::path& dir, uint64_
   auto spool = std::make_unique<LmdbSpool>(env, dir);  // owns env from here on
   std::string why;
   if (!spool->open_databases(&why)) return fail(why);
+  spool->load_stats_journal();
   sync_directory(dir);
   return spool;
 }

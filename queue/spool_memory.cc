@@ -205,6 +205,17 @@ std::optional<std::string> MemorySpool::control(const std::string& key) const {
   return it->second;
 }
 
+StatsDeltas MemorySpool::delivery_stats(const std::string& prefix) const {
+  std::lock_guard lock(mutex_);
+  StatsDeltas out;
+  for (auto it = controls_.lower_bound(prefix);
+       it != controls_.end() && it->first.starts_with(prefix); ++it) {
+    DeliveryStats stats;
+    if (decode_stats(it->second, &stats)) out.emplace(it->first, stats);
+  }
+  return out;
+}
+
 void MemorySpool::fail_next_stores(StoreStatus status, int count) {
   std::lock_guard lock(mutex_);
   for (int i = 0; i < count; ++i) injected_failures_.push_back(status);

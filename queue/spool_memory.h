@@ -40,6 +40,8 @@ class MemorySpool final : public Spool {
   std::vector<std::pair<std::string, std::string>> controls(
       const std::string& prefix) const override;
   std::optional<std::string> control(const std::string& key) const override;
+  // The records only: the memory spool folds every commit (no journal).
+  StatsDeltas delivery_stats(const std::string& prefix) const override;
 
   // The next store_batch() calls (and commit() calls without new messages)
   // return these outcomes (in order) without storing anything.
