@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "conf/config.h"
+#include "mta/inbound/message_injector.h"
 #include "mta/outbound/delivery_admin.h"
 
 namespace ringmail::runtime {
@@ -57,6 +58,16 @@ class DaemonControl {
   virtual runtime::EventHub* events() = 0;
   // The registry /metrics renders (the control plane counts into it too).
   virtual runtime::MetricsRegistry& metrics() = 0;
+  // POST /api/v1/messages: the message on the SMTP submission path
+  // (milters, DKIM, spool), on the calling thread; returns once the commit
+  // is durable or the message was refused (mta/inbound/message_injector.h).
+  // Doubles that do not inject need not override it.
+  virtual InjectionResult inject(const InjectionRequest& request) {
+    (void)request;
+    InjectionResult r;
+    r.detail = "injection is not available";
+    return r;
+  }
 };
 
 class ControlPlane {
