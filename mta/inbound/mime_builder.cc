@@ -104,18 +104,36 @@ GMimePart* new_text_part(const char* subtype, const std::string& text) {
 
 std::optional<Mailbox> parse_mailbox(std::string_view text) {
   if (text.empty() || text.size() > 2048 || has_control(text)) return std::nullopt;
+  // The addr-spec is found here, not taken from GMime: its parser drops
+  // what it does not understand ("a@b@c" would become a@b, "a@b;" a@b),
+  // and mail must never go to an address other than the one written.
+  std::string_view trimmed = text;
+  while (!trimmed.empty() && (trimmed.front() == ' ' || trimmed.front() == '\t'))
+    trimmed.remove_prefix(1);
+  while (!trimmed.empty() && (trimmed.back() == ' ' || trimmed.back() == '\t'))
+    trimmed.remove_suffix(1);
+  std::string_view spec = trimmed;
+  if (trimmed.ends_with('>')) {
+    const size_t open = trimmed.rfind('<');
+    if (open == std::string_view::npos) return std::nullopt;
+    spec = trimmed.substr(open + 1, trimmed.size() - open - 2);
+  } else if (trimmed.find_first_of("<>") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  std::string_view domain;
+  if (!is_valid_mailbox(spec, /*allow_utf8=*/true, &domain)) return std::nullopt;
+  // GMime for the display name: quoted strings, encoded-words, comments.
   const std::string copy(text);
   GPtr<InternetAddressList> list(internet_address_list_parse(strict_options(), copy.c_str()));
   if (!list || internet_address_list_length(list.get()) != 1) return std::nullopt;
   InternetAddress* address = internet_address_list_get_address(list.get(), 0);
   if (!INTERNET_ADDRESS_IS_MAILBOX(address)) return std::nullopt;  // a group
   const char* addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(address));
+  if (!addr || spec != addr) return std::nullopt;
   const char* name = internet_address_get_name(address);
   Mailbox m;
-  m.address = addr ? addr : "";
+  m.address = std::string(spec);
   m.display_name = name ? name : "";
-  std::string_view domain;
-  if (!is_valid_mailbox(m.address, /*allow_utf8=*/true, &domain)) return std::nullopt;
   if (has_control(m.display_name) || !is_valid_utf8(m.display_name)) return std::nullopt;
   return m;
 }

@@ -247,6 +247,15 @@ TEST(MimeBuilder, ParseMailboxTakesOneMailboxAndNothingElse) {
       {"a@exa mple.test", false, "", ""},
       {"Name\r\nBcc: x@y.test <a@example.test>", false, "", ""},
       {"a@example.test\n", false, "", ""},
+      // GMime's parser would drop the rest and leave another address.
+      {"a@example.test@other.test", false, "", ""},
+      {"a@example.test;", false, "", ""},
+      {"a@example.test,", false, "", ""},
+      {"Name <a@example.test> <b@example.test>", false, "", ""},
+      {"Name <a@example.test@other.test>", false, "", ""},
+      {"a@example.test (comment)", false, "", ""},
+      {"\"A <b@c.test>\" <d@example.test>", true, "A <b@c.test>", "d@example.test"},
+      {"  spaced@example.test  ", true, "", "spaced@example.test"},
   };
   for (const Row& row : rows) {
     std::optional<Mailbox> m = parse_mailbox(row.text);
