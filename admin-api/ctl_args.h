@@ -30,6 +30,7 @@ enum class Output {
   reloaded,   // "reloaded"
   events,     // one line per Server-Sent Event as it arrives
   addresses,  // suppressions export: one address per line
+  queued,     // send: "queued as ID (n recipients)"
   pretty,     // the JSON pretty-printed (routes without a table yet)
 };
 
@@ -59,6 +60,9 @@ struct Command {
   int timeout_seconds = 30;
   // suppressions import: the file of addresses main() reads into the body.
   std::string import_file;
+  // send FILE: the message main() reads into the body's "content" ("-":
+  // standard input).
+  std::string content_file;
   bool help = false;  // -h/--help: usage on stdout, exit 0
 };
 

@@ -228,6 +228,9 @@ std::string format_human(Output output, const json& body) {
       }
       return out;
     }
+    case Output::queued:
+      return "queued as " + cell_text(field(body, "id")) + " (" +
+             plural(field(body, "recipients"), "recipient", "recipients") + ")\n";
     case Output::pretty:
       return dump(body, 2) + "\n";
   }
