@@ -62,11 +62,12 @@ test-asan: asan
 
 fuzz: build/fuzz/build.ninja
 	ninja -C build/fuzz -j$(JOBS) smtp_session_fuzz milter_protocol_fuzz smtp_client_session_fuzz \
-	  admin_router_fuzz
+	  admin_router_fuzz admin_injection_fuzz
 
 test-fuzz: fuzz
 	@mkdir -p build/fuzz/corpus-smtp_session build/fuzz/corpus-milter_protocol \
-	  build/fuzz/corpus-smtp_client_session build/fuzz/corpus-admin_router
+	  build/fuzz/corpus-smtp_client_session build/fuzz/corpus-admin_router \
+	  build/fuzz/corpus-admin_injection
 	build/fuzz/smtp_session_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  -print_final_stats=1 build/fuzz/corpus-smtp_session tests/fuzz/corpus/smtp_session
 	build/fuzz/milter_protocol_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
@@ -75,6 +76,8 @@ test-fuzz: fuzz
 	  -print_final_stats=1 build/fuzz/corpus-smtp_client_session tests/fuzz/corpus/smtp_client_session
 	build/fuzz/admin_router_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  -print_final_stats=1 build/fuzz/corpus-admin_router tests/fuzz/corpus/admin_router
+	build/fuzz/admin_injection_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -print_final_stats=1 build/fuzz/corpus-admin_injection tests/fuzz/corpus/admin_injection
 
 FORMAT_FILES = $(shell git ls-files '*.cc' '*.h')
 

@@ -1,12 +1,14 @@
 #include "admin-api/admin_router.h"
 
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
 
+#include "admin-api/admin_injection.h"
 #include "admin-api/admin_json.h"
 #include "admin-api/admin_probe.h"
 #include "conf/config.h"
@@ -57,18 +59,53 @@ HttpResponse json_error(int status, std::string error, std::string detail) {
                        ordered_json{{"error", std::move(error)}, {"detail", std::move(detail)}});
 }
 
-bool bearer_matches(const std::string& authorization, const std::string& token) {
+namespace {
+
+// The credential of "Bearer CREDENTIAL", or nullopt for another scheme.
+std::optional<std::string_view> bearer_credential(const std::string& authorization) {
   constexpr std::string_view kScheme = "Bearer ";
-  if (token.empty() || authorization.size() < kScheme.size()) return false;
+  if (authorization.size() < kScheme.size()) return std::nullopt;
   // The scheme is case-insensitive (RFC 7235 §2.1).
   for (size_t i = 0; i < kScheme.size(); ++i) {
     if (std::tolower(static_cast<unsigned char>(authorization[i])) !=
         std::tolower(static_cast<unsigned char>(kScheme[i])))
-      return false;
+      return std::nullopt;
   }
   std::string_view given = std::string_view(authorization).substr(kScheme.size());
   while (!given.empty() && given.front() == ' ') given.remove_prefix(1);
   while (!given.empty() && given.back() == ' ') given.remove_suffix(1);
+  return given;
+}
+
+}  // namespace
+
+size_t request_body_limit(const std::string& path, const conf::Config& config) {
+  if (path == kInjectionPath) return config.limits.max_message_size;
+  return kMaxRequestBody;
+}
+
+std::string api_key_tenant(const std::string& authorization,
+                           const std::vector<conf::ApiKey>& keys) {
+  std::optional<std::string_view> given = bearer_credential(authorization);
+  if (!given || given->empty() || keys.empty()) return "";
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(given->data()), given->size(), digest);
+  // Every hash is compared, whichever matches: the time taken says nothing
+  // about which key (or how much of one) was right.
+  const conf::ApiKey* found = nullptr;
+  for (const conf::ApiKey& key : keys) {
+    const bool same = CRYPTO_memcmp(digest, key.sha256.data(), sizeof digest) == 0;
+    found = same && !found ? &key : found;
+  }
+  OPENSSL_cleanse(digest, sizeof digest);
+  return found ? found->tenant : "";
+}
+
+bool bearer_matches(const std::string& authorization, const std::string& token) {
+  if (token.empty()) return false;
+  std::optional<std::string_view> credential = bearer_credential(authorization);
+  if (!credential) return false;
+  const std::string_view given = *credential;
   // Constant time over the token's length; a length mismatch still runs
   // the full comparison (against the token itself) before it fails.
   const bool same_length = given.size() == token.size();
@@ -77,23 +114,58 @@ bool bearer_matches(const std::string& authorization, const std::string& token) 
   return same_length && same;
 }
 
+AdminRouter::Caller AdminRouter::authenticate(const std::string& authorization,
+                                              const std::string& token) const {
+  Caller caller;
+  caller.admin = bearer_matches(authorization, token);
+  if (!caller.admin)
+    caller.key_tenant = api_key_tenant(authorization, daemon_.config()->admin.api_keys);
+  return caller;
+}
+
 HttpResponse AdminRouter::handle(const HttpRequest& request, const std::string& token,
-                                 bool metrics_auth) const {
+                                 bool metrics_auth, const std::string& peer_ip) const {
   const bool api = request.path.starts_with("/api/");
   const bool needs_token = api || (request.path == "/metrics" && metrics_auth);
-  if (needs_token && !bearer_matches(request.authorization, token)) {
+  const bool injection = request.path == kInjectionPath;
+  Caller caller;
+  if (needs_token) caller = authenticate(request.authorization, token);
+  // An API key opens the injection and nothing else.
+  const bool allowed =
+      caller.admin || (injection && request.method == "POST" && !caller.key_tenant.empty());
+  if (needs_token && !allowed) {
     HttpResponse r =
         json_error(401, "unauthorized",
                    request.authorization.empty() ? "Authorization: Bearer TOKEN is required"
-                                                 : "the bearer token is not the admin token");
+                   : !caller.key_tenant.empty()
+                       ? "an API key may only inject (POST " + std::string(kInjectionPath) + ")"
+                       : "the bearer token is not the admin token");
     r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"ringmail\"");
     return r;
   }
   if (request.body_too_large) {
+    const size_t limit = request_body_limit(request.path, *daemon_.config());
     return json_error(413, "request body too large",
-                      "the body is over " + std::to_string(kMaxRequestBody) + " bytes");
+                      "the body is over " + std::to_string(limit) + " bytes" +
+                          (injection ? " (limits.max_message_size)" : ""));
+  }
+  if (injection) {
+    if (request.method != "POST") return method_not_allowed("POST", request.path);
+    return inject(request, caller, peer_ip);
   }
   return route(request);
+}
+
+HttpResponse AdminRouter::inject(const HttpRequest& request, const Caller& caller,
+                                 const std::string& peer_ip) const {
+  std::shared_ptr<const conf::Config> config = daemon_.config();
+  InjectionLimits limits;
+  limits.max_message_size = config->limits.max_message_size;
+  limits.max_recipients = config->limits.max_recipients;
+  ParsedInjection parsed = parse_injection_request(request.body, limits, caller.key_tenant);
+  if (!parsed.request) return parsed.error;
+  parsed.request->client_ip = peer_ip;
+  return injection_response(daemon_.inject(*parsed.request));
 }
 
 HttpResponse AdminRouter::route(const HttpRequest& request) const {

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "conf/config.h"
 #include "mta/daemon.h"
 #include "runtime/clock.h"
 
@@ -37,7 +38,7 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
   std::string authorization;                               // the header's value, "" if absent
   std::string body;
-  bool body_too_large = false;  // the server stopped reading at kMaxRequestBody
+  bool body_too_large = false;  // the server stopped reading at request_body_limit()
 };
 
 struct HttpResponse {
@@ -54,6 +55,13 @@ struct HttpResponse {
 // {"error": error, "detail": detail} with that status.
 HttpResponse json_error(int status, std::string error, std::string detail);
 
+// The injection route, whose body is a whole message.
+inline constexpr const char* kInjectionPath = "/api/v1/messages";
+
+// How much of a request's body is read: limits.max_message_size for the
+// injection route, kMaxRequestBody for every other (CONTRACT).
+size_t request_body_limit(const std::string& path, const conf::Config& config);
+
 class AdminRouter {
  public:
   // daemon and clock must outlive the router.
@@ -64,8 +72,25 @@ class AdminRouter {
   void set_prober(Prober* prober) { prober_ = prober; }
 
   // `token`: the admin token in force ("" refuses every /api/ request).
+  // Tenant API keys (admin.api_keys_file) are taken from the daemon's
+  // config; they open POST /api/v1/messages and nothing else.
+  // `peer_ip`: the client's address, for the Received field of mail it
+  // injects ("" when unknown).
+  HttpResponse handle(const HttpRequest& request, const std::string& token, bool metrics_auth,
+                      const std::string& peer_ip) const;
   HttpResponse handle(const HttpRequest& request, const std::string& token,
-                      bool metrics_auth) const;
+                      bool metrics_auth) const {
+    return handle(request, token, metrics_auth, "");
+  }
+
+  // Who a request is: the admin, a tenant's API key, or nobody. Checked in
+  // handle(); the server asks before it reads a large body.
+  struct Caller {
+    bool admin = false;
+    std::string key_tenant;  // set for an API key
+    bool known() const { return admin || !key_tenant.empty(); }
+  };
+  Caller authenticate(const std::string& authorization, const std::string& token) const;
 
  private:
   HttpResponse route(const HttpRequest& request) const;
@@ -81,6 +106,8 @@ class AdminRouter {
   // admin_campaigns.cc: /api/v1/campaigns[/ID[/ACTION]], /api/v1/tenants[/NAME[/ACTION]]
   HttpResponse campaigns(const HttpRequest& request) const;
   HttpResponse tenants(const HttpRequest& request) const;
+  HttpResponse inject(const HttpRequest& request, const Caller& caller,
+                      const std::string& peer_ip) const;
 
   mta::DaemonControl& daemon_;
   const runtime::Clock& clock_;
@@ -90,5 +117,10 @@ class AdminRouter {
 // True when the Authorization header carries exactly `token` as a Bearer
 // credential; the comparison takes the same time wherever they differ.
 bool bearer_matches(const std::string& authorization, const std::string& token);
+
+// The tenant whose API key the Authorization header carries as a Bearer
+// credential, or "": the key's SHA-256 is compared with every configured
+// hash in constant time (CRYPTO_memcmp), and all of them are looked at.
+std::string api_key_tenant(const std::string& authorization, const std::vector<conf::ApiKey>& keys);
 
 }  // namespace ringmail::admin

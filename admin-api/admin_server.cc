@@ -118,8 +118,32 @@ void completed(void* cls, MHD_Connection*, void** state, MHD_RequestTerminationC
 
 struct AdminServer::Request {
   HttpRequest http;
+  std::string peer_ip;
+  size_t body_limit = kMaxRequestBody;
   bool answered = false;
+  // Answered before its body was read (an injection without credentials):
+  // the connection closes after the answer.
+  bool refused_early = false;
 };
+
+namespace {
+
+std::string peer_address(MHD_Connection* connection) {
+  const MHD_ConnectionInfo* info =
+      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (!info || !info->client_addr) return "";
+  char text[INET6_ADDRSTRLEN] = {};
+  const sockaddr* address = info->client_addr;
+  if (address->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(address)->sin_addr, text, sizeof text);
+  } else if (address->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr, text,
+              sizeof text);
+  }
+  return text;
+}
+
+}  // namespace
 
 AdminServer::AdminServer(mta::DaemonControl& daemon)
     : daemon_(daemon), prober_(daemon), router_(daemon, runtime::system_clock()) {
@@ -217,17 +241,26 @@ int AdminServer::on_request(void* conn, const char* url, const char* method,
       request->http.authorization = auth;
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &collect_query,
                               &request->http.query);
+    request->peer_ip = peer_address(connection);
+    request->body_limit = request_body_limit(request->http.path, *daemon_.config());
     // A declared body over the limit is refused before a byte of it is read.
     if (const char* length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
                                                          MHD_HTTP_HEADER_CONTENT_LENGTH)) {
       char* end = nullptr;
       const unsigned long long n = std::strtoull(length, &end, 10);
-      if (end == length || *end != '\0' || n > kMaxRequestBody) request->http.body_too_large = true;
+      if (end == length || *end != '\0' || n > request->body_limit)
+        request->http.body_too_large = true;
     }
-    if (!request->http.body_too_large) return 1;  // wait for the body (if any)
+    // A message-sized body is not read for a client that may not send one.
+    if (request->http.path == kInjectionPath &&
+        !router_.authenticate(request->http.authorization, token()).known())
+      request->refused_early = true;
+    if (!request->http.body_too_large && !request->refused_early) {
+      return 1;  // wait for the body (if any)
+    }
   }
   if (*upload_data_size > 0 && !request->answered) {
-    if (request->http.body.size() + *upload_data_size > kMaxRequestBody) {
+    if (request->http.body.size() + *upload_data_size > request->body_limit) {
       request->http.body_too_large = true;
       request->http.body.clear();
     } else if (!request->http.body_too_large) {
@@ -242,7 +275,8 @@ int AdminServer::on_request(void* conn, const char* url, const char* method,
   }
   request->answered = true;
 
-  HttpResponse response = router_.handle(request->http, token(), metrics_auth_.load());
+  HttpResponse response =
+      router_.handle(request->http, token(), metrics_auth_.load(), request->peer_ip);
   MHD_Response* mhd_response = nullptr;
   if (response.event_stream) {
     auto* stream = new EventStream;
@@ -262,7 +296,7 @@ int AdminServer::on_request(void* conn, const char* url, const char* method,
                           response.content_type.c_str());
   for (const auto& [name, value] : response.headers)
     MHD_add_response_header(mhd_response, name.c_str(), value.c_str());
-  if (request->http.body_too_large)
+  if (request->http.body_too_large || request->refused_early)
     MHD_add_response_header(mhd_response, MHD_HTTP_HEADER_CONNECTION, "close");
   count(response.status);
   const MHD_Result queued =

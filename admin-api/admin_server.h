@@ -13,8 +13,10 @@
 // per-stream buffer that drops a slow consumer.
 // Limits (a slow or hostile client cannot hold SMTP up, only its own
 // connection): kMaxConnections connections, kIdleTimeout without a byte
-// closes one, request headers within kMaxHeaderBytes, bodies over 1 MiB get
-// 413 (at once when Content-Length says so) and the connection is closed.
+// closes one, request headers within kMaxHeaderBytes, bodies over 1 MiB
+// (limits.max_message_size for POST /api/v1/messages) get 413 (at once when
+// Content-Length says so) and the connection is closed. An injection
+// without valid credentials gets its 401 before its body is read.
 #pragma once
 
 #include <atomic>

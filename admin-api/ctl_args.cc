@@ -25,6 +25,13 @@ struct VerbArgs {
       if (key == name) return &value;
     return nullptr;
   }
+  // Every value of an option that may be repeated (send --to A --to B).
+  std::vector<std::string> all(std::string_view name) const {
+    std::vector<std::string> values;
+    for (const auto& [key, value] : options)
+      if (key == name) values.push_back(value);
+    return values;
+  }
   bool flag(std::string_view name) const {
     return std::find(flags.begin(), flags.end(), name) != flags.end();
   }
@@ -34,6 +41,9 @@ struct VerbSpec {
   std::vector<std::string> options;  // take a value: "--site"
   std::vector<std::string> flags;    // no value: "--domain" of suspend
 };
+
+// Options that may be given more than once (send --to A --to B).
+const std::vector<std::string> kRepeatableOptions = {"--to", "--cc", "--bcc"};
 
 bool contains(const std::vector<std::string>& list, std::string_view name) {
   return std::find(list.begin(), list.end(), name) != list.end();
@@ -261,6 +271,55 @@ std::string build_suppressions(const VerbArgs& args, Command& c) {
   return "";
 }
 
+// send: a message file as it is (raw form), or one built from --subject,
+// --text and --html (built form) by the daemon.
+std::string build_send(const VerbArgs& args, Command& c) {
+  const std::string* from = args.option("--from");
+  const std::vector<std::string> to = args.all("--to");
+  const std::vector<std::string> cc = args.all("--cc");
+  const std::vector<std::string> bcc = args.all("--bcc");
+  const std::string* subject = args.option("--subject");
+  const std::string* text = args.option("--text");
+  const std::string* html = args.option("--html");
+  const std::string* reply_to = args.option("--reply-to");
+  const bool built = subject || text || html || reply_to;
+  if (!from) return "send needs --from ADDRESS";
+  ordered_json body = ordered_json::object();
+  if (built) {
+    if (!args.positionals.empty()) {
+      return "send: give a FILE, or --subject, --text and --html; not both";
+    }
+    if (!text && !html) return "send needs --text TEXT or --html HTML (or a FILE)";
+    if (to.empty() && cc.empty() && bcc.empty()) return "send needs --to ADDRESS (or --cc, --bcc)";
+    body["from"] = *from;
+    if (!to.empty()) body["to"] = to;
+    if (!cc.empty()) body["cc"] = cc;
+    if (!bcc.empty()) body["bcc"] = bcc;
+    if (reply_to) body["reply_to"] = *reply_to;
+    body["subject"] = subject ? *subject : "";
+    if (text) body["text"] = *text;
+    if (html) body["html"] = *html;
+  } else {
+    if (args.positionals.size() != 1) {
+      return "send takes one FILE (\"-\": standard input), or --subject, --text and --html";
+    }
+    if (!cc.empty() || !bcc.empty()) {
+      return "send FILE: every recipient is a --to (the file's own header says who sees what)";
+    }
+    if (to.empty()) return "send needs --to ADDRESS";
+    body["envelope_sender"] = *from;
+    body["recipients"] = to;
+    c.content_file = args.positionals[0];
+  }
+  if (const std::string* campaign = args.option("--campaign")) body["campaign"] = *campaign;
+  if (const std::string* tenant = args.option("--tenant")) body["tenant"] = *tenant;
+  c.output = Output::queued;
+  c.request.method = "POST";
+  c.request.path_segments = segments({"messages"});
+  c.request.body = std::move(body);
+  return "";
+}
+
 const std::vector<VerbEntry>& verb_table() {
   static const std::vector<VerbEntry> table = {
       {"status", {}, build_status},
@@ -285,6 +344,11 @@ const std::vector<VerbEntry>& verb_table() {
        object_route("tenant", "tenants", {"show", "pause", "resume"}, Output::tenant)},
       {"warmup", {}, list_route("warmup", "warmup")},
       {"suppressions", {{"--tenant", "--address", "--reason"}, {}}, build_suppressions},
+      {"send",
+       {{"--from", "--to", "--cc", "--bcc", "--reply-to", "--subject", "--text", "--html",
+         "--campaign", "--tenant"},
+        {}},
+       build_send},
   };
   return table;
 }
@@ -370,7 +434,7 @@ std::string split_arguments(const std::vector<std::string>& args, Command& c,
     }
     if (global) {
       global_option(name, value, c);
-    } else if (verb_args->option(name)) {
+    } else if (verb_args->option(name) && !contains(kRepeatableOptions, name)) {
       return c.verb + ": " + name + " given twice";
     } else {
       verb_args->options.emplace_back(name, value);
@@ -448,6 +512,11 @@ std::string usage_text() {
          "  suppressions remove --tenant T ADDRESS\n"
          "  suppressions import --tenant T FILE [--reason TEXT]   one address per line\n"
          "  suppressions export [--tenant T]                      one address per line\n"
+         "  send --from A --to B [--to C ...] [--campaign C] [--tenant T] FILE\n"
+         "                                           inject FILE (\"-\": stdin) as it is\n"
+         "  send --from \"Name <A>\" --to B [--cc C] [--bcc D] [--reply-to R] --subject S\n"
+         "       (--text T | --html H | both) [--campaign C] [--tenant T]\n"
+         "                                           inject a message built by the daemon\n"
          "\n"
          "exit status: 0 done, 1 API error or admin API unreachable, 2 bad usage\n";
 }

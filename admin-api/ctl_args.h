@@ -34,6 +34,7 @@ enum class Output {
   campaign,   // one campaign: its fields, then its stats
   tenants,    // the tenants table
   tenant,     // one tenant: state, then its stats
+  queued,     // send: "queued as ID (n recipients)"
   pretty,     // the JSON pretty-printed (routes without a table yet)
 };
 
@@ -63,6 +64,9 @@ struct Command {
   int timeout_seconds = 30;
   // suppressions import: the file of addresses main() reads into the body.
   std::string import_file;
+  // send FILE: the message main() reads into the body's "content" ("-":
+  // standard input).
+  std::string content_file;
   bool help = false;  // -h/--help: usage on stdout, exit 0
 };
 

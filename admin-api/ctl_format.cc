@@ -297,6 +297,9 @@ std::string format_human(Output output, const json& body) {
                            {"id", "name", "state", "tenant", "pool", "message_rate", "created"});
     case Output::tenant:
       return format_object(body, {"name", "state"});
+    case Output::queued:
+      return "queued as " + cell_text(field(body, "id")) + " (" +
+             plural(field(body, "recipients"), "recipient", "recipients") + ")\n";
     case Output::pretty:
       return dump(body, 2) + "\n";
   }

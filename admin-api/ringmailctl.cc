@@ -116,6 +116,26 @@ int read_import_file(Command& command) {
   return kExitOk;
 }
 
+// send FILE: the message as it is, into the body's "content". The API
+// takes it as a JSON string, so it must be UTF-8 (7-bit or UTF-8 text).
+int read_content_file(Command& command) {
+  std::string contents, problem;
+  if (command.content_file == "-") {
+    std::stringstream text;
+    text << std::cin.rdbuf();
+    contents = text.str();
+  } else if (!read_file(command.content_file, &contents, &problem)) {
+    return fail("cannot read " + command.content_file + ": " + problem);
+  }
+  try {
+    (void)json(contents).dump();  // throws on bytes that are not UTF-8
+  } catch (const json::exception&) {
+    return fail(command.content_file + ": not UTF-8 text (the API takes the message as a string)");
+  }
+  (*command.request.body)["content"] = std::move(contents);
+  return kExitOk;
+}
+
 // One event's data as it arrives: compact JSON (one record a line, for jq)
 // or the one-line summary.
 void print_event(const std::string& data, bool as_json) {
@@ -146,6 +166,9 @@ int run(const std::vector<std::string>& args) {
   if (int rc = resolve_target(command, &target); rc != kExitOk) return rc;
   if (!command.import_file.empty()) {
     if (int rc = read_import_file(command); rc != kExitOk) return rc;
+  }
+  if (!command.content_file.empty()) {
+    if (int rc = read_content_file(command); rc != kExitOk) return rc;
   }
 
   SseParser events;

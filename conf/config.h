@@ -9,6 +9,7 @@
 // and every file it names and reports FILE:LINE: key.path: problem.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -160,10 +161,22 @@ struct Milter {
   Duration timeout = std::chrono::seconds(10);
 };
 
+// One tenant API key of admin.api_keys_file: only the SHA-256 of the key is
+// known, never the key itself.
+struct ApiKey {
+  std::string tenant;
+  std::array<unsigned char, 32> sha256{};
+  int line = 0;  // 1-based line of the entry in the keys file
+};
+
 struct AdminConfig {
   std::optional<SocketAddress> address;
   std::filesystem::path token_file;
   bool metrics_auth = false;
+  // Keys that may inject (POST /api/v1/messages) and nothing else, read from
+  // api_keys_file at load and at every reload; empty without the file.
+  std::filesystem::path api_keys_file;
+  std::vector<ApiKey> api_keys;
 };
 
 // The admin token a token file holds: its contents without trailing

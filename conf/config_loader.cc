@@ -1,6 +1,7 @@
 // conf/config_loader.cc — load_config(): YAML file -> validated Config, with
-// every referenced file (certificate, keys, users file, admin token) opened
-// and checked, and every problem collected before giving up.
+// every referenced file (certificate, keys, users file, admin token, API
+// keys file) opened and checked, and every problem collected before giving
+// up.
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -18,6 +19,7 @@
 #include <sstream>
 
 #include "conf/config.h"
+#include "conf/config_api_keys.h"
 #include "conf/config_policy.h"
 #include "conf/config_reader.h"
 #include "conf/config_units.h"
@@ -710,7 +712,7 @@ class Loader {
 
   void read_admin(const std::optional<Item>& item) {
     if (!item) return;
-    auto fields = r_.map(*item, {"address", "token_file", "metrics_auth"});
+    auto fields = r_.map(*item, {"address", "token_file", "metrics_auth", "api_keys_file"});
     if (!fields) return;
     AdminConfig& admin = config_.admin;
     if (auto address_item = fields->get("address")) {
@@ -737,6 +739,31 @@ class Loader {
     if (auto value = r_.boolean(*fields, "metrics_auth", Need::optional)) {
       admin.metrics_auth = *value;
     }
+    read_api_keys(*fields);
+  }
+
+  // admin.api_keys_file: read here, so that --check-config validates it and
+  // a reload (which loads the config afresh) reads it again.
+  void read_api_keys(const Fields& fields) {
+    auto file_item = fields.get("api_keys_file");
+    if (!file_item) return;
+    auto file = r_.path(*file_item);
+    if (!file || !r_.check_readable_file(*file_item, *file)) return;
+    config_.admin.api_keys_file = *file;
+    ApiKeysFile keys = load_api_keys_file(*file);
+    if (!keys.errors.empty()) {
+      r_.error(file_item->line, file_item->path,
+               "the API keys file " + file->string() + " has " +
+                   std::to_string(keys.errors.size()) + " problem(s), listed below");
+      // They carry the keys file's own name and lines.
+      api_keys_file_errors_ = std::move(keys.errors);
+    } else if (keys.keys.empty()) {
+      r_.warning(file_item->line, file_item->path,
+                 "the API keys file " + file->string() +
+                     " has no keys; only the admin token "
+                     "can inject");
+    }
+    config_.admin.api_keys = std::move(keys.keys);
   }
 
   void read_log(const std::optional<Item>& item) {
@@ -834,6 +861,7 @@ class Loader {
 
  public:
   std::vector<ConfigError> users_file_errors_;
+  std::vector<ConfigError> api_keys_file_errors_;
 };
 
 }  // namespace
@@ -865,6 +893,7 @@ LoadResult load_config(const std::filesystem::path& file) {
     std::stable_sort(result.warnings.begin(), result.warnings.end(),
                      [](const ConfigError& a, const ConfigError& b) { return a.line < b.line; });
     for (auto& e : loader.users_file_errors_) result.errors.push_back(std::move(e));
+    for (auto& e : loader.api_keys_file_errors_) result.errors.push_back(std::move(e));
     if (result.errors.empty()) result.config = std::move(config);
   } catch (const std::exception& e) {
     result.errors.push_back(ConfigError{label, 0, "", std::string("cannot load: ") + e.what()});

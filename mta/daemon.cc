@@ -300,6 +300,33 @@ class Daemon final : public DaemonControl {
     return delivery_log_ ? &delivery_log_->events() : nullptr;
   }
 
+  InjectionResult inject(const InjectionRequest& request) override {
+    if (stopping_.load() || !writer_) {
+      InjectionResult r;
+      r.detail = "the daemon is stopping";
+      return r;
+    }
+    // Held for the whole call: a reload may replace both meanwhile.
+    std::shared_ptr<const conf::Config> config;
+    std::shared_ptr<const DkimSignerSet> dkim;
+    {
+      std::lock_guard lock(config_mutex_);
+      config = config_;
+      dkim = dkim_;
+    }
+    InjectorDependencies deps;
+    deps.config = config.get();
+    deps.writer = writer_.get();
+    deps.milters = milters_.get();
+    deps.dkim = dkim.get();
+    deps.metrics = &metrics_;
+    deps.campaigns = &campaign_gate_;
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    return inject_message(request, deps, now);
+  }
+
   // SIGHUP and POST /api/v1/reload: a config that fails validation changes
   // nothing; the errors that refused it are returned.
   std::vector<std::string> reload_config() {
@@ -337,9 +364,9 @@ class Daemon final : public DaemonControl {
       {
         std::lock_guard lock(config_mutex_);
         config_ = fresh;
+        dkim_ = dkim;  // inject() reads it from the admin threads
       }
       tls_ = tls;
-      dkim_ = dkim;
       if (control_) control_->reload(fresh);
       spdlog::info("configuration reloaded from {}", file);
     }
@@ -444,7 +471,8 @@ class Daemon final : public DaemonControl {
 
   static constexpr std::chrono::milliseconds kAdminAnswerTimeout{5000};
 
-  mutable std::mutex config_mutex_;  // config_ against config() from the admin threads
+  // config_ and dkim_ against config() and inject() from the admin threads.
+  mutable std::mutex config_mutex_;
   std::shared_ptr<const conf::Config> config_;
   const std::string config_file_;
   std::mutex reload_mutex_;  // SIGHUP against POST /api/v1/reload

@@ -21,6 +21,7 @@
 
 #include "conf/config.h"
 #include "mta/campaigns.h"
+#include "mta/inbound/message_injector.h"
 #include "mta/outbound/delivery_admin.h"
 
 namespace ringmail::runtime {
@@ -57,11 +58,21 @@ class DaemonControl {
   // Campaigns and tenants (mta/campaigns.h): records and statistics read
   // from the spool; a change is persisted first, then carried out by
   // delivery through command(). Null while the spool is not open.
-  virtual CampaignRegistry* campaigns() = 0;
+  virtual CampaignRegistry* campaigns() { return nullptr; }
   // Delivery-log records as they are written; null without a delivery log.
   virtual runtime::EventHub* events() = 0;
   // The registry /metrics renders (the control plane counts into it too).
   virtual runtime::MetricsRegistry& metrics() = 0;
+  // POST /api/v1/messages: the message on the SMTP submission path
+  // (milters, DKIM, spool), on the calling thread; returns once the commit
+  // is durable or the message was refused (mta/inbound/message_injector.h).
+  // Doubles that do not inject need not override it.
+  virtual InjectionResult inject(const InjectionRequest& request) {
+    (void)request;
+    InjectionResult r;
+    r.detail = "injection is not available";
+    return r;
+  }
 };
 
 class ControlPlane {

@@ -8,6 +8,7 @@ packages=(
   liburing-dev libssl-dev libc-ares-dev liblmdb-dev lmdb-utils libyaml-cpp-dev
   libspdlog-dev libfmt-dev libsystemd-dev libcrypt-dev libidn2-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libmicrohttpd-dev libcurl4-openssl-dev zlib1g-dev
+  libgmime-3.0-dev
   openssl whois swaks libnet-ssleay-perl libio-socket-ssl-perl postfix dnsmasq-base
   python3 python3-aiosmtpd python3-dkim python3-nacl prometheus
   libmilter-dev opendkim opendkim-tools systemd

@@ -7,6 +7,7 @@
 
 #include "mta/dkim/dkim_signer.h"
 #include "mta/inbound/inbound_shard.h"
+#include "mta/inbound/message_signing.h"
 #include "mta/milter/milter_client.h"
 #include "queue/spool_writer.h"
 #include "runtime/metrics_registry.h"
@@ -100,21 +101,11 @@ void InboundShard::queue_plaintext(uint32_t slot, Connection& c, std::string_vie
 void InboundShard::sign(const DkimSignerSet& signers, queue::SpoolMessage& message,
                         const DkimBodyHashes& streamed) {
   const int64_t now = unix_now_ms() / 1000;
-  std::vector<DkimSignerSet::Signature> signatures = signers.sign(message.content, now, &streamed);
-  if (signatures.empty()) return;
-  std::string signed_content;
-  size_t total = message.content.size();
-  for (const auto& sig : signatures) total += sig.header_field.size();
-  signed_content.reserve(total);
-  for (const auto& sig : signatures) {
-    signed_content += sig.header_field;
+  for (const auto& sig : prepend_dkim_signatures(signers, message, now, &streamed)) {
     dkim_signatures_
         .get(*server_.deps_.metrics, {sig.signer->domain(), sig.signer->algorithm_name()})
         .inc();
   }
-  signed_content += message.content;
-  message.content = std::move(signed_content);
-  message.meta.size = message.content.size();
 }
 
 // A complete message goes through the milters (off the shard), then DKIM,

@@ -149,6 +149,26 @@ class CampaignControl(CampaignCase):
         self.assertEqual(api.ok("GET", "/api/v1/stats")["cancelled"], 3)
         rm.stop()
 
+    def test_injected_mail_counts_for_its_campaign_and_a_cancelled_one_is_refused(self):
+        rx = self.receiver("127.0.0.2")
+        rm, api = self.admin_daemon(routes=self.route_to("127.0.0.2"))
+        built = {"from": f"App <{SENDER}>", "to": ["i1@i.admin.test"], "subject": "hi",
+                 "text": "hello", "campaign": "injected", "tenant": "app7"}
+        status, body, _, _ = api.post("/api/v1/messages", built)
+        self.assertEqual(status, 200, body)
+        stats = self.wait_stats(api, "injected", delivered=1, queued=0)
+        self.assertEqual(stats["received"], 1)
+        self.assertEqual(self.campaign(api, "injected")["tenant"], "app7")
+        self.assertEqual(api.ok("GET", "/api/v1/tenants/app7")["stats"]["delivered"], 1)
+        api.ok("POST", "/api/v1/campaigns/injected/cancel")
+        status, body, _, _ = api.post("/api/v1/messages", dict(built, to=["i2@i.admin.test"]))
+        self.assertEqual(status, 409, body)
+        self.assertIn("injected", body["detail"])
+        time.sleep(1)
+        self.assertEqual(self.delivered_addresses(rx), ["i1@i.admin.test"])
+        self.assertEqual(self.campaign(api, "injected")["stats"]["received"], 1)
+        rm.stop()
+
     def test_tenant_kill_switch_and_global_pause_persist_across_restart(self):
         rx = self.receiver("127.0.0.2")
         rm, api = self.admin_daemon(routes=self.route_to("127.0.0.2"), intervals=("1h",))
