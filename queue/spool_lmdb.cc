@@ -500,6 +500,7 @@ StoreOutcome LmdbSpool::update_one(MDB_txn* txn, const RecipientUpdate& u, std::
   rcpt.attempts = u.attempts;
   rcpt.next_attempt_unix_ms = u.next_attempt_unix_ms;
   if (u.response.code != 0 || !u.response.text.empty()) rcpt.last_response = u.response;
+  rcpt.category = u.category ? std::string(mail::bounce_category_name(*u.category)) : "";
   scratch->clear();
   encode_recipient_record(rcpt, scratch);
   v = as_val(*scratch);

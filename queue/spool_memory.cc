@@ -63,6 +63,7 @@ StoreOutcome MemorySpool::commit(std::span<SpoolMessage* const> messages,
     Recipient& r = it->second.envelope.recipients[u.index];
     stats.count_transition(it->second.meta, r.state, u.state, u.category);
     if (u.response.code != 0 || !u.response.text.empty()) r.last_response = u.response;
+    r.category = u.category ? std::string(mail::bounce_category_name(*u.category)) : "";
     r.state = u.state;
     r.attempts = u.attempts;
     r.next_attempt_unix_ms = u.next_attempt_unix_ms;

@@ -57,6 +57,9 @@ struct Recipient {
   uint32_t attempts = 0;
   int64_t next_attempt_unix_ms = 0;  // when the scheduler may try it
   RecipientResponse last_response;
+  // The bounce category (mail/bounce_category.h name) behind its current
+  // state when bounced or expired, "" otherwise.
+  std::string category;
 };
 
 struct Envelope {
