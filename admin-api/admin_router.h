@@ -81,6 +81,9 @@ class AdminRouter {
   // admin_campaigns.cc: /api/v1/campaigns[/ID[/ACTION]], /api/v1/tenants[/NAME[/ACTION]]
   HttpResponse campaigns(const HttpRequest& request) const;
   HttpResponse tenants(const HttpRequest& request) const;
+  // admin_messages.cc: GET /api/v1/messages/ID, /api/v1/dead[/ID[/retry]]
+  HttpResponse messages(const HttpRequest& request) const;
+  HttpResponse dead(const HttpRequest& request) const;
 
   mta::DaemonControl& daemon_;
   const runtime::Clock& clock_;
