@@ -137,8 +137,10 @@ struct RetentionPolicy {
 
 struct SpoolOptions {
   RetentionPolicy retention;
-  // Expired status records and dead letters removed per commit at most, so
-  // that the cleanup never makes one huge transaction.
+  // Expired status records and dead letters removed per commit at most,
+  // plus two per message the commit finishes (so that a busy spool keeps
+  // up with what it adds), so that the cleanup never makes one huge
+  // transaction.
   size_t expire_per_commit = 100;
   // Finished and expiry times (null: the system clock). Must outlive the spool.
   const runtime::Clock* clock = nullptr;
@@ -196,9 +198,9 @@ class Spool {
   // failed recipient, its dead letter, as the RetentionPolicy in force
   // says; a message of origin dead_letter_retry takes its dead letter back
   // (failed when there is none: nothing of it is stored) and its recipients
-  // count as queued again, not received; and at most
-  // SpoolOptions::expire_per_commit expired records are removed (a commit
-  // with nothing else to do removes them too). All or nothing.
+  // count as queued again, not received; and a bounded number of expired
+  // records are removed (SpoolOptions::expire_per_commit; a commit with
+  // nothing else to do removes them too). All or nothing.
   virtual StoreOutcome commit(std::span<SpoolMessage* const> messages,
                               std::span<const RecipientUpdate> updates,
                               std::span<const MessageId> finished) = 0;

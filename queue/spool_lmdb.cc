@@ -435,8 +435,9 @@ StoreOutcome LmdbSpool::commit(std::span<SpoolMessage* const> messages,
     if (!outcome.ok()) return abort_with(std::move(outcome));
   }
   size_t expired = 0;
-  if (StoreOutcome outcome = expire_retained(control, now, expire_per_commit_, &expired);
-      !outcome.ok())
+  // In step with what this commit adds, so that a busy spool keeps up.
+  const size_t expire_limit = expire_per_commit_ + 2 * finished.size();
+  if (StoreOutcome outcome = expire_retained(control, now, expire_limit, &expired); !outcome.ok())
     return abort_with(std::move(outcome));
   rc = mdb_txn_commit(txn);  // frees txn whatever happens; syncs data then meta page
   if (rc == EIO) {

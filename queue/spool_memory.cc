@@ -163,7 +163,7 @@ StoreOutcome MemorySpool::commit(std::span<SpoolMessage* const> messages,
     controls[key] = scratch;
   }
   size_t expired = 0;
-  (void)expire_retained(control, now, options_.expire_per_commit, &expired);
+  (void)expire_retained(control, now, options_.expire_per_commit + 2 * finished.size(), &expired);
   controls_ = std::move(controls);
   return {StoreStatus::ok, {}};
 }

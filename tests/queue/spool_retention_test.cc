@@ -439,6 +439,21 @@ TEST_P(Retention, CleanupRemovesAtMostNExpiredRecordsPerCommit) {
   EXPECT_TRUE(spool().load_message(fresh.id, false));
 }
 
+TEST_P(Retention, ACommitThatFinishesMessagesRemovesTwiceAsManyMore) {
+  open({.keep_status_ms = kHour, .keep_failed_ms = 0}, /*per_commit=*/3);
+  for (int i = 0; i < 10; ++i) {
+    SpoolMessage m = make_test_message(1, 200);
+    store(m);
+    finish(m, 0, RecipientState::delivered, {250, "2.0.0", "ok"});
+  }
+  SpoolMessage last = make_test_message(1, 200);
+  store(last);
+  clock_.advance(1h);
+  finish(last, 0, RecipientState::delivered, {250, "2.0.0", "ok"});  // 3 + 2 * 1
+  EXPECT_EQ(count(kStatusPrefix), 10u - 5u + 1u);
+  EXPECT_TRUE(status_of(last));
+}
+
 TEST_P(Retention, ExpiredDeadLettersGoWithTheirBodies) {
   open({.keep_status_ms = 0, .keep_failed_ms = kHour});
   SpoolMessage m = make_test_message(1, 2000);
