@@ -484,7 +484,7 @@ StoreOutcome LmdbSpool::remove_if_final(MDB_txn* txn, const MessageId& id,
   if (rc != MDB_SUCCESS) return failure("mdb_get(messages)", rc);
   const bool retain = policy.keep_status_ms > 0 || policy.keep_failed_ms > 0;
   // Copied: the value lives in a page this transaction is about to change.
-  const std::string message_record(as_view(mvalue));
+  const std::string message_record = retain ? std::string(as_view(mvalue)) : std::string();
   SpoolMessage message;
   MessageRecordInfo info;
   const bool message_ok =
