@@ -207,6 +207,9 @@ HttpResponse AdminRouter::route(const HttpRequest& request) const {
   if (path == "/api/v1/campaigns" || path.starts_with("/api/v1/campaigns/"))
     return campaigns(request);
   if (path == "/api/v1/tenants" || path.starts_with("/api/v1/tenants/")) return tenants(request);
+  // Only the message status: POST to the exact /api/v1/messages is injection.
+  if (path.starts_with("/api/v1/messages/")) return messages(request);
+  if (path == "/api/v1/dead" || path.starts_with("/api/v1/dead/")) return dead(request);
   if (path == "/api/v1/stats") return get ? stats() : method_not_allowed("GET", path);
   if (path == "/api/v1/reload") return post ? reload() : method_not_allowed("POST", path);
   if (path == "/api/v1/delivery/pause" || path == "/api/v1/delivery/resume") {

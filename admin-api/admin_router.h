@@ -108,6 +108,9 @@ class AdminRouter {
   HttpResponse tenants(const HttpRequest& request) const;
   HttpResponse inject(const HttpRequest& request, const Caller& caller,
                       const std::string& peer_ip) const;
+  // admin_messages.cc: GET /api/v1/messages/ID, /api/v1/dead[/ID[/retry]]
+  HttpResponse messages(const HttpRequest& request) const;
+  HttpResponse dead(const HttpRequest& request) const;
 
   mta::DaemonControl& daemon_;
   const runtime::Clock& clock_;

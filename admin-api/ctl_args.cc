@@ -182,7 +182,38 @@ std::string build_explain(const VerbArgs& args, Command& c) {
 
 std::string build_message(const VerbArgs& args, Command& c) {
   if (args.positionals.size() != 1) return "message takes one message ID";
+  c.output = Output::message;
   c.request.path_segments = segments({"messages", args.positionals[0]});
+  return "";
+}
+
+// dead [list] [--tenant T] [--campaign C] [--category X], dead show|retry|delete ID.
+std::string build_dead(const VerbArgs& args, Command& c) {
+  const std::string action = args.positionals.empty() ? "list" : args.positionals[0];
+  if (action == "list") {
+    if (args.positionals.size() > 1) return "dead list takes no argument";
+    c.output = Output::dead_list;
+    c.request.path_segments = segments({"dead"});
+    options_as_query(args, c.request);
+    return "";
+  }
+  if (action != "show" && action != "retry" && action != "delete")
+    return "dead takes list, show, retry or delete (got \"" + action + "\")";
+  if (args.positionals.size() != 2) return "dead " + action + " takes one message ID";
+  if (!args.options.empty()) return "dead " + action + " takes no " + args.options.front().first;
+  const std::string& id = args.positionals[1];
+  if (action == "show") {
+    c.output = Output::message;
+    c.request.path_segments = segments({"dead", id});
+  } else if (action == "retry") {
+    c.output = Output::dead_retry;
+    c.request.method = "POST";
+    c.request.path_segments = segments({"dead", id, "retry"});
+  } else {
+    c.output = Output::dead_delete;
+    c.request.method = "DELETE";
+    c.request.path_segments = segments({"dead", id});
+  }
   return "";
 }
 
@@ -333,6 +364,7 @@ const std::vector<VerbEntry>& verb_table() {
       {"probe", {}, build_probe},
       {"explain", {{"--source"}, {}}, build_explain},
       {"message", {}, build_message},
+      {"dead", {{"--tenant", "--campaign", "--category"}, {}}, build_dead},
       {"campaigns", {{"--tenant"}, {}}, list_route("campaigns", "campaigns", Output::campaigns)},
       {"campaign",
        {},
@@ -502,6 +534,10 @@ std::string usage_text() {
          "  probe DOMAIN                             connect, EHLO, STARTTLS, QUIT; no mail\n"
          "  explain DOMAIN [--source S]              the limits in force and who set them\n"
          "  message ID                               one message and its recipients\n"
+         "  dead [list] [--tenant T] [--campaign C] [--category X]\n"
+         "                                           messages kept after a bounce or expiry\n"
+         "  dead show|retry|delete ID                one dead letter; queue its failed\n"
+         "                                           recipients again; drop it\n"
          "  campaigns [--tenant T]\n"
          "  campaign show|pause|resume|cancel ID\n"
          "  tenants\n"

@@ -22,20 +22,24 @@ inline constexpr const char* kDefaultConfig = "/etc/ringmail/ringmail.yaml";
 
 // How the answer is shown in human form; --json prints the body instead.
 enum class Output {
-  stats,      // totals, bounced_by_category, then the sites table
-  queue,      // the sites table, then "total: n"
-  suspended,  // "suspended X until TIME"
-  resumed,    // "resumed X"
-  bounced,    // "bounced n recipients"
-  reloaded,   // "reloaded"
-  events,     // one line per Server-Sent Event as it arrives
-  addresses,  // suppressions export: one address per line
-  campaigns,  // the campaigns table
-  campaign,   // one campaign: its fields, then its stats
-  tenants,    // the tenants table
-  tenant,     // one tenant: state, then its stats
-  queued,     // send: "queued as ID (n recipients)"
-  pretty,     // the JSON pretty-printed (routes without a table yet)
+  stats,        // totals, bounced_by_category, then the sites table
+  queue,        // the sites table, then "total: n"
+  suspended,    // "suspended X until TIME"
+  resumed,      // "resumed X"
+  bounced,      // "bounced n recipients"
+  reloaded,     // "reloaded"
+  events,       // one line per Server-Sent Event as it arrives
+  addresses,    // suppressions export: one address per line
+  campaigns,    // the campaigns table
+  campaign,     // one campaign: its fields, then its stats
+  tenants,      // the tenants table
+  tenant,       // one tenant: state, then its stats
+  queued,       // send: "queued as ID (n recipients)"
+  message,      // message ID: its fields, then one row per recipient
+  dead_list,    // dead list: one row per dead letter
+  dead_retry,   // "ID: n recipients queued again"
+  dead_delete,  // "deleted dead letter ID"
+  pretty,       // the JSON pretty-printed (routes without a table yet)
 };
 
 // One admin API request. path_segments are joined with '/' after escaping

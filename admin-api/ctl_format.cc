@@ -245,6 +245,71 @@ std::string format_object(const json& body, const std::vector<std::string>& fiel
   return out;
 }
 
+std::string format_message(const json& message) {
+  std::vector<std::pair<std::string, std::string>> lines;
+  for (const char* name :
+       {"id", "sender", "tenant", "campaign", "received", "size", "finished", "kept_until"}) {
+    if (!message.is_object() || !message.contains(name)) continue;
+    const json& value = field(message, name);
+    // The null sender is the empty string: show it as <>.
+    lines.emplace_back(
+        name, std::string(name) == "sender" && value == "" ? std::string("<>") : cell_text(value));
+  }
+  static const std::vector<Column> kColumns = {
+      {"RECIPIENT", Align::left},    {"STATE", Align::left},    {"ATTEMPTS", Align::right},
+      {"NEXT-ATTEMPT", Align::left}, {"CODE", Align::right},    {"ENHANCED", Align::left},
+      {"CATEGORY", Align::left},     {"RESPONSE", Align::left},
+  };
+  std::vector<std::vector<std::string>> rows;
+  const json& recipients = field(message, "recipients");
+  if (recipients.is_array()) {
+    for (const json& r : recipients) {
+      const json& response = field(r, "response");
+      rows.push_back({cell_text(field(r, "recipient")), cell_text(field(r, "state")),
+                      cell_text(field(r, "attempts")), cell_text(field(r, "next_attempt")),
+                      cell_text(field(response, "code")), cell_text(field(response, "enhanced")),
+                      cell_text(field(r, "category")), cell_text(field(response, "text"))});
+    }
+  }
+  return key_values(lines, "") + "\n" + format_table(kColumns, rows);
+}
+
+std::string format_dead_letters(const json& list) {
+  static const std::vector<Column> kColumns = {
+      {"ID", Align::left},         {"RECEIVED", Align::left},      {"FAILED", Align::left},
+      {"KEPT-UNTIL", Align::left}, {"TENANT", Align::left},        {"CAMPAIGN", Align::left},
+      {"SENDER", Align::left},     {"FAILED-RCPTS", Align::right}, {"CATEGORIES", Align::left},
+  };
+  std::vector<std::vector<std::string>> rows;
+  const json& dead = field(list, "dead");
+  size_t total = 0;
+  if (dead.is_array()) {
+    for (const json& m : dead) {
+      ++total;
+      size_t failed = 0, recipients = 0;
+      std::set<std::string> categories;
+      const json& rcpts = field(m, "recipients");
+      if (rcpts.is_array()) {
+        for (const json& r : rcpts) {
+          ++recipients;
+          const json& state = field(r, "state");
+          if (state == "bounced" || state == "expired") ++failed;
+          if (field(r, "category").is_string()) categories.insert(cell_text(field(r, "category")));
+        }
+      }
+      const json& sender = field(m, "sender");
+      rows.push_back(
+          {cell_text(field(m, "id")), cell_text(field(m, "received")),
+           cell_text(field(m, "finished")), cell_text(field(m, "kept_until")),
+           cell_text(field(m, "tenant")), cell_text(field(m, "campaign")),
+           sender == "" ? std::string("<>") : cell_text(sender),
+           std::to_string(failed) + "/" + std::to_string(recipients),
+           cell_text(json(std::vector<std::string>(categories.begin(), categories.end())))});
+    }
+  }
+  return format_table(kColumns, rows) + "total: " + std::to_string(total) + "\n";
+}
+
 std::string format_event(const json& record) {
   const json& response = field(record, "response");
   std::string recipient = cell_text(field(record, "recipient"));
@@ -300,6 +365,15 @@ std::string format_human(Output output, const json& body) {
     case Output::queued:
       return "queued as " + cell_text(field(body, "id")) + " (" +
              plural(field(body, "recipients"), "recipient", "recipients") + ")\n";
+    case Output::message:
+      return format_message(body);
+    case Output::dead_list:
+      return format_dead_letters(body);
+    case Output::dead_retry:
+      return cell_text(field(body, "id")) + ": " +
+             plural(field(body, "requeued"), "recipient", "recipients") + " queued again\n";
+    case Output::dead_delete:
+      return "deleted dead letter " + cell_text(field(body, "id")) + "\n";
     case Output::pretty:
       return dump(body, 2) + "\n";
   }

@@ -56,6 +56,12 @@ std::string format_sites(const nlohmann::json& sites);
 std::string format_stats(const nlohmann::json& stats);
 // GET /api/v1/queue: the sites table, then "total: n".
 std::string format_queue(const nlohmann::json& queue);
+// GET /api/v1/messages/ID (and one dead letter): the message's fields,
+// then RECIPIENT  STATE  ATTEMPTS  NEXT-ATTEMPT  CODE  ENHANCED  CATEGORY  RESPONSE.
+std::string format_message(const nlohmann::json& message);
+// GET /api/v1/dead: ID  RECEIVED  FAILED  KEPT-UNTIL  TENANT  CAMPAIGN  SENDER  FAILED-RCPTS
+// CATEGORIES, then "total: n".
+std::string format_dead_letters(const nlohmann::json& list);
 // One delivery-log record: TIME TYPE RECIPIENT SITE CODE TEXT.
 // The campaigns and tenants tables (GET /api/v1/campaigns, /tenants).
 std::string format_campaigns(const nlohmann::json& body);

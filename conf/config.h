@@ -86,6 +86,12 @@ struct SpoolConfig {
   // Room kept for delivery results: new mail is refused (452 4.3.1) below
   // it. Unset: queue::default_spool_reserve(max_size); 0: no reserve.
   std::optional<uint64_t> reserve;
+  // How long a finished message's status record is kept (GET
+  // /api/v1/messages/ID); 0: not kept.
+  Duration keep_status = std::chrono::hours(24 * 7);
+  // How long a message with a bounced or expired recipient is kept whole,
+  // as a dead letter that can be retried; 0 (the default): not kept.
+  Duration keep_failed{0};
 };
 
 struct Route {

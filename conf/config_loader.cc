@@ -355,7 +355,7 @@ class Loader {
 
   void read_spool(const std::optional<Item>& item) {
     if (!item) return;
-    auto fields = r_.map(*item, {"path", "max_size", "reserve"});
+    auto fields = r_.map(*item, {"path", "max_size", "reserve", "keep_status", "keep_failed"});
     if (!fields) return;
     if (auto path_item = r_.field(*fields, "path", Need::required)) {
       if (auto path = r_.path(*path_item)) {
@@ -387,6 +387,26 @@ class Loader {
         config_.spool.reserve = *value;
       }
     }
+    read_retention(*fields, "keep_status", &config_.spool.keep_status);
+    read_retention(*fields, "keep_failed", &config_.spool.keep_failed);
+  }
+
+  // spool.keep_status, spool.keep_failed: a duration, or 0 for "not kept";
+  // at most 10 years (a typo in the unit should not keep records forever).
+  void read_retention(const Fields& fields, std::string_view key, Duration* out) {
+    const auto item = fields.get(key);
+    if (!item) return;
+    if (item->node.IsScalar() && item->node.Scalar() == "0") {
+      *out = Duration{0};
+      return;
+    }
+    auto value = r_.duration(*item);
+    if (!value) return;
+    if (*value > std::chrono::hours(24 * 3650)) {
+      r_.error(item->line, item->path, "must be at most 3650d (0 turns it off)");
+      return;
+    }
+    *out = *value;
   }
 
   void read_delivery(const std::optional<Item>& item) {

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -192,7 +193,8 @@ class Daemon final : public DaemonControl {
         return false;
       }
     }
-    spool_ = queue::open_lmdb_spool(config_->spool.path, config_->spool.max_size, error);
+    spool_ = queue::open_lmdb_spool(config_->spool.path, config_->spool.max_size, error,
+                                    spool_options(*config_));
     if (!spool_) {
       *error = "spool " + config_->spool.path.string() + ": " + *error;
       return false;
@@ -221,6 +223,14 @@ class Daemon final : public DaemonControl {
           outbound->enqueue(std::move(messages));
         });
     if (!outbound_->start(config_, error)) return false;
+    messages_ = std::make_unique<MessageTracker>(
+        *spool_, runtime::system_clock(),
+        [outbound = outbound_.get()](const std::string& id) {
+          return outbound->live_view(id, kAdminAnswerTimeout);
+        },
+        [writer = writer_.get()](std::unique_ptr<queue::SpoolMessage> message) {
+          return commit_retry(*writer, std::move(message));
+        });
 
     if (!load_tls(*config_, &tls_, error)) return false;
     if (!load_dkim(*config_, &dkim_, error)) return false;
@@ -294,6 +304,8 @@ class Daemon final : public DaemonControl {
 
   CampaignRegistry* campaigns() override { return campaigns_.get(); }
 
+  MessageTracker* messages() override { return messages_.get(); }
+
   runtime::MetricsRegistry& metrics() override { return metrics_; }
 
   runtime::EventHub* events() override {
@@ -359,6 +371,7 @@ class Daemon final : public DaemonControl {
       if (delivery_log_ && !delivery_log_->reopen(&error))
         spdlog::error("delivery log: reopen failed: {}", error);
       server_->reload(fresh, tls, dkim);
+      spool_->set_retention(spool_options(*fresh).retention);
       outbound_->reload(fresh);
       outbound_->rescan();  // e.g. mail released with --spool-release meanwhile
       {
@@ -391,6 +404,7 @@ class Daemon final : public DaemonControl {
     if (writer_) writer_->stop();  // commits what the sessions and deliveries handed over
     if (delivery_log_) delivery_log_->events().close();
     control_.reset();
+    messages_.reset();
     outbound_.reset();
     server_.reset();
     spool_.reset();
@@ -398,6 +412,34 @@ class Daemon final : public DaemonControl {
   }
 
  private:
+  static queue::SpoolOptions spool_options(const conf::Config& config) {
+    queue::SpoolOptions options;
+    options.retention.keep_status_ms = config.spool.keep_status.count();
+    options.retention.keep_failed_ms = config.spool.keep_failed.count();
+    return options;
+  }
+
+  // A dead letter's retry, committed like new mail but let through the
+  // reserve; the answer waits for the commit (the committed listener then
+  // schedules it).
+  static queue::StoreOutcome commit_retry(queue::SpoolWriter& writer,
+                                          std::unique_ptr<queue::SpoolMessage> message) {
+    auto promise = std::make_shared<std::promise<queue::StoreOutcome>>();
+    std::future<queue::StoreOutcome> answer = promise->get_future();
+    writer.submit(
+        std::move(message),
+        [promise](const queue::SpoolMessage&, queue::StoreStatus status,
+                  const std::string& detail) {
+          promise->set_value({status, detail});
+        },
+        queue::SpoolWriter::Kind::dead_letter_retry);
+    if (answer.wait_for(kRetryCommitTimeout) != std::future_status::ready) {
+      return {queue::StoreStatus::failed,
+              "the spool writer did not commit within 30 s (the retry may still be committed)"};
+    }
+    return answer.get();
+  }
+
   static bool load_tls(const conf::Config& config, std::shared_ptr<const TlsContext>* tls,
                        std::string* error) {
     tls->reset();
@@ -470,6 +512,7 @@ class Daemon final : public DaemonControl {
   }
 
   static constexpr std::chrono::milliseconds kAdminAnswerTimeout{5000};
+  static constexpr std::chrono::milliseconds kRetryCommitTimeout{30000};
 
   // config_ and dkim_ against config() and inject() from the admin threads.
   mutable std::mutex config_mutex_;
@@ -485,6 +528,7 @@ class Daemon final : public DaemonControl {
   policy::CampaignGate campaign_gate_;  // read by the shards
   std::unique_ptr<CampaignRegistry> campaigns_;
   std::unique_ptr<OutboundServer> outbound_;
+  std::unique_ptr<MessageTracker> messages_;  // uses the spool, writer and outbound
   std::shared_ptr<const TlsContext> tls_;
   std::shared_ptr<const DkimSignerSet> dkim_;
   std::unique_ptr<AuthService> auth_;

@@ -22,6 +22,7 @@
 #include "conf/config.h"
 #include "mta/campaigns.h"
 #include "mta/inbound/message_injector.h"
+#include "mta/message_tracker.h"
 #include "mta/outbound/delivery_admin.h"
 
 namespace ringmail::runtime {
@@ -59,6 +60,9 @@ class DaemonControl {
   // from the spool; a change is persisted first, then carried out by
   // delivery through command(). Null while the spool is not open.
   virtual CampaignRegistry* campaigns() { return nullptr; }
+  // Message status and dead letters (mta/message_tracker.h); null while
+  // the spool is not open (and in doubles that do not serve those routes).
+  virtual MessageTracker* messages() { return nullptr; }
   // Delivery-log records as they are written; null without a delivery log.
   virtual runtime::EventHub* events() = 0;
   // The registry /metrics renders (the control plane counts into it too).

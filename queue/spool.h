@@ -30,6 +30,7 @@
 #include "mail/bounce_category.h"
 #include "queue/campaign_records.h"
 #include "queue/spool_message.h"
+#include "runtime/clock.h"
 
 namespace ringmail::queue {
 
@@ -127,6 +128,25 @@ struct RecipientUpdate {
   RecipientResponse response;  // the reply behind the new state
 };
 
+// How long a finished message is remembered (queue/spool_retention.h):
+// its status record (spool.keep_status) and, when a recipient bounced or
+// expired, the whole message as a dead letter (spool.keep_failed). 0: not kept.
+struct RetentionPolicy {
+  int64_t keep_status_ms = 0;
+  int64_t keep_failed_ms = 0;
+};
+
+struct SpoolOptions {
+  RetentionPolicy retention;
+  // Expired status records and dead letters removed per commit at most,
+  // plus two per message the commit finishes (so that a busy spool keeps
+  // up with what it adds), so that the cleanup never makes one huge
+  // transaction.
+  size_t expire_per_commit = 100;
+  // Finished and expiry times (null: the system clock). Must outlive the spool.
+  const runtime::Clock* clock = nullptr;
+};
+
 class Spool {
  public:
   virtual ~Spool() = default;
@@ -173,7 +193,15 @@ class Spool {
   // with a recipient still active or quarantined is kept. In the same
   // transaction it creates the campaign records new messages name (never
   // overwriting one) and adds what the commit changed to the campaign and
-  // tenant statistics (queue/campaign_records.h). All or nothing.
+  // tenant statistics (queue/campaign_records.h).
+  // Retention (queue/spool_retention.h), in the same transaction: a
+  // finished message that is deleted leaves its status record and, with a
+  // failed recipient, its dead letter, as the RetentionPolicy in force
+  // says; a message of origin dead_letter_retry takes its dead letter back
+  // (failed when there is none: nothing of it is stored) and its recipients
+  // count as queued again, not received; and a bounded number of expired
+  // records are removed (SpoolOptions::expire_per_commit; a commit with
+  // nothing else to do removes them too). All or nothing.
   virtual StoreOutcome commit(std::span<SpoolMessage* const> messages,
                               std::span<const RecipientUpdate> updates,
                               std::span<const MessageId> finished) = 0;
@@ -196,6 +224,11 @@ class Spool {
   // last commit left them: the records plus what is not folded into them
   // yet. Any thread.
   virtual StatsDeltas delivery_stats(const std::string& prefix) const = 0;
+  // Applies from the next commit (a reload). Any thread.
+  virtual void set_retention(const RetentionPolicy& policy) = 0;
+  // Drops a dead letter with its body and expiry entry in one synced
+  // transaction; *found false (and ok) when there is none. Any thread.
+  virtual StoreOutcome drop_dead_letter(const MessageId& id, bool* found) = 0;
 };
 
 }  // namespace ringmail::queue

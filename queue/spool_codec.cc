@@ -107,7 +107,7 @@ DecodeResult decode_message_record(std::string_view bytes, SpoolMessage* out,
 
 void encode_recipient_record(const Recipient& rcpt, std::string* out) {
   const size_t start = out->size();
-  put_u8(out, kRecordVersion);
+  put_u8(out, kRecipientRecordVersion);
   put_str(out, rcpt.address);
   put_str(out, rcpt.domain);
   put_str(out, rcpt.dsn_notify);
@@ -115,12 +115,22 @@ void encode_recipient_record(const Recipient& rcpt, std::string* out) {
   put_u8(out, static_cast<uint8_t>(rcpt.state));
   put_u32le(out, rcpt.attempts);
   put_u64le(out, static_cast<uint64_t>(rcpt.next_attempt_unix_ms));
+  put_u32le(out, static_cast<uint32_t>(rcpt.last_response.code));
+  put_str(out, rcpt.last_response.enhanced);
+  put_str(out, rcpt.last_response.text);
+  put_str(out, rcpt.category);
   append_crc(out, start);
 }
 
 DecodeResult decode_recipient_record(std::string_view bytes, Recipient* out) {
+  // Version 1 (before the last response was kept) is still read: a spool
+  // written by an older build opens without a conversion pass, and each of
+  // its records becomes version 2 when it is next written.
+  const uint8_t version = bytes.empty() ? 0 : static_cast<uint8_t>(bytes[0]);
+  const uint8_t wanted = version == 1 ? 1 : kRecipientRecordVersion;
   std::string_view payload;
-  if (auto opened = open_checked_record(bytes, "recipient", &payload); !opened) return opened;
+  if (auto opened = open_checked_record(bytes, "recipient", &payload, wanted); !opened)
+    return opened;
   Reader r(payload);
   r.str("address", &out->address);
   r.str("domain", &out->domain);
@@ -131,6 +141,16 @@ DecodeResult decode_recipient_record(std::string_view bytes, Recipient* out) {
   out->state = static_cast<RecipientState>(state);
   out->attempts = r.u32le("attempts");
   out->next_attempt_unix_ms = static_cast<int64_t>(r.u64le("next_attempt_ms"));
+  out->last_response = RecipientResponse{};
+  out->category.clear();
+  if (version >= 2) {
+    const uint32_t code = r.u32le("response_code");
+    if (r.ok() && code > 999) r.fail("implausible reply code " + std::to_string(code));
+    out->last_response.code = static_cast<int>(code);
+    r.str("response_enhanced", &out->last_response.enhanced);
+    r.str("response_text", &out->last_response.text);
+    r.str("category", &out->category);
+  }
   if (r.ok() && r.remaining() != 0) {
     r.fail(std::to_string(r.remaining()) + " trailing bytes");
   }

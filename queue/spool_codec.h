@@ -3,15 +3,26 @@
 // Owns: the byte layout of every LMDB key and value the spool writes. Pure
 // functions over bytes; any thread.
 //
-// Layout (format 1). Every value starts with a format-version byte; strings
+// Layout (spool format 1). Every value starts with a record-version byte; strings
 // are a u32 little-endian length then the bytes; integers are fixed-width
 // little-endian; message and recipient records end with a CRC-32 of what
 // precedes it, so a flipped bit or a torn record is caught on read.
 //   message   : ver id sender body_type smtputf8 dsn_ret dsn_envid
 //               recipient_count tenant campaign listener received_ms
 //               client_ip helo tls size body_size crc
-//   recipient : ver address domain dsn_notify dsn_orcpt state attempts
-//               next_attempt_ms crc
+//   recipient : ver(2) address domain dsn_notify dsn_orcpt state attempts
+//               next_attempt_ms response_code(u32) response_enhanced
+//               response_text category crc
+//               (the reply behind its state, code 0 = none, and the bounce
+//               category name of a bounced or expired recipient, "" if none)
+//   recipient version 1, still read: ver(1) address domain dsn_notify
+//               dsn_orcpt state attempts next_attempt_ms crc (no response)
+//   Record versions move one record kind at a time, without a new spool
+//   format: a version-1 recipient is read as one without a response and
+//   written back as version 2 at its next update, so an older spool opens
+//   without a conversion pass. The other way is not safe: a build that
+//   knows only version 1 reports version-2 recipients as corrupt, so going
+//   back to such a build needs an empty spool.
 //   body      : ver content
 // Keys (their layout is fixed by the spool format in the "meta" database):
 //   recipients   : id '\0' u32be(index)
@@ -33,7 +44,10 @@
 
 namespace ringmail::queue {
 
+// Message records and bodies.
 inline constexpr uint8_t kRecordVersion = 1;
+// Recipient records (version 1 is still decoded).
+inline constexpr uint8_t kRecipientRecordVersion = 2;
 // Readers size vectors by a record's recipient count; bound what they trust.
 inline constexpr uint32_t kMaxRecipientsPerRecord = 1u << 20;
 

@@ -6,6 +6,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -15,6 +16,7 @@
 
 #include "queue/campaign_records.h"
 #include "queue/spool_codec.h"
+#include "queue/spool_retention.h"
 
 namespace ringmail::queue {
 namespace {
@@ -110,6 +112,54 @@ class Cursor {
   int rc_ = 0;
 };
 
+// The control table inside one write transaction, for the retention rules
+// (queue/spool_retention.h).
+class LmdbControlAccess final : public ControlTableAccess {
+ public:
+  LmdbControlAccess(MDB_txn* txn, MDB_dbi dbi) : txn_(txn), dbi_(dbi) {}
+  StoreOutcome get(const std::string& key, std::optional<std::string>* value) override {
+    MDB_val k = as_val(key);
+    MDB_val v{};
+    const int rc = mdb_get(txn_, dbi_, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+      value->reset();
+      return {StoreStatus::ok, {}};
+    }
+    if (rc != MDB_SUCCESS) return failure("mdb_get(control)", rc);
+    *value = std::string(as_view(v));
+    return {StoreStatus::ok, {}};
+  }
+  StoreOutcome put(const std::string& key, std::string_view value) override {
+    MDB_val k = as_val(key);
+    MDB_val v = as_val(value);
+    const int rc = mdb_put(txn_, dbi_, &k, &v, 0);
+    if (rc != MDB_SUCCESS) return failure("mdb_put(control)", rc);
+    return {StoreStatus::ok, {}};
+  }
+  StoreOutcome remove(const std::string& key) override {
+    MDB_val k = as_val(key);
+    const int rc = mdb_del(txn_, dbi_, &k, nullptr);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) return failure("mdb_del(control)", rc);
+    return {StoreStatus::ok, {}};
+  }
+  StoreOutcome keys(const std::string& first, const std::string& below, size_t limit,
+                    std::vector<std::string>* out) override {
+    Cursor cursor(txn_, dbi_);
+    if (cursor.rc() != MDB_SUCCESS) return failure("mdb_cursor_open(control)", cursor.rc());
+    for (bool have = cursor.seek(first); have && out->size() < limit && cursor.key() < below;
+         have = cursor.get(MDB_NEXT)) {
+      out->emplace_back(cursor.key());
+    }
+    if (cursor.rc() != MDB_SUCCESS && cursor.rc() != MDB_NOTFOUND)
+      return failure("mdb_cursor_get(control)", cursor.rc());
+    return {StoreStatus::ok, {}};
+  }
+
+ private:
+  MDB_txn* txn_;
+  MDB_dbi dbi_;
+};
+
 // One message as found by a walk over "messages" and "recipients".
 struct WalkedMessage {
   bool usable = false;             // the message record decoded
@@ -120,7 +170,13 @@ struct WalkedMessage {
 
 class LmdbSpool final : public Spool {
  public:
-  LmdbSpool(MDB_env* env, std::filesystem::path dir) : env_(env), dir_(std::move(dir)) {}
+  LmdbSpool(MDB_env* env, std::filesystem::path dir, const SpoolOptions& options)
+      : env_(env),
+        dir_(std::move(dir)),
+        clock_(options.clock ? *options.clock : runtime::system_clock()),
+        expire_per_commit_(options.expire_per_commit),
+        keep_status_ms_(options.retention.keep_status_ms),
+        keep_failed_ms_(options.retention.keep_failed_ms) {}
   ~LmdbSpool() override { mdb_env_close(env_); }
 
   bool open_databases(std::string* error);
@@ -144,8 +200,19 @@ class LmdbSpool final : public Spool {
 
   // Reads the statistics journal left by earlier runs (after open_databases).
   void load_stats_journal();
+  void set_retention(const RetentionPolicy& policy) override {
+    keep_status_ms_.store(policy.keep_status_ms, std::memory_order_relaxed);
+    keep_failed_ms_.store(policy.keep_failed_ms, std::memory_order_relaxed);
+  }
+  StoreOutcome drop_dead_letter(const MessageId& id, bool* found) override;
 
  private:
+  RetentionPolicy retention() const {
+    return {keep_status_ms_.load(std::memory_order_relaxed),
+            keep_failed_ms_.load(std::memory_order_relaxed)};
+  }
+  // True when the expiry index has an entry due at now_ms (a read).
+  bool retained_expired(int64_t now_ms) const;
   // missing (when not null) is set instead of failing when the message or
   // recipient does not exist.
   // stats (when not null) counts the recipient's transition.
@@ -157,7 +224,8 @@ class LmdbSpool final : public Spool {
   StoreOutcome apply_stats(MDB_txn* txn, const StatsBatch& stats, std::string* scratch, bool* fold);
   // After a commit that wrote `stats`: the in-memory side of the journal.
   void stats_committed(const StatsBatch& stats, bool fold);
-  StoreOutcome remove_if_final(MDB_txn* txn, const MessageId& id);
+  StoreOutcome remove_if_final(MDB_txn* txn, const MessageId& id, const RetentionPolicy& policy,
+                               int64_t now_ms);
   static StoreOutcome check_messages(std::span<SpoolMessage* const> messages);
   StoreOutcome put_message(MDB_txn* txn, const SpoolMessage& m, std::string* scratch);
   // Merge-walks messages and their recipients in id order (both databases
@@ -172,6 +240,10 @@ class LmdbSpool final : public Spool {
   MDB_dbi idx_next_ = 0, idx_site_ = 0, idx_campaign_ = 0;
   MDB_dbi control_ = 0;  // control-plane state; added without a format change
   uint32_t format_version_ = 0;
+  const runtime::Clock& clock_;
+  const size_t expire_per_commit_;
+  std::atomic<int64_t> keep_status_ms_;
+  std::atomic<int64_t> keep_failed_ms_;
 
   // The statistics journal (queue/campaign_records.h): entries on disk
   // since the last fold, their sum (what delivery_stats() adds to the
@@ -344,7 +416,9 @@ StoreOutcome LmdbSpool::commit(std::span<SpoolMessage* const> messages,
                                std::span<const RecipientUpdate> updates,
                                std::span<const MessageId> finished) {
   if (StoreOutcome checked = check_messages(messages); !checked.ok()) return checked;
-  if (messages.empty() && updates.empty() && finished.empty()) return {StoreStatus::ok, {}};
+  const int64_t now = clock_.unix_ms();
+  if (messages.empty() && updates.empty() && finished.empty() && !retained_expired(now))
+    return {StoreStatus::ok, {}};
 
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
@@ -355,11 +429,17 @@ StoreOutcome LmdbSpool::commit(std::span<SpoolMessage* const> messages,
     mdb_txn_abort(txn);
     return outcome;
   };
+  LmdbControlAccess control(txn, control_);
   StatsBatch stats;
   for (const SpoolMessage* m : messages) {
+    if (m->origin == MessageOrigin::dead_letter_retry) {
+      // Before the message: with no dead letter left, nothing is stored.
+      StoreOutcome taken = take_back_dead_letter(control, *m, &stats);
+      if (!taken.ok()) return abort_with(std::move(taken));
+    }
     StoreOutcome outcome = put_message(txn, *m, &scratch);
     if (!outcome.ok()) return abort_with(std::move(outcome));
-    stats.count_new(*m);
+    if (m->origin == MessageOrigin::received) stats.count_new(*m);
   }
   for (const RecipientUpdate& u : updates) {
     bool missing = false;
@@ -370,8 +450,9 @@ StoreOutcome LmdbSpool::commit(std::span<SpoolMessage* const> messages,
                    u.index, printable(u.id.value));
     }
   }
+  const RetentionPolicy policy = retention();
   for (const MessageId& id : finished) {
-    StoreOutcome outcome = remove_if_final(txn, id);
+    StoreOutcome outcome = remove_if_final(txn, id, policy, now);
     if (!outcome.ok()) return abort_with(std::move(outcome));
   }
   bool fold = false;
@@ -379,12 +460,16 @@ StoreOutcome LmdbSpool::commit(std::span<SpoolMessage* const> messages,
     StoreOutcome outcome = apply_stats(txn, stats, &scratch, &fold);
     if (!outcome.ok()) return abort_with(std::move(outcome));
   }
+  size_t expired = 0;
+  // In step with what this commit adds, so that a busy spool keeps up.
+  const size_t expire_limit = expire_per_commit_ + 2 * finished.size();
+  if (StoreOutcome outcome = expire_retained(control, now, expire_limit, &expired); !outcome.ok())
+    return abort_with(std::move(outcome));
   std::unique_lock stats_lock(stats_mutex_, std::defer_lock);
   if (!stats.deltas().empty()) stats_lock.lock();
-  rc = mdb_txn_commit(txn);
+  rc = mdb_txn_commit(txn);  // frees txn whatever happens; syncs data then meta page
   if (rc == MDB_SUCCESS) stats_committed(stats, fold);
-  if (stats_lock.owns_lock())
-    stats_lock.unlock();  // frees txn whatever happens; syncs data then meta page
+  if (stats_lock.owns_lock()) stats_lock.unlock();
   if (rc == EIO) {
     uint64_t content = 0;
     for (const SpoolMessage* m : messages) content += m->content.size();
@@ -393,16 +478,49 @@ StoreOutcome LmdbSpool::commit(std::span<SpoolMessage* const> messages,
     }
   }
   if (rc != MDB_SUCCESS) return failure("mdb_txn_commit", rc);
+  if (expired > 0)
+    spdlog::debug("spool: {} expired status records and dead letters removed", expired);
   return {StoreStatus::ok, {}};
 }
 
-StoreOutcome LmdbSpool::remove_if_final(MDB_txn* txn, const MessageId& id) {
+bool LmdbSpool::retained_expired(int64_t now_ms) const {
+  ReadTxn txn(env_);
+  if (txn.rc() != MDB_SUCCESS) return false;
+  Cursor cursor(txn.get(), control_);
+  return cursor.seek(kExpiryPrefix) && cursor.key() < expiry_key_bound(now_ms);
+}
+
+StoreOutcome LmdbSpool::drop_dead_letter(const MessageId& id, bool* found) {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+  if (rc != MDB_SUCCESS) return failure("mdb_txn_begin", rc);
+  LmdbControlAccess control(txn, control_);
+  StoreOutcome outcome = queue::drop_dead_letter(control, id.value, found);
+  if (!outcome.ok() || !*found) {
+    mdb_txn_abort(txn);
+    return outcome;
+  }
+  rc = mdb_txn_commit(txn);
+  if (rc != MDB_SUCCESS) return failure("mdb_txn_commit", rc);
+  return {StoreStatus::ok, {}};
+}
+
+StoreOutcome LmdbSpool::remove_if_final(MDB_txn* txn, const MessageId& id,
+                                        const RetentionPolicy& policy, int64_t now_ms) {
   MDB_val mkey = as_val(id.value);
   MDB_val mvalue{};
   int rc = mdb_get(txn, messages_, &mkey, &mvalue);
   if (rc == MDB_NOTFOUND) return {StoreStatus::ok, {}};
   if (rc != MDB_SUCCESS) return failure("mdb_get(messages)", rc);
+  const bool retain = policy.keep_status_ms > 0 || policy.keep_failed_ms > 0;
+  // Copied: the value lives in a page this transaction is about to change.
+  const std::string message_record = retain ? std::string(as_view(mvalue)) : std::string();
+  SpoolMessage message;
+  MessageRecordInfo info;
+  const bool message_ok =
+      retain && decode_message_record(message_record, &message, &info) && message.id == id;
   const std::string prefix = recipient_key_prefix(id.value);
+  std::vector<std::string> keys;
   {
     Cursor cursor(txn, recipients_);
     for (bool have = cursor.seek(prefix); have && cursor.key().starts_with(prefix);
@@ -412,15 +530,19 @@ StoreOutcome LmdbSpool::remove_if_final(MDB_txn* txn, const MessageId& id) {
       if (is_active(rcpt.state) || rcpt.state == RecipientState::quarantined) {
         return {StoreStatus::ok, {}};  // still has work: keep it
       }
+      keys.emplace_back(cursor.key());
+      if (message_ok) message.envelope.recipients.push_back(std::move(rcpt));
     }
   }
-  std::vector<std::string> keys;
-  {
-    Cursor cursor(txn, recipients_);
-    for (bool have = cursor.seek(prefix); have && cursor.key().starts_with(prefix);
-         have = cursor.get(MDB_NEXT)) {
-      keys.emplace_back(cursor.key());
-    }
+  if (message_ok && message.envelope.recipients.size() == info.recipient_count) {
+    LmdbControlAccess control(txn, control_);
+    auto body = [&]() -> std::optional<std::string> {
+      MDB_val value{};
+      if (mdb_get(txn, bodies_, &mkey, &value) != MDB_SUCCESS) return std::nullopt;
+      return std::string(as_view(value));
+    };
+    StoreOutcome kept = retain_finished(control, message, message_record, body, policy, now_ms);
+    if (!kept.ok()) return kept;
   }
   for (const std::string& key : keys) {
     MDB_val k = as_val(key);
@@ -620,6 +742,7 @@ StoreOutcome LmdbSpool::update_one(MDB_txn* txn, const RecipientUpdate& u, std::
   rcpt.attempts = u.attempts;
   rcpt.next_attempt_unix_ms = u.next_attempt_unix_ms;
   if (u.response.code != 0 || !u.response.text.empty()) rcpt.last_response = u.response;
+  rcpt.category = u.category ? std::string(mail::bounce_category_name(*u.category)) : "";
   scratch->clear();
   encode_recipient_record(rcpt, scratch);
   v = as_val(*scratch);
@@ -982,7 +1105,7 @@ void sync_directory(const std::filesystem::path& dir) {
 }  // namespace
 
 std::unique_ptr<Spool> open_lmdb_spool(const std::filesystem::path& dir, uint64_t map_size,
-                                       std::string* error) {
+                                       std::string* error, const SpoolOptions& options) {
   auto fail = [&](const std::string& why) -> std::unique_ptr<Spool> {
     *error = "spool " + dir.string() + ": " + why;
     return nullptr;
@@ -1010,7 +1133,7 @@ std::unique_ptr<Spool> open_lmdb_spool(const std::filesystem::path& dir, uint64_
   mdb_reader_check(env, &stale_readers);
   if (stale_readers > 0) spdlog::info("spool: cleared {} stale reader slots", stale_readers);
 
-  auto spool = std::make_unique<LmdbSpool>(env, dir);  // owns env from here on
+  auto spool = std::make_unique<LmdbSpool>(env, dir, options);  // owns env from here on
   std::string why;
   if (!spool->open_databases(&why)) return fail(why);
   spool->load_stats_journal();

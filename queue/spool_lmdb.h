@@ -3,7 +3,9 @@
 // Owns: one LMDB environment in the spool directory (data.mdb, lock.mdb)
 // with the named databases "meta" (spool format), "messages", "bodies",
 // "recipients" and the scheduler indexes "idx_next", "idx_site" and
-// "idx_campaign" (layouts in queue/spool_codec.h). Only recipients in an
+// "idx_campaign" (layouts in queue/spool_codec.h), and "control" (holds,
+// campaigns, statistics, status records and dead letters: queue/
+// campaign_records.h, queue/spool_retention.h). Only recipients in an
 // active state (queued, in flight, deferred) are indexed.
 //
 // Threads: see queue/spool.h. The environment is opened with MDB_NOTLS, so
@@ -35,6 +37,6 @@ inline constexpr uint32_t kSpoolFormatVersion = 1;
 // `dir` with an LMDB map of `map_size` bytes. On failure returns null and
 // sets *error to one line naming the directory and the reason.
 std::unique_ptr<Spool> open_lmdb_spool(const std::filesystem::path& dir, uint64_t map_size,
-                                       std::string* error);
+                                       std::string* error, const SpoolOptions& options = {});
 
 }  // namespace ringmail::queue

@@ -4,19 +4,66 @@
 
 #include "queue/campaign_records.h"
 #include "queue/spool_codec.h"
+#include "queue/spool_retention.h"
 
 namespace ringmail::queue {
 
-MemorySpool::MemorySpool(uint64_t capacity_bytes) : capacity_(capacity_bytes) {}
+namespace {
+
+// The control map as the retention rules see it (queue/spool_retention.h).
+class MapControlAccess final : public ControlTableAccess {
+ public:
+  explicit MapControlAccess(std::map<std::string, std::string>& map) : map_(map) {}
+  StoreOutcome get(const std::string& key, std::optional<std::string>* value) override {
+    auto it = map_.find(key);
+    if (it == map_.end()) {
+      value->reset();
+    } else {
+      *value = it->second;
+    }
+    return {StoreStatus::ok, {}};
+  }
+  StoreOutcome put(const std::string& key, std::string_view value) override {
+    map_[key] = std::string(value);
+    return {StoreStatus::ok, {}};
+  }
+  StoreOutcome remove(const std::string& key) override {
+    map_.erase(key);
+    return {StoreStatus::ok, {}};
+  }
+  StoreOutcome keys(const std::string& first, const std::string& below, size_t limit,
+                    std::vector<std::string>* out) override {
+    for (auto it = map_.lower_bound(first);
+         it != map_.end() && it->first < below && out->size() < limit; ++it) {
+      out->push_back(it->first);
+    }
+    return {StoreStatus::ok, {}};
+  }
+
+ private:
+  std::map<std::string, std::string>& map_;
+};
+
+}  // namespace
+
+MemorySpool::MemorySpool(uint64_t capacity_bytes, SpoolOptions options)
+    : capacity_(capacity_bytes), options_(options) {}
 
 StoreOutcome MemorySpool::store_batch(std::span<SpoolMessage* const> messages) {
   std::lock_guard lock(mutex_);
   ++store_calls_;
-  if (!injected_failures_.empty()) {
-    const StoreStatus status = injected_failures_.front();
-    injected_failures_.pop_front();
-    return {status, "injected failure"};
-  }
+  if (StoreOutcome injected = injected_failure_locked(); !injected.ok()) return injected;
+  return store_locked(messages);
+}
+
+StoreOutcome MemorySpool::injected_failure_locked() {
+  if (injected_failures_.empty()) return {StoreStatus::ok, {}};
+  const StoreStatus status = injected_failures_.front();
+  injected_failures_.pop_front();
+  return {status, "injected failure"};
+}
+
+StoreOutcome MemorySpool::store_locked(std::span<SpoolMessage* const> messages) {
   uint64_t added = 0;
   std::set<std::string_view> batch_ids;
   for (const SpoolMessage* m : messages) {
@@ -34,7 +81,10 @@ StoreOutcome MemorySpool::store_batch(std::span<SpoolMessage* const> messages) {
   if (added > capacity_ - used_) {
     return {StoreStatus::spool_full, "memory spool capacity reached"};
   }
-  for (const SpoolMessage* m : messages) messages_.emplace(m->id.value, *m);
+  for (const SpoolMessage* m : messages) {
+    // The origin is how it came, not what is stored (as in LMDB).
+    messages_.emplace(m->id.value, *m).first->second.origin = MessageOrigin::received;
+  }
   used_ += added;
   return {StoreStatus::ok, {}};
 }
@@ -42,27 +92,35 @@ StoreOutcome MemorySpool::store_batch(std::span<SpoolMessage* const> messages) {
 StoreOutcome MemorySpool::commit(std::span<SpoolMessage* const> messages,
                                  std::span<const RecipientUpdate> updates,
                                  std::span<const MessageId> finished) {
-  if (!messages.empty()) {
-    StoreOutcome stored = store_batch(messages);
-    if (!stored.ok()) return stored;
-  } else {
-    std::lock_guard lock(mutex_);
-    ++store_calls_;
-    if (!injected_failures_.empty()) {  // a commit of updates alone can fail too
-      const StoreStatus status = injected_failures_.front();
-      injected_failures_.pop_front();
-      return {status, "injected failure"};
-    }
-  }
   std::lock_guard lock(mutex_);
+  ++store_calls_;
+  // A commit of updates alone can fail too.
+  if (StoreOutcome injected = injected_failure_locked(); !injected.ok()) return injected;
+  const int64_t now = (options_.clock ? *options_.clock : runtime::system_clock()).unix_ms();
+  // All or nothing, as in LMDB: retried messages are checked, and every
+  // change is made on copies, before anything is stored.
+  std::map<std::string, std::string> controls = controls_;
+  MapControlAccess control(controls);
   StatsBatch stats;
-  for (const SpoolMessage* m : messages) stats.count_new(*m);
+  for (const SpoolMessage* m : messages) {
+    if (m->origin != MessageOrigin::dead_letter_retry) continue;
+    StoreOutcome taken = take_back_dead_letter(control, *m, &stats);
+    if (!taken.ok()) return taken;
+  }
+  if (!messages.empty()) {
+    StoreOutcome stored = store_locked(messages);
+    if (!stored.ok()) return stored;
+  }
+  for (const SpoolMessage* m : messages) {
+    if (m->origin == MessageOrigin::received) stats.count_new(*m);
+  }
   for (const RecipientUpdate& u : updates) {  // stale updates are skipped, as in LMDB
     auto it = messages_.find(u.id.value);
     if (it == messages_.end() || u.index >= it->second.envelope.recipients.size()) continue;
     Recipient& r = it->second.envelope.recipients[u.index];
     stats.count_transition(it->second.meta, r.state, u.state, u.category);
     if (u.response.code != 0 || !u.response.text.empty()) r.last_response = u.response;
+    r.category = u.category ? std::string(mail::bounce_category_name(*u.category)) : "";
     r.state = u.state;
     r.attempts = u.attempts;
     r.next_attempt_unix_ms = u.next_attempt_unix_ms;
@@ -75,27 +133,50 @@ StoreOutcome MemorySpool::commit(std::span<SpoolMessage* const> messages,
       done = done && !is_active(r.state) && r.state != RecipientState::quarantined;
     }
     if (!done) continue;
+    const SpoolMessage& m = it->second;
+    std::string record;
+    encode_message_record(m, &record);
+    auto body = [&]() -> std::optional<std::string> {
+      std::string value(body_value_size(m.content), '\0');
+      encode_body_into(m.content, value.data());
+      return value;
+    };
+    (void)retain_finished(control, m, record, body, options_.retention, now);
     used_ -= it->second.content.size();
     messages_.erase(it);
   }
   std::string scratch;
   for (const auto& [key, record] : stats.new_campaigns()) {
-    if (controls_.contains(key)) continue;
+    if (controls.contains(key)) continue;
     scratch.clear();
     encode_campaign(record, &scratch);
-    controls_[key] = scratch;
+    controls[key] = scratch;
   }
   for (const auto& [key, delta] : stats.deltas()) {
     DeliveryStats stored;
-    if (auto it = controls_.find(key); it != controls_.end()) {
+    if (auto it = controls.find(key); it != controls.end()) {
       if (!decode_stats(it->second, &stored)) stored = DeliveryStats{};
     }
     stored.add(delta);
     scratch.clear();
     encode_stats(stored, &scratch);
-    controls_[key] = scratch;
+    controls[key] = scratch;
   }
+  size_t expired = 0;
+  (void)expire_retained(control, now, options_.expire_per_commit + 2 * finished.size(), &expired);
+  controls_ = std::move(controls);
   return {StoreStatus::ok, {}};
+}
+
+void MemorySpool::set_retention(const RetentionPolicy& policy) {
+  std::lock_guard lock(mutex_);
+  options_.retention = policy;
+}
+
+StoreOutcome MemorySpool::drop_dead_letter(const MessageId& id, bool* found) {
+  std::lock_guard lock(mutex_);
+  MapControlAccess control(controls_);
+  return queue::drop_dead_letter(control, id.value, found);
 }
 
 StoreOutcome MemorySpool::update_recipients(std::span<const RecipientUpdate> updates) {

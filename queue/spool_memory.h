@@ -22,7 +22,8 @@ namespace ringmail::queue {
 class MemorySpool final : public Spool {
  public:
   // capacity_bytes bounds the sum of content sizes, like the LMDB map size.
-  explicit MemorySpool(uint64_t capacity_bytes = std::numeric_limits<uint64_t>::max());
+  explicit MemorySpool(uint64_t capacity_bytes = std::numeric_limits<uint64_t>::max(),
+                       SpoolOptions options = {});
 
   StoreOutcome store_batch(std::span<SpoolMessage* const> messages) override;
   std::optional<SpoolMessage> load_message(const MessageId& id, bool with_content) const override;
@@ -42,6 +43,8 @@ class MemorySpool final : public Spool {
   std::optional<std::string> control(const std::string& key) const override;
   // The records only: the memory spool folds every commit (no journal).
   StatsDeltas delivery_stats(const std::string& prefix) const override;
+  void set_retention(const RetentionPolicy& policy) override;
+  StoreOutcome drop_dead_letter(const MessageId& id, bool* found) override;
 
   // The next store_batch() calls (and commit() calls without new messages)
   // return these outcomes (in order) without storing anything.
@@ -50,8 +53,12 @@ class MemorySpool final : public Spool {
   uint64_t store_calls() const;
 
  private:
+  StoreOutcome store_locked(std::span<SpoolMessage* const> messages);
+  StoreOutcome injected_failure_locked();
+
   mutable std::mutex mutex_;
   uint64_t capacity_;
+  SpoolOptions options_;  // retention guarded by mutex_
   uint64_t used_ = 0;
   uint64_t store_calls_ = 0;
   std::deque<StoreStatus> injected_failures_;

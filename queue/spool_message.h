@@ -57,6 +57,9 @@ struct Recipient {
   uint32_t attempts = 0;
   int64_t next_attempt_unix_ms = 0;  // when the scheduler may try it
   RecipientResponse last_response;
+  // The bounce category (mail/bounce_category.h name) behind its current
+  // state when bounced or expired, "" otherwise.
+  std::string category;
 };
 
 struct Envelope {
@@ -82,8 +85,15 @@ struct MessageMetadata {
   uint64_t size = 0;  // content size in octets
 };
 
+// How a message comes to a spool commit; not stored. A dead letter's retry
+// (queue/spool_retention.h) is the same message again: the commit takes its
+// dead-letter record away and counts its recipients as queued again, not as
+// received.
+enum class MessageOrigin : uint8_t { received, dead_letter_retry };
+
 struct SpoolMessage {
   MessageId id;
+  MessageOrigin origin = MessageOrigin::received;
   Envelope envelope;
   MessageMetadata meta;
   std::string content;  // the RFC 5322 message as it will be delivered (CRLF lines)

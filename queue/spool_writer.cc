@@ -48,6 +48,8 @@ SpoolWriter::SpoolWriter(Spool& spool, runtime::MetricsRegistry* metrics, Delive
 SpoolWriter::~SpoolWriter() { stop(); }
 
 void SpoolWriter::submit(std::unique_ptr<SpoolMessage> message, Done done, Kind kind) {
+  message->origin =
+      kind == Kind::dead_letter_retry ? MessageOrigin::dead_letter_retry : MessageOrigin::received;
   {
     std::lock_guard lock(mutex_);
     if (!stopping_) {
@@ -105,11 +107,25 @@ void SpoolWriter::run() {
       auto results_due = [&] {
         return !pending_updates_.empty() && SteadyClock::now() >= results_retry_at_;
       };
+      bool housekeeping = false;
       while (!(stopping_ || !pending_.empty() || !backlog.empty() || results_due())) {
-        if (pending_updates_.empty())
-          wake_.wait(lock);
-        else
+        if (!pending_updates_.empty()) {
           wake_.wait_until(lock, results_retry_at_);
+        } else if (options_.housekeeping_interval.count() > 0) {
+          if (wake_.wait_for(lock, options_.housekeeping_interval) == std::cv_status::timeout) {
+            housekeeping = pending_.empty() && pending_updates_.empty() && !stopping_;
+            if (housekeeping) break;
+          }
+        } else {
+          wake_.wait(lock);
+        }
+      }
+      if (housekeeping) {
+        lock.unlock();
+        // Not a batch: it stores nothing and usually opens no transaction.
+        StoreOutcome outcome = spool_.commit({}, {}, {});
+        if (!outcome.ok()) spdlog::warn("spool: cleanup of expired records: {}", outcome.detail);
+        continue;
       }
       if (pending_.empty() && backlog.empty() && !stopping_) {
         // Only delivery results: they need no prompt fsync (delivery is at
@@ -209,7 +225,7 @@ void SpoolWriter::refuse_over_reserve(std::vector<Request>& batch) {
   for (Request& request : batch) {
     const uint64_t bytes = spool_footprint(request.message->content.size(),
                                            request.message->envelope.recipients.size());
-    if (request.kind == Kind::delivery_report) {
+    if (request.kind == Kind::delivery_report || request.kind == Kind::dead_letter_retry) {
       available -= std::min(available, bytes);  // inside the reserve: it is kept for these
       admitted.push_back(std::move(request));
     } else if (reserve_.admit(available, bytes)) {
@@ -385,11 +401,13 @@ void SpoolWriter::complete(std::vector<Request>& batch, size_t first, size_t las
       std::vector<nlohmann::ordered_json> records;
       for (size_t i = first; i < last; ++i) {
         const SpoolMessage& m = *batch[i].message;
-        if (metrics_) received_.get(*metrics_, m.meta.listener).inc();
+        // A retried dead letter was received once, when it first came.
+        const bool received = batch[i].kind != Kind::dead_letter_retry;
+        if (metrics_ && received) received_.get(*metrics_, m.meta.listener).inc();
         int64_t queued = 0;
         for (size_t r = 0; r < m.envelope.recipients.size(); ++r) {
           if (m.envelope.recipients[r].state == RecipientState::queued) ++queued;
-          if (log_) records.push_back(reception_record(m, r, now_ms));
+          if (log_ && received) records.push_back(reception_record(m, r, now_ms));
         }
         if (queued_recipients_) queued_recipients_->add(queued);
       }

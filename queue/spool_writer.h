@@ -65,6 +65,10 @@ struct SpoolWriterOptions {
   std::chrono::milliseconds results_retry_max{2000};
   // Wall time of Reception records (null: the system clock).
   const runtime::Clock* clock = nullptr;
+  // While nothing else comes, a commit of nothing this often, so that
+  // expired status records and dead letters are removed on an idle spool
+  // too (Spool::commit; 0: only with other commits).
+  std::chrono::milliseconds housekeeping_interval{60000};
 };
 
 class SpoolWriter {
@@ -84,7 +88,12 @@ class SpoolWriter {
   // thread, with StoreStatus::failed.
   // delivery_report: a DSN the delivery engine made, which the reserve
   // lets through like a delivery result (its original is being deleted).
-  enum class Kind { new_mail, delivery_report };
+  // dead_letter_retry: a dead letter queued again by an operator
+  // (queue/spool_retention.h): the reserve lets it through too (its dead
+  // letter, as big, goes in the same commit), it gets no Reception record
+  // and counts as queued again, not received. submit() sets the message's
+  // origin to match.
+  enum class Kind { new_mail, delivery_report, dead_letter_retry };
   void submit(std::unique_ptr<SpoolMessage> message, Done done, Kind kind = Kind::new_mail);
 
   // Recipient state changes and finished messages (the delivery engine's

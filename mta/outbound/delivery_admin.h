@@ -76,6 +76,13 @@ struct DeliveryTotals {
   uint64_t cancelled = 0;                               // with their campaign
   std::map<std::string, uint64_t> bounced_by_category;  // bounces and expirations
 };
+// One message as delivery sees it now (GET /api/v1/messages/ID): what the
+// spool's recipient states cannot say.
+struct MessageLiveView {
+  bool scheduled = false;           // delivery has jobs for it
+  std::vector<uint32_t> in_flight;  // recipient indexes in a transaction now
+  std::vector<uint32_t> held;       // waiting under a pause or suspension (shown as queued)
+};
 struct DeliverySnapshot {
   DeliveryTotals totals;
   uint64_t queued = 0;              // recipients waiting or in flight that match the filter

@@ -114,7 +114,8 @@ PlannerOutput DeliveryPlanner::committed(
       if (queue::is_active(message->envelope.recipients[i].state)) indexes.push_back(i);
     }
     if (indexes.empty()) continue;  // quarantined: an operator releases it
-    totals_.received += indexes.size();
+    // A retried dead letter was counted when it first came.
+    if (message->origin == queue::MessageOrigin::received) totals_.received += indexes.size();
     if (cache_bytes_ + message->content.size() <= kCacheBudgetBytes) {
       cache_bytes_ += message->content.size();
       cache_.emplace(message->id.value, message);
@@ -147,6 +148,27 @@ PlannerOutput DeliveryPlanner::adopt(const std::vector<queue::SpoolMessage>& mes
   if (adopted > 0) spdlog::info("delivery: {} messages found in the spool on rescan", adopted);
   if (!stopping_) run_due(out);
   return out;
+}
+
+MessageLiveView DeliveryPlanner::live_view(const std::string& message_id) const {
+  MessageLiveView view;
+  if (!active_recipients_.contains(message_id)) return view;
+  view.scheduled = true;
+  const runtime::WallTime now = clock_.wall();
+  scheduler_.for_each([&](const queue::Job& job, queue::Scheduler::Place place) {
+    if (job.id.value != message_id) return;
+    const bool in_flight = place == queue::Scheduler::Place::in_flight;
+    const SiteState* where = job.site.empty() ? nullptr : site(job.site);
+    const bool held =
+        !in_flight && (holds_.all_paused() || holds_.holds_job(job.tenant, job.campaign) ||
+                       holds_.domain_suspended(job.domain, now) ||
+                       (where && holds_.site_suspended(where->key.site, now)));
+    for (const queue::JobRecipient& r : job.recipients) {
+      if (in_flight) view.in_flight.push_back(r.index);
+      if (held) view.held.push_back(r.index);
+    }
+  });
+  return view;
 }
 
 bool DeliveryPlanner::site_blocked(const SiteState& site) const {

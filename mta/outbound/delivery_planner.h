@@ -197,6 +197,8 @@ class DeliveryPlanner {
   // The admin API's view. with_idle_sites: also sites with nothing queued
   // that delivered or bounced since start (the stats route).
   DeliverySnapshot snapshot(const QueueFilter& filter, bool with_idle_sites) const;
+  // Where the recipients of one message are (O(jobs), like snapshot()).
+  MessageLiveView live_view(const std::string& message_id) const;
 
   // For tests, metrics and the admin API.
   const queue::Scheduler& scheduler() const { return scheduler_; }

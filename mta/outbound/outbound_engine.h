@@ -101,6 +101,9 @@ class OutboundEngine {
   DeliverySnapshot snapshot(const QueueFilter& filter, bool with_idle_sites) const {
     return planner_.snapshot(filter, with_idle_sites);
   }
+  MessageLiveView live_view(const std::string& message_id) const {
+    return planner_.live_view(message_id);
+  }
   // Carries out the command; returns the recipients a bounce took out.
   size_t command(const AdminCommand& command);
 

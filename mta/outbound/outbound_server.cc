@@ -114,6 +114,14 @@ std::optional<size_t> OutboundServer::command(const AdminCommand& command,
       engine, [engine, command] { return engine->command(command); }, timeout);
 }
 
+std::optional<MessageLiveView> OutboundServer::live_view(const std::string& message_id,
+                                                         std::chrono::milliseconds timeout) {
+  OutboundEngine* engine = running_engine();
+  if (!engine) return std::nullopt;
+  return ask<MessageLiveView>(
+      engine, [engine, message_id] { return engine->live_view(message_id); }, timeout);
+}
+
 void OutboundServer::stop(std::chrono::milliseconds timeout) {
   {
     std::lock_guard lock(mutex_);

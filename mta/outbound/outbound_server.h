@@ -80,6 +80,10 @@ class OutboundServer {
   std::optional<DeliverySnapshot> snapshot(const QueueFilter& filter, bool with_idle_sites,
                                            std::chrono::milliseconds timeout);
   std::optional<size_t> command(const AdminCommand& command, std::chrono::milliseconds timeout);
+  // Where one message's recipients are now (in a transaction, held);
+  // nullopt as for snapshot().
+  std::optional<MessageLiveView> live_view(const std::string& message_id,
+                                           std::chrono::milliseconds timeout);
   // Opens no new connection, lets transactions in progress finish until
   // `timeout`, then cuts them (their recipients are retried later) and
   // joins the thread. Their results are handed to the spool writer before

@@ -203,6 +203,66 @@ TEST(CtlFormat, ResultsOfCommands) {
       "a@x\nb@y\n");
 }
 
+TEST(CtlFormat, MessageFieldsThenRecipients) {
+  const json message = json::parse(R"({"id": "0190abc", "sender": "", "tenant": "app1",
+    "campaign": null, "received": "2026-12-02T10:00:00.000Z", "size": 4096,
+    "recipients": [
+      {"recipient": "a@x.test", "state": "delivered", "attempts": 1, "next_attempt": null,
+       "response": {"code": 250, "enhanced": "2.0.0", "text": "Ok: queued"}, "category": null},
+      {"recipient": "b@y.test", "state": "deferred", "attempts": 2,
+       "next_attempt": "2026-12-02T10:05:00.000Z",
+       "response": {"code": 451, "enhanced": "4.3.0", "text": "try\r\nlater"}, "category": null},
+      {"recipient": "c@z.test", "state": "queued", "attempts": 0, "next_attempt": null,
+       "response": null, "category": null},
+      {"recipient": "d@z.test", "state": "bounced", "attempts": 1, "next_attempt": null,
+       "response": {"code": 550, "enhanced": "5.1.1", "text": "no such user"},
+       "category": "InvalidRecipient"}],
+    "finished": null, "kept_until": null})");
+  EXPECT_EQ(format_human(Output::message, message),
+            "id          0190abc\n"
+            "sender      <>\n"
+            "tenant      app1\n"
+            "campaign    -\n"
+            "received    2026-12-02T10:00:00.000Z\n"
+            "size        4096\n"
+            "finished    -\n"
+            "kept_until  -\n"
+            "\n"
+            "RECIPIENT  STATE      ATTEMPTS  NEXT-ATTEMPT              CODE  ENHANCED  "
+            "CATEGORY          RESPONSE\n"
+            "a@x.test   delivered         1  -                          250  2.0.0     "
+            "-                 Ok: queued\n"
+            "b@y.test   deferred          2  2026-12-02T10:05:00.000Z   451  4.3.0     "
+            "-                 try??later\n"
+            "c@z.test   queued            0  -                            -  -         "
+            "-                 -\n"
+            "d@z.test   bounced           1  -                          550  5.1.1     "
+            "InvalidRecipient  no such user\n");
+}
+
+TEST(CtlFormat, DeadLettersTable) {
+  const json list = json::parse(R"({"dead": [
+    {"id": "0190abc", "sender": "a@s.test", "tenant": "app1", "campaign": "spring",
+     "received": "R1", "size": 10, "finished": "F1", "kept_until": "K1",
+     "recipients": [
+       {"recipient": "x@y", "state": "bounced", "category": "InvalidRecipient"},
+       {"recipient": "z@y", "state": "delivered", "category": null},
+       {"recipient": "w@y", "state": "expired", "category": "MessageExpired"}]}]})");
+  EXPECT_EQ(format_human(Output::dead_list, list),
+            "ID       RECEIVED  FAILED  KEPT-UNTIL  TENANT  CAMPAIGN  SENDER    FAILED-RCPTS  "
+            "CATEGORIES\n"
+            "0190abc  R1        F1      K1          app1    spring    a@s.test           2/3  "
+            "InvalidRecipient,MessageExpired\n"
+            "total: 1\n");
+  EXPECT_EQ(format_human(Output::dead_list, json::parse(R"({"dead": []})")),
+            "ID  RECEIVED  FAILED  KEPT-UNTIL  TENANT  CAMPAIGN  SENDER  FAILED-RCPTS  CATEGORIES\n"
+            "total: 0\n");
+  EXPECT_EQ(format_human(Output::dead_retry, json::parse(R"({"id": "m1", "requeued": 2})")),
+            "m1: 2 recipients queued again\n");
+  EXPECT_EQ(format_human(Output::dead_delete, json::parse(R"({"id": "m1", "deleted": true})")),
+            "deleted dead letter m1\n");
+}
+
 TEST(CtlFormat, EventLine) {
   EXPECT_EQ(format_event(json::parse(R"({"type": "Delivery", "time": "2026-12-02T10:00:00.123Z",
       "id": "m1", "recipient": "bob@example.com", "site": "gmail",
@@ -233,11 +293,14 @@ TEST(CtlFormat, ApiErrorText) {
 }
 
 TEST(CtlFormat, UnexpectedShapesDoNotThrow) {
-  for (const char* body : {"[]", "3", "null", R"({"sites": 5, "total": "x"})",
-                           R"({"sites": [1, "x", null]})", R"({"suspended": 7})"}) {
+  for (const char* body :
+       {"[]", "3", "null", R"({"sites": 5, "total": "x"})", R"({"sites": [1, "x", null]})",
+        R"({"suspended": 7})", R"({"recipients": [1, {"response": 3}], "dead": [2, {}]})",
+        R"({"dead": {"recipients": null}})"}) {
     json value = json::parse(body);
     for (Output o : {Output::stats, Output::queue, Output::suspended, Output::resumed,
-                     Output::bounced, Output::events, Output::addresses, Output::pretty}) {
+                     Output::bounced, Output::events, Output::addresses, Output::message,
+                     Output::dead_list, Output::dead_retry, Output::dead_delete, Output::pretty}) {
       EXPECT_NO_THROW(format_human(o, value)) << body;
     }
   }

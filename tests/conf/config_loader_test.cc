@@ -300,6 +300,34 @@ TEST_F(ConfigLoaderTest, SpoolReserve) {
   EXPECT_TRUE(has_problem(bad.errors, at(9, "spool.reserve")));
 }
 
+TEST_F(ConfigLoaderTest, SpoolKeepStatusAndKeepFailed) {
+  auto unset = load(kMinimal);
+  ASSERT_NE(unset.config, nullptr) << testing::describe(unset.errors);
+  EXPECT_EQ(unset.config->spool.keep_status, std::chrono::hours(24 * 7));
+  EXPECT_EQ(unset.config->spool.keep_failed, conf::Duration{0});
+  auto set = load(std::string(kMinimal) + "  keep_status: 36h\n  keep_failed: 3d\n");
+  ASSERT_NE(set.config, nullptr) << testing::describe(set.errors);
+  EXPECT_EQ(set.config->spool.keep_status, std::chrono::hours(36));
+  EXPECT_EQ(set.config->spool.keep_failed, std::chrono::hours(72));
+  auto off = load(std::string(kMinimal) + "  keep_status: 0\n  keep_failed: 0s\n");
+  ASSERT_NE(off.config, nullptr) << testing::describe(off.errors);
+  EXPECT_EQ(off.config->spool.keep_status, conf::Duration{0});
+  EXPECT_EQ(off.config->spool.keep_failed, conf::Duration{0});
+  auto bad = load(std::string(kMinimal) +
+                  "  keep_status: a week\n"   // 9
+                  "  keep_failed: 4000d\n");  // 10
+  EXPECT_TRUE(has_problem(bad.errors, at(9, "spool.keep_status") + "bad duration"))
+      << testing::describe(bad.errors);
+  EXPECT_TRUE(has_problem(bad.errors, at(10, "spool.keep_failed") + "must be at most 3650d"))
+      << testing::describe(bad.errors);
+  auto listed = load(std::string(kMinimal) + "  keep_failed: [1d]\n");
+  EXPECT_TRUE(has_problem(listed.errors, at(9, "spool.keep_failed")))
+      << testing::describe(listed.errors);
+  auto unknown = load(std::string(kMinimal) + "  keep_forever: true\n");
+  EXPECT_TRUE(has_problem(unknown.errors, at(9, "spool.keep_forever")))
+      << testing::describe(unknown.errors);
+}
+
 TEST_F(ConfigLoaderTest, AddressWithoutPort) {
   auto result = load(
       "hostname: mx.example.test\n"

@@ -67,6 +67,97 @@ TEST(SpoolCodec, RecipientRecordRoundTrip) {
   EXPECT_EQ(out.next_attempt_unix_ms, -5);
 }
 
+TEST(SpoolCodec, RecipientRecordKeepsTheLastResponseAndCategory) {
+  Recipient r = make_test_message().envelope.recipients[0];
+  r.state = RecipientState::bounced;
+  r.attempts = 3;
+  r.last_response = RecipientResponse{550, "5.1.1", "<user0@example.test>: no such user"};
+  r.category = "InvalidRecipient";
+  std::string bytes;
+  encode_recipient_record(r, &bytes);
+  EXPECT_EQ(static_cast<uint8_t>(bytes[0]), 2);
+  Recipient out;
+  ASSERT_TRUE(decode_recipient_record(bytes, &out));
+  EXPECT_EQ(out.last_response, r.last_response);
+  EXPECT_EQ(out.category, "InvalidRecipient");
+  EXPECT_EQ(out.state, RecipientState::bounced);
+  EXPECT_EQ(out.attempts, 3u);
+  EXPECT_EQ(out.address, r.address);
+  EXPECT_EQ(out.dsn_orcpt, r.dsn_orcpt);
+
+  // A reply code no SMTP server sends is damage, even with a good checksum.
+  r.last_response.code = 1000;
+  bytes.clear();
+  encode_recipient_record(r, &bytes);
+  const DecodeResult bad = decode_recipient_record(bytes, &out);
+  EXPECT_FALSE(bad);
+  EXPECT_NE(bad.error.find("implausible reply code 1000"), std::string::npos) << bad.error;
+}
+
+// A recipient record as format-1 builds wrote it, byte by byte.
+std::string version1_recipient_record(const Recipient& r) {
+  std::string out(1, '\x01');
+  auto str = [&](const std::string& s) {
+    const uint32_t n = static_cast<uint32_t>(s.size());
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+    out += s;
+  };
+  str(r.address);
+  str(r.domain);
+  str(r.dsn_notify);
+  str(r.dsn_orcpt);
+  out.push_back(static_cast<char>(r.state));
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((r.attempts >> (8 * i)) & 0xff));
+  const auto next = static_cast<uint64_t>(r.next_attempt_unix_ms);
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((next >> (8 * i)) & 0xff));
+  const uint32_t crc = crc32(out);
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
+  return out;
+}
+
+TEST(SpoolCodec, Version1RecipientRecordsStillDecode) {
+  Recipient r = make_test_message().envelope.recipients[0];
+  r.state = RecipientState::deferred;
+  r.attempts = 2;
+  r.next_attempt_unix_ms = 1767225660000;
+  const std::string v1 = version1_recipient_record(r);
+  Recipient out;
+  out.last_response = RecipientResponse{421, "4.7.0", "stale"};  // overwritten, not merged
+  out.category = "stale";
+  const DecodeResult decoded = decode_recipient_record(v1, &out);
+  ASSERT_TRUE(decoded) << decoded.error;
+  EXPECT_EQ(out.address, r.address);
+  EXPECT_EQ(out.domain, r.domain);
+  EXPECT_EQ(out.dsn_notify, r.dsn_notify);
+  EXPECT_EQ(out.dsn_orcpt, r.dsn_orcpt);
+  EXPECT_EQ(out.state, RecipientState::deferred);
+  EXPECT_EQ(out.attempts, 2u);
+  EXPECT_EQ(out.next_attempt_unix_ms, 1767225660000);
+  EXPECT_EQ(out.last_response, RecipientResponse{});
+  EXPECT_EQ(out.category, "");
+
+  // Written back, it is version 2 and round-trips.
+  std::string v2;
+  encode_recipient_record(out, &v2);
+  EXPECT_EQ(static_cast<uint8_t>(v2[0]), 2);
+  Recipient again;
+  ASSERT_TRUE(decode_recipient_record(v2, &again));
+  EXPECT_EQ(again.address, r.address);
+  EXPECT_EQ(again.next_attempt_unix_ms, r.next_attempt_unix_ms);
+
+  // A version-1 record is checked as strictly as before.
+  for (size_t len = 0; len < v1.size(); ++len) {
+    EXPECT_FALSE(decode_recipient_record(v1.substr(0, len), &out)) << len;
+  }
+  std::string longer = v1;
+  longer.insert(longer.size() - 4, "x");
+  EXPECT_FALSE(decode_recipient_record(longer, &out));
+  // A version-2 payload under a version-1 byte does not pass as version 1.
+  std::string relabelled = v2;
+  relabelled[0] = 1;
+  EXPECT_FALSE(decode_recipient_record(relabelled, &out));
+}
+
 TEST(SpoolCodec, EveryTruncationOfAMessageRecordIsAnError) {
   std::string bytes;
   encode_message_record(make_test_message(2, 100, "c1"), &bytes);

@@ -279,6 +279,51 @@ TEST_F(DeliveryPlannerAdminTest, ReceivedCountsActiveRecipientsOnly) {
   EXPECT_EQ(snap().totals.received, 1u);
 }
 
+TEST_F(DeliveryPlannerAdminTest, ARetriedDeadLetterIsNotReceivedAgain) {
+  auto m = message({"a@[192.0.2.1]"});
+  m->origin = queue::MessageOrigin::dead_letter_retry;
+  const PlannerOutput out = commit(m);
+  EXPECT_EQ(snap().totals.received, 0u);
+  EXPECT_EQ(out.open.size(), 1u) << "it is delivered like new mail";
+  EXPECT_EQ(snap().queued, 1u);
+}
+
+// --- one message's live view (GET /api/v1/messages/ID)
+
+TEST_F(DeliveryPlannerAdminTest, LiveViewNamesRecipientsInFlightAndHeld) {
+  auto m = message({"a@[192.0.2.1]", "b@[192.0.2.1]", "c@hold.test"});
+  auto held = message({"h@[192.0.2.1]"}, "paused-campaign");
+  planner().command(admin(Kind::pause_campaign, "paused-campaign"));
+  const ConnectionId c = only_open(commit(m));
+  commit(held);
+
+  MessageLiveView view = planner().live_view(m->id.value);
+  EXPECT_TRUE(view.scheduled);
+  EXPECT_TRUE(view.in_flight.empty());
+  EXPECT_TRUE(view.held.empty());
+
+  planner().command(admin(Kind::suspend_domain, "hold.test", clock.wall() + 1h));
+  ASSERT_EQ(started(planner().connection_ready(c)),
+            (std::vector<Strings>{{"a@[192.0.2.1]", "b@[192.0.2.1]"}}));
+  view = planner().live_view(m->id.value);
+  EXPECT_EQ(view.in_flight, (std::vector<uint32_t>{0, 1}));
+  EXPECT_EQ(view.held, (std::vector<uint32_t>{2}));
+
+  view = planner().live_view(held->id.value);
+  EXPECT_TRUE(view.scheduled);
+  EXPECT_TRUE(view.in_flight.empty());
+  EXPECT_EQ(view.held, (std::vector<uint32_t>{0}));
+
+  planner().transaction_done(c, result({reply(250, "2.0.0", "ok"), reply(250, "2.0.0", "ok")}), "");
+  view = planner().live_view(m->id.value);
+  EXPECT_TRUE(view.in_flight.empty());
+  EXPECT_EQ(view.held, (std::vector<uint32_t>{2}));
+
+  const MessageLiveView unknown = planner().live_view("no-such-id");
+  EXPECT_FALSE(unknown.scheduled);
+  EXPECT_TRUE(unknown.in_flight.empty() && unknown.held.empty());
+}
+
 // --- domain suspensions
 
 TEST_F(DeliveryPlannerAdminTest, ASuspendedDomainsMailWaitsWithoutAttemptsWhileItsSiteGoes) {
