@@ -28,7 +28,10 @@
 //   recipients   : id '\0' u32be(index)
 //   idx_next     : u64be(next_attempt_ms, negatives as 0) id '\0' u32be(index)
 //   idx_site     : site '\0' id '\0' u32be(index)
-//   idx_campaign : campaign '\0' id '\0' u32be(index)
+//   idx_campaign : campaign '\0' id '\0' u32be(index) — no longer written:
+//                  nothing read it, and keeping it up cost campaign mail
+//                  about a tenth of the relay rate; LmdbSpool empties it
+//                  at open (a spool from an earlier build may hold entries)
 //
 // SECURITY: decoders take bytes from disk as untrusted: every length is
 // bounds-checked against what remains, unknown versions and enum values are

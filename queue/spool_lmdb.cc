@@ -339,6 +339,20 @@ bool LmdbSpool::open_databases(std::string* error) {
     *error = lmdb_error("reading the format marker", rc);
     return false;
   }
+  // idx_campaign is no longer kept up (queue/spool_codec.h): what an
+  // earlier build left there goes, in this one transaction.
+  MDB_stat campaign_index{};
+  if (mdb_stat(txn, idx_campaign_, &campaign_index) == MDB_SUCCESS &&
+      campaign_index.ms_entries > 0) {
+    rc = mdb_drop(txn, idx_campaign_, 0);
+    if (rc != MDB_SUCCESS) {
+      mdb_txn_abort(txn);
+      *error = lmdb_error("emptying idx_campaign", rc);
+      return false;
+    }
+    spdlog::info("spool: {} entries of the unused campaign index removed",
+                 campaign_index.ms_entries);
+  }
   rc = mdb_txn_commit(txn);
   if (rc != MDB_SUCCESS) {
     *error = lmdb_error("committing the database handles", rc);
@@ -384,12 +398,6 @@ StoreOutcome LmdbSpool::put_message(MDB_txn* txn, const SpoolMessage& m, std::st
     k = as_val(site);
     rc = mdb_put(txn, idx_site_, &k, &empty, 0);
     if (rc != MDB_SUCCESS) return failure("mdb_put(idx_site)", rc);
-    if (!m.meta.campaign.empty()) {
-      const std::string campaign = campaign_key(m.meta.campaign, id, i);
-      k = as_val(campaign);
-      rc = mdb_put(txn, idx_campaign_, &k, &empty, 0);
-      if (rc != MDB_SUCCESS) return failure("mdb_put(idx_campaign)", rc);
-    }
   }
   return {StoreStatus::ok, {}};
 }
@@ -728,8 +736,6 @@ StoreOutcome LmdbSpool::update_one(MDB_txn* txn, const RecipientUpdate& u, std::
     if (!is_active(r.state)) return keys;
     keys.emplace_back(idx_next_, next_attempt_key(r.next_attempt_unix_ms, id, u.index));
     keys.emplace_back(idx_site_, site_key(r.domain, id, u.index));
-    if (!message.meta.campaign.empty())
-      keys.emplace_back(idx_campaign_, campaign_key(message.meta.campaign, id, u.index));
     return keys;
   };
   for (const auto& [dbi, key] : index_keys(rcpt)) {

@@ -2,8 +2,9 @@
 //
 // Owns: one LMDB environment in the spool directory (data.mdb, lock.mdb)
 // with the named databases "meta" (spool format), "messages", "bodies",
-// "recipients" and the scheduler indexes "idx_next", "idx_site" and
-// "idx_campaign" (layouts in queue/spool_codec.h), and "control" (holds,
+// "recipients" and the scheduler indexes "idx_next" and "idx_site"
+// (layouts in queue/spool_codec.h; "idx_campaign" is no longer written and
+// is emptied at open), and "control" (holds,
 // campaigns, statistics, status records and dead letters: queue/
 // campaign_records.h, queue/spool_retention.h). Only recipients in an
 // active state (queued, in flight, deferred) are indexed.

@@ -48,6 +48,49 @@ void raw_put(const std::filesystem::path& dir, const char* db, std::string_view 
   mdb_env_close(env);
 }
 
+// Entries of one named database, read raw (the spool must be closed).
+size_t raw_entries(const std::filesystem::path& dir, const char* db) {
+  MDB_env* env = nullptr;
+  if (mdb_env_create(&env) != 0) return SIZE_MAX;
+  mdb_env_set_maxdbs(env, 16);
+  size_t entries = SIZE_MAX;
+  MDB_txn* txn = nullptr;
+  MDB_dbi dbi;
+  MDB_stat st;
+  if (mdb_env_open(env, dir.c_str(), 0, 0600) == 0 &&
+      mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) == 0) {
+    if (mdb_dbi_open(txn, db, 0, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0)
+      entries = st.ms_entries;
+    mdb_txn_abort(txn);
+  }
+  mdb_env_close(env);
+  return entries;
+}
+
+TEST(LmdbSpool, TheUnusedCampaignIndexIsEmptiedAtOpenAndNoLongerWritten) {
+  TempDir dir;
+  SpoolMessage kept = make_test_message(2, 100, "spring");
+  {
+    auto spool = open_or_die(dir.path());
+    ASSERT_TRUE(store_one(*spool, kept).ok());
+  }
+  // What an earlier build wrote for its campaign mail.
+  raw_put(dir.path(), "idx_campaign", campaign_key("spring", kept.id.value, 0), "");
+  raw_put(dir.path(), "idx_campaign", campaign_key("spring", kept.id.value, 1), "");
+  ASSERT_EQ(raw_entries(dir.path(), "idx_campaign"), 2u);
+  {
+    auto spool = open_or_die(dir.path());
+    SpoolMessage more = make_test_message(3, 100, "autumn");
+    ASSERT_TRUE(store_one(*spool, more).ok());
+    auto loaded = spool->load_message(kept.id, true);
+    ASSERT_TRUE(loaded) << "the messages themselves are untouched";
+    EXPECT_EQ(loaded->envelope.recipients.size(), 2u);
+    EXPECT_EQ(loaded->meta.campaign, "spring");
+  }
+  EXPECT_EQ(raw_entries(dir.path(), "idx_campaign"), 0u);
+  EXPECT_EQ(raw_entries(dir.path(), "idx_site"), 5u) << "the other indexes are kept";
+}
+
 TEST(LmdbSpool, StoreCloseReopenLoad) {
   TempDir dir;
   SpoolMessage m = make_test_message(2, 4096, "welcome");
