@@ -28,23 +28,10 @@ InjectionResult failure(Status status, std::string detail) {
   return r;
 }
 
-// CRLF, LF and a lone CR all end a line; the spool holds CRLF only (as the
-// SMTP data reader leaves it), ending with CRLF. No dot-stuffing: the
-// spool holds the message as it is, the SMTP client stuffs it on the way out.
+// The spool holds CRLF lines only (as the SMTP data reader leaves them),
+// ending with CRLF.
 std::string crlf_content(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + text.size() / 32 + 2);
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '\r') {
-      out += "\r\n";
-      if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
-    } else if (c == '\n') {
-      out += "\r\n";
-    } else {
-      out += c;
-    }
-  }
+  std::string out = to_crlf_lines(text);
   if (!out.empty() && !out.ends_with("\r\n")) out += "\r\n";
   return out;
 }

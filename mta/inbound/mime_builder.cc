@@ -47,26 +47,6 @@ bool has_control(std::string_view text) {
   });
 }
 
-// Any of CRLF, LF and a lone CR becomes CRLF: the canonical form of text
-// (RFC 2045 §6.7), so that base64 carries CRLF and GMime's output stays
-// free of bare line feeds.
-std::string crlf_lines(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + text.size() / 32 + 2);
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '\r') {
-      out += "\r\n";
-      if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
-    } else if (c == '\n') {
-      out += "\r\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 InternetAddress* new_mailbox(const Mailbox& m) {
   InternetAddress* address = internet_address_mailbox_new(
       m.display_name.empty() ? nullptr : m.display_name.c_str(), m.address.c_str());
@@ -85,7 +65,7 @@ void add_mailboxes(GMimeMessage* message, GMimeAddressType type, const std::vect
 }
 
 GMimePart* new_text_part(const char* subtype, const std::string& text) {
-  const std::string canonical = crlf_lines(text);
+  const std::string canonical = to_crlf_lines(text);
   GMimePart* part = g_mime_part_new_with_type("text", subtype);
   GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(canonical.data(), canonical.size()));
   GPtr<GMimeDataWrapper> content(
@@ -101,6 +81,23 @@ GMimePart* new_text_part(const char* subtype, const std::string& text) {
 }
 
 }  // namespace
+
+std::string to_crlf_lines(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 32 + 2);
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\r') {
+      out += "\r\n";
+      if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
+    } else if (c == '\n') {
+      out += "\r\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
 
 std::optional<Mailbox> parse_mailbox(std::string_view text) {
   if (text.empty() || text.size() > 2048 || has_control(text)) return std::nullopt;

@@ -53,6 +53,11 @@ struct MimeMessageSpec {
 // one of text and html must be set.
 std::string build_mime_message(const MimeMessageSpec& spec);
 
+// Any of CRLF, LF and a lone CR becomes CRLF: the canonical form of text
+// (RFC 2045 §6.7) and the spool's form of a message (no dot-stuffing: the
+// SMTP client stuffs on the way out).
+std::string to_crlf_lines(std::string_view text);
+
 // Header names the built form sets itself, compared case-insensitively;
 // "headers" may not name them (nor any Content-* field).
 bool is_reserved_header(std::string_view name);
