@@ -46,6 +46,28 @@ class Api:
             parsed = json.loads(payload)
         return resp.status, parsed, resp, payload
 
+    def announce_oversized(self, path, length):
+        """POSTs only the headers of a body of `length` bytes and reads the
+        answer: the server refuses it from Content-Length alone, and a client
+        still sending the body would race its close (EPIPE or RST)."""
+        import socket
+        with socket.create_connection((self.host, self.port), timeout=20) as s:
+            s.sendall((f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+                       f"Authorization: Bearer {self.token}\r\n"
+                       f"Content-Type: application/json\r\nContent-Length: {length}\r\n"
+                       f"\r\n").encode())
+            reply = b""
+            while b"\r\n\r\n" not in reply or len(reply) < reply.find(b"\r\n\r\n") + 4 + int(
+                    next((line.split(b":", 1)[1] for line in reply.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")), b"0")):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        head, _, payload = reply.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        return status, json.loads(payload) if payload else None
+
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
 

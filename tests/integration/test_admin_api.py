@@ -265,8 +265,7 @@ class Errors(AdminCase):
             self.assertTrue(body["detail"], bad)
         status, body, _, _ = api.post("/api/v1/queue/bounce", [1, 2])
         self.assertEqual(status, 400)
-        status, body, _, _ = api.post("/api/v1/queue/bounce", raw=b"x" * (1024 * 1024 + 1),
-                                      headers={"Content-Type": "application/json"})
+        status, body = api.announce_oversized("/api/v1/queue/bounce", 1024 * 1024 + 1)
         self.assertEqual(status, 413)
         self.assertEqual(body["error"], "request body too large")
         status, body, _, _ = api.get("/api/v1/events?types=Nonsense")
