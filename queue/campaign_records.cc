@@ -12,23 +12,6 @@ constexpr uint8_t kStatsVersion = 1;
 constexpr uint32_t kMaxCategories = 256;
 constexpr size_t kMaxTenantKey = 256;
 
-bool is_final(RecipientState state) {
-  switch (state) {
-    case RecipientState::delivered:
-    case RecipientState::bounced:
-    case RecipientState::expired:
-    case RecipientState::suppressed:
-    case RecipientState::cancelled:
-      return true;
-    case RecipientState::queued:
-    case RecipientState::in_flight:
-    case RecipientState::deferred:
-    case RecipientState::quarantined:
-      return false;
-  }
-  return false;
-}
-
 }  // namespace
 
 const char* to_string(CampaignState state) {

@@ -34,6 +34,10 @@ bool is_known_state(uint8_t byte) {
   return byte <= static_cast<uint8_t>(RecipientState::quarantined);
 }
 
+bool is_final(RecipientState state) {
+  return !is_active(state) && state != RecipientState::quarantined;
+}
+
 bool is_active(RecipientState state) {
   switch (state) {
     case RecipientState::queued:

@@ -86,6 +86,9 @@ DecodeResult decode_body(std::string_view bytes, std::string* content);
 
 // States the scheduler still has to act on; only these are indexed.
 bool is_active(RecipientState state);
+// Done with: delivered, bounced, expired, suppressed or cancelled (neither
+// active nor held by a milter's quarantine).
+bool is_final(RecipientState state);
 // True when byte is a RecipientState this build knows.
 bool is_known_state(uint8_t byte);
 

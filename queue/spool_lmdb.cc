@@ -535,7 +535,7 @@ StoreOutcome LmdbSpool::remove_if_final(MDB_txn* txn, const MessageId& id,
          have = cursor.get(MDB_NEXT)) {
       Recipient rcpt;
       if (!decode_recipient_record(cursor.value(), &rcpt)) return {StoreStatus::ok, {}};
-      if (is_active(rcpt.state) || rcpt.state == RecipientState::quarantined) {
+      if (!is_final(rcpt.state)) {
         return {StoreStatus::ok, {}};  // still has work: keep it
       }
       keys.emplace_back(cursor.key());

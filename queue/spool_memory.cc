@@ -130,7 +130,7 @@ StoreOutcome MemorySpool::commit(std::span<SpoolMessage* const> messages,
     if (it == messages_.end()) continue;
     bool done = true;
     for (const Recipient& r : it->second.envelope.recipients) {
-      done = done && !is_active(r.state) && r.state != RecipientState::quarantined;
+      done = done && is_final(r.state);
     }
     if (!done) continue;
     const SpoolMessage& m = it->second;
