@@ -122,7 +122,7 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
     held_[by_tenant ? tenant_scope(job->tenant) : campaign_scope(job->campaign)].push_back(id);
     return;
   }
-  if (holds_.domain_suspended(job->domain, clock_.wall())) {
+  if (holds_.domain_suspended(job->domain, wall())) {
     // Suspended by the operator: not an attempt; the suspension's end or a
     // resume routes it again.
     held_[domain_scope(job->domain)].push_back(id);
@@ -176,7 +176,7 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
 }
 
 PlannerOutput DeliveryPlanner::resolved(const std::string& key, const MxResolution& resolution) {
-  PlannerOutput out;
+  PlannerOutput out = begin_event();
   // Keyed by the name asked, whatever normalization the resolver applied.
   DomainRoute& domain = domains_[key];
   domain.resolving = false;
@@ -187,7 +187,7 @@ PlannerOutput DeliveryPlanner::resolved(const std::string& key, const MxResoluti
   std::erase_if(waiting, [&](queue::JobId id) {
     const queue::Job* job = scheduler_.find(id);
     if (!job || scheduler_.place(id) != queue::Scheduler::Place::routing ||
-        !holds_.domain_suspended(job->domain, clock_.wall())) {
+        !holds_.domain_suspended(job->domain, wall())) {
       return false;
     }
     held_[domain_scope(job->domain)].push_back(id);
@@ -359,7 +359,7 @@ void DeliveryPlanner::admin_bounce(const AdminCommand& command, PlannerOutput& o
 }
 
 PlannerOutput DeliveryPlanner::command(const AdminCommand& command) {
-  PlannerOutput out;
+  PlannerOutput out = begin_event();
   switch (command.kind) {
     case AdminCommand::Kind::suspend_site:
       holds_.suspend_site(command.target, command.until);
