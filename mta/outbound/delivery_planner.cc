@@ -93,10 +93,8 @@ void DeliveryPlanner::set_config(std::shared_ptr<const conf::Config> config) {
   config_ = std::move(config);
   classifier_ = policy::BounceClassifier(config_->policy ? config_->policy->bounce_rules
                                                          : std::vector<conf::BounceRule>{});
-  retry_intervals_ms_.clear();
-  for (const auto& interval : config_->delivery.retry.intervals) {
-    retry_intervals_ms_.push_back(interval.count());
-  }
+  retry_intervals_.assign(config_->delivery.retry.intervals.begin(),
+                          config_->delivery.retry.intervals.end());
   // Site limits follow the new config at their next connection.
   for (auto& [name, site] : sites_) apply_limits(site);
   // Routes may have changed: route every domain afresh, but keep the jobs
@@ -131,8 +129,8 @@ void DeliveryPlanner::load(const queue::SpoolMessage& message, const std::vector
       due_later = std::max(due_later, next);
     }
   }
-  if (!due_now.empty()) add_jobs(message, due_now, 0);
-  if (!later.empty()) add_jobs(message, later, due_later);
+  if (!due_now.empty()) add_jobs(message, due_now, runtime::WallTime{});
+  if (!later.empty()) add_jobs(message, later, runtime::from_unix_ms(due_later));
 }
 
 PlannerOutput DeliveryPlanner::start() {
@@ -159,7 +157,7 @@ PlannerOutput DeliveryPlanner::committed(
       cache_bytes_ += message->content.size();
       cache_.emplace(message->id.value, message);
     }
-    add_jobs(*message, indexes, 0);
+    add_jobs(*message, indexes, runtime::WallTime{});
   }
   if (!stopping_) run_due(out);
   return out;

@@ -235,7 +235,7 @@ class DeliveryPlanner {
 
   // --- routing (delivery_planner_routing.cc)
   void add_jobs(const queue::SpoolMessage& message, const std::vector<size_t>& indexes,
-                int64_t due_ms);
+                runtime::WallTime due);
   void run_due(PlannerOutput& out);
   void route(queue::JobId id, PlannerOutput& out);
   SiteState& site_state(const std::string& site_name, const EgressChoice& source, bool* created);
@@ -301,7 +301,7 @@ class DeliveryPlanner {
   PlannerOutput spare_;
   std::shared_ptr<const conf::Config> config_;
   policy::BounceClassifier classifier_;
-  std::vector<int64_t> retry_intervals_ms_;
+  std::vector<runtime::Millis> retry_intervals_;
   policy::EgressSelector egress_;
   policy::Shaper shaper_;
   policy::HoldSet holds_;
