@@ -289,16 +289,26 @@ SiteState& DeliveryPlanner::site_for_resolution(const MxResolution& resolution,
 void DeliveryPlanner::apply_limits(SiteState& site) const {
   site.max_connections = config_->delivery.max_connections_per_site;
   site.max_messages_per_connection = config_->delivery.max_messages_per_connection;
-  if (!config_->policy) return;
-  std::vector<std::string_view> hosts;
-  for (const MxHost& host : site.hosts) hosts.push_back(host.name);
-  const conf::ShapingRule* rule =
-      policy::match_shaping(config_->policy->shaping, site.domain, hosts);
-  if (!rule) return;
-  if (rule->max_connections) site.max_connections = *rule->max_connections;
-  if (rule->max_messages_per_connection) {
-    site.max_messages_per_connection = *rule->max_messages_per_connection;
+  policy::RateSpec message_rate, connection_rate;
+  const conf::ShapingRule* rule = nullptr;
+  if (config_->policy) {
+    std::vector<std::string_view> hosts;
+    for (const MxHost& host : site.hosts) hosts.push_back(host.name);
+    rule = policy::match_shaping(config_->policy->shaping, site.domain, hosts);
   }
+  if (rule) {
+    if (rule->max_connections) site.max_connections = *rule->max_connections;
+    if (rule->max_messages_per_connection) {
+      site.max_messages_per_connection = *rule->max_messages_per_connection;
+    }
+    if (rule->message_rate) message_rate = policy::rate_spec(*rule->message_rate);
+    if (rule->connection_rate) connection_rate = policy::rate_spec(*rule->connection_rate);
+  }
+  site.shaping.configure(message_rate, connection_rate);
+  // A new site starts at initial_connections; a reload keeps what it
+  // reached, within the new maximum.
+  if (site.concurrency == 0) site.concurrency = config_->delivery.initial_connections;
+  site.concurrency = std::clamp<uint32_t>(site.concurrency, 1, site.max_connections);
 }
 
 bool DeliveryPlanner::make_ready(queue::JobId id, SiteState& site, PlannerOutput& out) {
