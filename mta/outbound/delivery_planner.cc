@@ -93,6 +93,7 @@ void DeliveryPlanner::set_config(std::shared_ptr<const conf::Config> config) {
   config_ = std::move(config);
   classifier_ = policy::BounceClassifier(config_->policy ? config_->policy->bounce_rules
                                                          : std::vector<conf::BounceRule>{});
+  backoff_.reconfigure(config_->policy.get());
   retry_intervals_.assign(config_->delivery.retry.intervals.begin(),
                           config_->delivery.retry.intervals.end());
   // Site limits follow the new config at their next connection.
