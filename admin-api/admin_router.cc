@@ -43,7 +43,11 @@ ordered_json site_json(const mta::SiteSnapshot& s) {
       {"bounced", s.bounced},
       {"suspended_until",
        s.suspended_until ? ordered_json(time_text(*s.suspended_until)) : ordered_json(nullptr)},
-      {"backoff", nullptr},
+      {"backoff", s.backoff ? ordered_json{{"action", s.backoff->action},
+                                           {"until", time_text(s.backoff->until)},
+                                           {"rule", s.backoff->rule},
+                                           {"reply", s.backoff->reply}}
+                            : ordered_json(nullptr)},
   };
 }
 

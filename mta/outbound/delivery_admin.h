@@ -64,6 +64,13 @@ struct SiteSnapshot {
   uint64_t delivered = 0;            // since start
   uint64_t bounced = 0;              // since start (bounced or expired)
   std::optional<runtime::WallTime> suspended_until;
+  // A backoff rule in force (CONTRACT's SITE.backoff).
+  struct Backoff {
+    std::string action;  // "suspend" or "rate_factor"
+    runtime::WallTime until{};
+    std::string rule, reply;
+  };
+  std::optional<Backoff> backoff;
 };
 // Recipients since the planner started (the daemon's start).
 struct DeliveryTotals {

@@ -376,6 +376,10 @@ PlannerOutput DeliveryPlanner::command(const AdminCommand& command) {
       break;
     case AdminCommand::Kind::resume_site:
       holds_.resume_site(command.target);
+      // Resume ends a backoff rule's override too, from every source.
+      for (auto& [name, site] : sites_) {
+        if (site.key.site == command.target && backoff_.cancel(name)) end_backoff(site, out);
+      }
       service_ready_sites(out);
       break;
     case AdminCommand::Kind::suspend_domain: {
@@ -514,6 +518,22 @@ DeliverySnapshot DeliveryPlanner::snapshot(const QueueFilter& filter, bool with_
     it->second.site.delivered += counts.delivered;
     it->second.site.bounced += counts.bounced;
   }
+  backoff_.for_each_active(now, [&](const std::string& key, const policy::BackoffOverride& o) {
+    const SiteState* s = site(key);
+    if (!s) return;
+    auto it = entries.find({s->key.site, s->source.name});
+    if (it == entries.end()) {
+      if (!filter.domain.empty() || !filter.campaign.empty() || !filter.tenant.empty()) return;
+      if (!filter.site.empty() && s->key.site != filter.site) return;
+      it = entries.emplace(std::make_pair(s->key.site, s->source.name), Entry{}).first;
+      it->second.site.site = s->key.site;
+      it->second.site.source = s->source.name;
+      it->second.domains.insert(s->domain);
+    }
+    it->second.site.backoff =
+        SiteSnapshot::Backoff{o.kind == policy::BackoffKind::suspend ? "suspend" : "rate_factor",
+                              o.until, o.rule, o.reply};
+  });
   snap.sites.reserve(entries.size());
   for (auto& [key, e] : entries) {
     e.site.domains.assign(e.domains.begin(), e.domains.end());
