@@ -188,6 +188,18 @@ void DeliveryPlanner::run_backoff(PlannerOutput& out) {
   }
 }
 
+const std::string& DeliveryPlanner::pool_of(const queue::Job& job) const {
+  if (!job.campaign.empty() && !campaign_pools_.empty()) {
+    auto it = campaign_pools_.find(job.campaign);
+    if (it != campaign_pools_.end()) return it->second;
+  }
+  if (!job.tenant.empty() && !tenant_pools_.empty()) {
+    auto it = tenant_pools_.find(job.tenant);
+    if (it != tenant_pools_.end()) return it->second;
+  }
+  return job.pool;
+}
+
 void DeliveryPlanner::apply_tenant_rates() {
   // policy.tenants[] message_rate: set by the traffic-policy config (none yet).
 }

@@ -132,7 +132,7 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
     expire_job(id, out);
     return;
   }
-  const EgressChoice source = egress_.select(job->pool);
+  const EgressChoice source = egress_.select(pool_of(*job));
   for (const conf::Route& r : config_->delivery.routes) {
     if (!route_matches(r, job->domain)) continue;
     SiteState& site = site_for_route(r, source);
@@ -202,7 +202,7 @@ PlannerOutput DeliveryPlanner::resolved(const std::string& key, const MxResoluti
       for (queue::JobId id : waiting) {
         if (scheduler_.place(id) != queue::Scheduler::Place::routing) continue;
         const queue::Job* job = scheduler_.find(id);
-        SiteState& site = site_for_resolution(resolution, egress_.select(job->pool));
+        SiteState& site = site_for_resolution(resolution, egress_.select(pool_of(*job)));
         if (make_ready(id, site, out)) touched.push_back(site.name);
       }
       std::sort(touched.begin(), touched.end());
@@ -373,6 +373,15 @@ PlannerOutput DeliveryPlanner::command(const AdminCommand& command) {
   switch (command.kind) {
     case AdminCommand::Kind::suspend_site:
       holds_.suspend_site(command.target, command.until);
+      break;
+    case AdminCommand::Kind::set_campaign_policy:
+      if (command.pool.empty()) {
+        campaign_pools_.erase(command.target);
+      } else {
+        campaign_pools_[command.target] = command.pool;
+      }
+      shaper_.set_campaign_rate(command.target,
+                                policy::RateSpec{command.rate_count, command.rate_per, 0});
       break;
     case AdminCommand::Kind::resume_site:
       holds_.resume_site(command.target);

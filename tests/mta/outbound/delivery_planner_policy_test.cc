@@ -275,5 +275,54 @@ TEST_F(DeliveryPolicyTest, AGmailRateCutSlowsAnUnlimitedQueueAndRecovers) {
   EXPECT_GE(out.open.size(), 1u);
 }
 
+TEST_F(DeliveryPolicyTest, ACampaignRateHoldsOnlyThatCampaignsJobsAndReleasesOnePerToken) {
+  config.delivery.initial_connections = 4;
+  planner().command(campaign_policy_command("c1", "", "2/m"));  // a token per 30 s, burst 2
+  std::vector<std::shared_ptr<queue::SpoolMessage>> batch;
+  for (int i = 0; i < 4; ++i) batch.push_back(message({"c" + std::to_string(i) + "@a.test"}, "c1"));
+  batch.push_back(message({"other@a.test"}, "c2"));
+  PlannerOutput out = planner().committed(batch);
+  ASSERT_EQ(out.open.size(), 4u);
+  Strings starts;
+  std::vector<ConnectionId> ids;
+  for (const OpenCommand& o : out.open) {
+    ids.push_back(o.id);
+    for (const auto& rcpts : started(planner().connection_ready(o.id))) starts.push_back(rcpts[0]);
+  }
+  // c1's burst of two, and c2 behind c1's waiting jobs is not held up.
+  EXPECT_EQ(starts, (Strings{"c0@a.test", "c1@a.test", "other@a.test"}));
+  for (size_t i = 0; i < 3; ++i) {
+    out = planner().transaction_done(ids[i], result({reply(250, "2.0.0", "ok")}), "");
+    EXPECT_TRUE(out.updates.size() == 1 && out.updates[0].state == RecipientState::delivered);
+  }
+  clock.advance(29s);
+  EXPECT_TRUE(tick().open.empty());
+  clock.advance(1s);
+  out = tick();
+  ASSERT_EQ(out.open.size(), 1u) << "one token, one job";
+  const ConnectionId c = out.open[0].id;
+  EXPECT_EQ(started(planner().connection_ready(c)), (std::vector<Strings>{{"c2@a.test"}}));
+  planner().transaction_done(c, result({reply(250, "2.0.0", "ok")}), "");
+  planner().connection_ready(c);
+  clock.advance(30s);
+  out = tick();
+  ASSERT_EQ(out.open.size() + out.start.size(), 1u);
+}
+
+TEST_F(DeliveryPolicyTest, ACampaignsPoolChoosesTheSourceOfItsConnections) {
+  auto p = policy();
+  p->sources = {{"ip1", *conf::parse_ip_address("127.0.0.2")},
+                {"ip2", *conf::parse_ip_address("127.0.0.3")}};
+  p->pools = {{"default", {"ip1"}}, {"bulk", {"ip2"}}};
+  planner().command(campaign_policy_command("c1", "bulk", ""));
+  PlannerOutput out = planner().committed({message({"a@a.test"}, "c1")});
+  ASSERT_EQ(out.open.size(), 1u);
+  ASSERT_TRUE(out.open[0].source.has_value());
+  EXPECT_EQ(out.open[0].source->text, "127.0.0.3");
+  out = planner().committed({message({"b@b.test"}, "c9")});
+  ASSERT_EQ(out.open.size(), 1u);
+  EXPECT_EQ(out.open[0].source->text, "127.0.0.2");
+}
+
 }  // namespace
 }  // namespace ringmail::mta::testing
