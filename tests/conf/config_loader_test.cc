@@ -1011,7 +1011,7 @@ TEST_F(ConfigLoaderTest, ExampleConfigLoadsWithTheFilesItNames) {
   ASSERT_EQ(policy.sources.size(), 1u);
   EXPECT_EQ(policy.sources[0].address.family, AF_INET);
   ASSERT_EQ(policy.pools.size(), 1u);
-  EXPECT_EQ(policy.pools[0].sources, std::vector<std::string>{"ip1"});
+  EXPECT_EQ(policy.pools[0].sources, (std::vector<PoolMember>{{"ip1", 1}}));
   ASSERT_EQ(policy.shaping.size(), 1u);
   EXPECT_EQ(policy.shaping[0].match.kind, ShapingMatch::Kind::mx_suffix);
   EXPECT_EQ(policy.shaping[0].match.value, ".google.com");
