@@ -132,7 +132,8 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
     expire_job(id, out);
     return;
   }
-  const EgressChoice source = egress_.select(job->pool);
+  const EgressChoice source =
+      egress_.select(policy::job_pool(job->pool, job->tenant, config_->policy.get()));
   for (const conf::Route& r : config_->delivery.routes) {
     if (!route_matches(r, job->domain)) continue;
     SiteState& site = site_for_route(r, source);
@@ -202,7 +203,9 @@ PlannerOutput DeliveryPlanner::resolved(const std::string& key, const MxResoluti
       for (queue::JobId id : waiting) {
         if (scheduler_.place(id) != queue::Scheduler::Place::routing) continue;
         const queue::Job* job = scheduler_.find(id);
-        SiteState& site = site_for_resolution(resolution, egress_.select(job->pool));
+        SiteState& site = site_for_resolution(
+            resolution,
+            egress_.select(policy::job_pool(job->pool, job->tenant, config_->policy.get())));
         if (make_ready(id, site, out)) touched.push_back(site.name);
       }
       std::sort(touched.begin(), touched.end());
