@@ -305,33 +305,31 @@ TEST_F(PolicyTest, PoolWeightAndTenantProblems) {
       "  shaping:\n"                                                 // 26
       "    - match: {domain: a.test}\n"                              // 27
       "      burst: 3\n");                                           // 28
-  EXPECT_TRUE(has_problem(result.errors, at(11, "policy.pools[0].sources[0].weight") +
-                                             "must be between 1 and 1000, got 0"));
-  EXPECT_TRUE(has_problem(result.errors, at(12, "policy.pools[0].sources[1].weight") +
-                                             "must be between 1 and 1000, got 1001"));
-  EXPECT_TRUE(has_problem(result.errors,
-                          at(13, "policy.pools[0].sources[2].source") + "unknown source \"ip9\""));
-  EXPECT_TRUE(has_problem(result.errors,
-                          at(14, "policy.pools[0].sources[3].source") + "required key missing"));
-  EXPECT_TRUE(has_problem(result.errors, at(15, "policy.pools[0].sources[4].weigth")));
-  EXPECT_TRUE(has_problem(result.errors, at(16, "policy.pools[1].sources[1]") +
-                                             "source \"ip1\" is already in this pool"));
-  EXPECT_TRUE(has_problem(result.errors, at(19, "policy.tenants[0].pool") +
-                                             "unknown pool \"nowhere\" (policy.pools has ok)"));
-  EXPECT_TRUE(has_problem(result.errors,
-                          at(20, "policy.tenants[1].name") + "duplicate tenant name \"app1\""));
-  EXPECT_TRUE(has_problem(result.errors,
-                          at(21, "policy.tenants[2].max_messages") + "bad rate \"10000/w\""));
-  EXPECT_TRUE(has_problem(result.errors,
-                          at(22, "policy.tenants[3].burst") + "only goes with message_rate"));
-  EXPECT_TRUE(has_problem(result.errors, at(23, "policy.tenants[4].burst") + "must be between 1"));
-  EXPECT_TRUE(
-      has_problem(result.errors, at(24, "policy.tenants[5].name") + "required key missing"));
-  EXPECT_TRUE(
-      has_problem(result.errors, at(25, "policy.tenants[6].max_messages") + "bad rate \"lots\""));
-  EXPECT_TRUE(has_problem(result.errors, at(25, "policy.tenants[6].colour")));
-  EXPECT_TRUE(has_problem(result.errors,
-                          at(28, "policy.shaping[0].burst") + "only goes with message_rate"));
+  struct Problem {
+    int line;
+    const char* path;
+    const char* text;  // the start of the problem
+  };
+  const std::vector<Problem> expected = {
+      {11, "policy.pools[0].sources[0].weight", "must be between 1 and 1000, got 0"},
+      {12, "policy.pools[0].sources[1].weight", "must be between 1 and 1000, got 1001"},
+      {13, "policy.pools[0].sources[2].source", "unknown source \"ip9\""},
+      {14, "policy.pools[0].sources[3].source", "required key missing"},
+      {15, "policy.pools[0].sources[4].weigth", "unknown key"},
+      {16, "policy.pools[1].sources[1]", "source \"ip1\" is already in this pool"},
+      {19, "policy.tenants[0].pool", "unknown pool \"nowhere\" (policy.pools has ok)"},
+      {20, "policy.tenants[1].name", "duplicate tenant name \"app1\""},
+      {21, "policy.tenants[2].max_messages", "bad rate \"10000/w\""},
+      {22, "policy.tenants[3].burst", "only goes with message_rate"},
+      {23, "policy.tenants[4].burst", "must be between 1"},
+      {24, "policy.tenants[5].name", "required key missing"},
+      {25, "policy.tenants[6].max_messages", "bad rate \"lots\""},
+      {25, "policy.tenants[6].colour", "unknown key"},
+      {28, "policy.shaping[0].burst", "only goes with message_rate"},
+  };
+  for (const Problem& p : expected) {
+    EXPECT_TRUE(has_problem(result.errors, at(p.line, p.path) + p.text)) << p.path;
+  }
   // Pool p had errors of its own: app2's reference to it is not one more.
   for (const auto& e : result.errors) {
     EXPECT_EQ(e.problem.find("unknown pool \"p\""), std::string::npos) << e.to_string();
