@@ -252,7 +252,7 @@ ordered_json SmtpProber::probe(const std::string& domain) {
   for (const conf::EgressPool& pool : config->policy->pools) {
     if (pool.name != "default" || pool.sources.empty()) continue;
     for (const conf::EgressSource& s : config->policy->sources) {
-      if (s.name == pool.sources.front()) {
+      if (s.name == pool.sources.front().source) {
         source = s.address;
         out["source"] = s.name;
       }

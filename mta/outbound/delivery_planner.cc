@@ -107,6 +107,7 @@ void DeliveryPlanner::set_config(std::shared_ptr<const conf::Config> config) {
     domain.expires = {};
   }
   egress_.set_policy(config_->policy.get());
+  apply_tenant_rates();
 }
 
 const SiteState* DeliveryPlanner::site(const std::string& key) const {

@@ -289,7 +289,7 @@ class DeliveryPlanner {
   void concurrency_failure(SiteState& site);
   void apply_tenant_rates();
   // A job's egress pool: its campaign's, else its tenant's, else default.
-  const std::string& pool_of(const queue::Job& job) const;
+  std::string_view pool_of(const queue::Job& job) const;
   // --- backoff (delivery_planner_rates.cc)
   // A remote reply on the site: its rule's suspension or rate cut takes
   // effect; true when the rule bounces that recipient.
@@ -380,7 +380,6 @@ class DeliveryPlanner {
   // Armed wake-ups: when a site's token or a wait list's token is due.
   std::multimap<runtime::SteadyTime, std::string> wakes_;
   std::unordered_map<std::string, std::string> campaign_pools_;  // set_campaign_policy
-  std::unordered_map<std::string, std::string> tenant_pools_;    // policy.tenants[]
   std::unordered_map<std::string, runtime::SteadyTime> wake_armed_;
 
   // Messages with content, kept from their commit until they are done, so

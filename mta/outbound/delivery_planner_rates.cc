@@ -188,20 +188,28 @@ void DeliveryPlanner::run_backoff(PlannerOutput& out) {
   }
 }
 
-const std::string& DeliveryPlanner::pool_of(const queue::Job& job) const {
+std::string_view DeliveryPlanner::pool_of(const queue::Job& job) const {
+  std::string_view campaign_pool = job.pool;
   if (!job.campaign.empty() && !campaign_pools_.empty()) {
     auto it = campaign_pools_.find(job.campaign);
-    if (it != campaign_pools_.end()) return it->second;
+    if (it != campaign_pools_.end()) campaign_pool = it->second;
   }
-  if (!job.tenant.empty() && !tenant_pools_.empty()) {
-    auto it = tenant_pools_.find(job.tenant);
-    if (it != tenant_pools_.end()) return it->second;
-  }
-  return job.pool;
+  return policy::job_pool(campaign_pool, job.tenant, config_->policy.get());
 }
 
 void DeliveryPlanner::apply_tenant_rates() {
-  // policy.tenants[] message_rate: set by the traffic-policy config (none yet).
+  // policy.tenants[].message_rate, across all sites; a reload keeps the
+  // tokens of a rate that did not change.
+  const conf::PolicyConfig* policy = config_->policy.get();
+  shaper_.retain_tenants([&](const std::string& name) {
+    const conf::TenantPolicy* t = policy ? policy->find_tenant(name) : nullptr;
+    return t && t->message_rate;
+  });
+  if (!policy) return;
+  for (const conf::TenantPolicy& t : policy->tenants) {
+    if (t.message_rate)
+      shaper_.set_tenant_rate(t.name, policy::rate_spec(*t.message_rate, t.burst));
+  }
 }
 
 }  // namespace ringmail::mta

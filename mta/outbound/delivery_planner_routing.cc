@@ -301,7 +301,7 @@ void DeliveryPlanner::apply_limits(SiteState& site) const {
     if (rule->max_messages_per_connection) {
       site.max_messages_per_connection = *rule->max_messages_per_connection;
     }
-    if (rule->message_rate) message_rate = policy::rate_spec(*rule->message_rate);
+    if (rule->message_rate) message_rate = policy::rate_spec(*rule->message_rate, rule->burst);
     if (rule->connection_rate) connection_rate = policy::rate_spec(*rule->connection_rate);
   }
   site.shaping.configure(message_rate, connection_rate);

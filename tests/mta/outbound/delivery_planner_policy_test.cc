@@ -313,7 +313,7 @@ TEST_F(DeliveryPolicyTest, ACampaignsPoolChoosesTheSourceOfItsConnections) {
   auto p = policy();
   p->sources = {{"ip1", *conf::parse_ip_address("127.0.0.2")},
                 {"ip2", *conf::parse_ip_address("127.0.0.3")}};
-  p->pools = {{"default", {"ip1"}}, {"bulk", {"ip2"}}};
+  p->pools = {{"default", {{"ip1"}}}, {"bulk", {{"ip2"}}}};
   planner().command(campaign_policy_command("c1", "bulk", ""));
   PlannerOutput out = planner().committed({message({"a@a.test"}, "c1")});
   ASSERT_EQ(out.open.size(), 1u);
@@ -322,6 +322,41 @@ TEST_F(DeliveryPolicyTest, ACampaignsPoolChoosesTheSourceOfItsConnections) {
   out = planner().committed({message({"b@b.test"}, "c9")});
   ASSERT_EQ(out.open.size(), 1u);
   EXPECT_EQ(out.open[0].source->text, "127.0.0.2");
+}
+
+TEST_F(DeliveryPolicyTest, ATenantRateHoldsThatTenantOnly) {
+  conf::TenantPolicy t1;
+  t1.name = "t1";
+  t1.message_rate = conf::Rate{1, std::chrono::minutes(1)};
+  policy()->tenants = {t1};
+  config.delivery.initial_connections = 3;
+  auto of = [&](const std::string& rcpt, const std::string& tenant) {
+    auto m = message({rcpt});
+    m->meta.tenant = tenant;
+    return m;
+  };
+  PlannerOutput out =
+      planner().committed({of("a@a.test", "t1"), of("b@a.test", "t1"), of("c@a.test", "t2")});
+  ASSERT_EQ(out.open.size(), 3u);
+  Strings starts;
+  std::vector<ConnectionId> busy;
+  for (const OpenCommand& o : out.open) {
+    for (const auto& rcpts : started(planner().connection_ready(o.id))) {
+      starts.push_back(rcpts[0]);
+      busy.push_back(o.id);
+    }
+  }
+  EXPECT_EQ(starts, (Strings{"a@a.test", "c@a.test"})) << "b waits a minute for t1's token";
+  for (ConnectionId id : busy) {
+    planner().transaction_done(id, result({reply(250, "2.0.0", "ok")}), "");
+    EXPECT_TRUE(planner().connection_ready(id).start.empty());
+  }
+  clock.advance(59s);
+  out = tick();
+  EXPECT_TRUE(out.start.empty() && out.open.empty());
+  clock.advance(1s);
+  out = tick();
+  EXPECT_EQ(out.start.size() + out.open.size(), 1u);
 }
 
 }  // namespace
