@@ -48,6 +48,9 @@ ordered_json site_json(const mta::SiteSnapshot& s) {
                                            {"rule", s.backoff->rule},
                                            {"reply", s.backoff->reply}}
                             : ordered_json(nullptr)},
+      {"circuit", s.circuit ? ordered_json{{"failures", s.circuit->failures},
+                                           {"open_until", time_text(s.circuit->open_until)}}
+                            : ordered_json(nullptr)},
   };
 }
 

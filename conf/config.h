@@ -97,6 +97,15 @@ struct SpoolConfig {
 struct Route {
   std::string domain;  // exact, or "*.suffix", or "*"
   SocketAddress smarthost;
+  // `smarthost: [A, B, …]` (Ringmail extension): the ones after the first,
+  // tried in order when the ones before fail (failover).
+  std::vector<SocketAddress> failover = {};
+  // The delivery log's site: "A" alone, else "A,B,…".
+  std::string site() const {
+    std::string text = smarthost.text;
+    for (const SocketAddress& next : failover) text += "," + next.text;
+    return text;
+  }
 };
 
 struct DnsConfig {

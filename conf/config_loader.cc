@@ -430,12 +430,31 @@ class Loader {
           domain.reset();
         }
         std::optional<SocketAddress> smarthost;
+        bool hosts_ok = true;
         if (auto host_item = r_.field(*route_fields, "smarthost", Need::required)) {
           AddressOptions options;
           options.default_port = 25;
-          smarthost = r_.address(*host_item, options);
+          if (host_item->node.IsSequence()) {
+            // A failover list: tried in order.
+            for (const Item& one : r_.list(*host_item).value_or(std::vector<Item>{})) {
+              std::optional<SocketAddress> address = r_.address(one, options);
+              if (!address) {
+                hosts_ok = false;
+              } else if (!smarthost) {
+                smarthost = address;
+              } else {
+                route.failover.push_back(*address);
+              }
+            }
+            if (!smarthost && hosts_ok) {
+              r_.error(host_item->line, host_item->path,
+                       "an empty list: name at least one IP:port");
+            }
+          } else {
+            smarthost = r_.address(*host_item, options);
+          }
         }
-        if (!domain || !smarthost) continue;
+        if (!domain || !smarthost || !hosts_ok) continue;
         route.domain = lower(*domain);
         route.smarthost = *smarthost;
         delivery.routes.push_back(std::move(route));

@@ -36,6 +36,7 @@ struct MxHost {
   std::string name;  // lower case, no trailing dot
   uint16_t preference = 0;
   std::vector<std::string> addresses;  // IPv4 and IPv6 literals; IPv4 first
+  uint16_t port = 0;                   // 0: the site's (a failover smarthost names its own)
 };
 
 struct MxResolution {

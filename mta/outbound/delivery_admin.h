@@ -83,6 +83,13 @@ struct SiteSnapshot {
     std::string rule, reply;
   };
   std::optional<Backoff> backoff;
+  // The circuit breaker (Ringmail extension): every address failed
+  // `failures` times in a row; no attempt before open_until, then one probe.
+  struct Circuit {
+    uint32_t failures = 0;
+    runtime::WallTime open_until{};
+  };
+  std::optional<Circuit> circuit;
 };
 // Recipients since the planner started (the daemon's start).
 struct DeliveryTotals {

@@ -15,9 +15,12 @@ namespace ringmail::mta {
 namespace {
 
 constexpr uint64_t kCacheBudgetBytes = 256ull << 20;
-// How long a site whose every address failed is left alone before new
-// messages try it again (their retry schedule still applies to each).
+// The circuit breaker: a site whose every address failed is left alone
+// (its jobs deferred without an attempt) for kSiteDown, doubled for each
+// such failure in a row up to kSiteDownMax; then one probe connection
+// tries it, and its first ready session closes the circuit again.
 constexpr runtime::Millis kSiteDown{1000};
+constexpr runtime::Millis kSiteDownMax{300000};
 
 }  // namespace
 
@@ -243,7 +246,9 @@ void DeliveryPlanner::service_site(SiteState& site, PlannerOutput& out) {
   // opened and those in a transaction (each takes the next job when its
   // transaction ends), and within the queue's concurrency.
   const size_t ready = scheduler_.ready(site.name);
-  while (ready > site.opening + site.busy && site.connections < site.concurrency &&
+  // A site coming back from a circuit break gets one probe connection.
+  const uint32_t allowed = site.down_streak > 0 ? 1 : site.concurrency;
+  while (ready > site.opening + site.busy && site.connections < allowed &&
          open_connections_ < config_->delivery.max_connections) {
     if (site.shaping.limited()) {
       const policy::ShapingDecision d = site.shaping.may_connect(now);
@@ -276,7 +281,7 @@ void DeliveryPlanner::open_connection(SiteState& site, PlannerOutput& out) {
   shuffle_equal_preferences(hosts, random_);
   for (const MxHost& host : hosts) {
     for (const std::string& ip : host.addresses) {
-      c.targets.push_back(ConnectTarget{host.name, ip, site.port});
+      c.targets.push_back(ConnectTarget{host.name, ip, host.port != 0 ? host.port : site.port});
     }
   }
   if (c.targets.empty()) return;
@@ -300,6 +305,7 @@ PlannerOutput DeliveryPlanner::connection_ready(ConnectionId id) {
     SiteState& site = sites_[c.site];
     --site.opening;
     ++site.established;
+    site.down_streak = 0;  // the circuit closes
   }
   use_connection(c, out);
   return out;
@@ -514,7 +520,11 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
     // and no connection is opened for it meanwhile (other connections
     // failing at the same time must not reopen for each other's jobs).
     if (!stopping_ && c.messages == 0 && site.established == 0) {
-      site.down_until = steady() + kSiteDown;
+      // Connections failing together are one failure of the site.
+      if (site.down_until <= steady()) ++site.down_streak;
+      const runtime::Millis down = std::min(
+          kSiteDownMax, kSiteDown * (int64_t{1} << std::min<uint32_t>(site.down_streak - 1, 20)));
+      site.down_until = steady() + down;
       site.last_failure = why;
       site.last_mx = target.mx;
       std::vector<queue::JobId> jobs;

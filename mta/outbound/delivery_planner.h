@@ -108,6 +108,7 @@ struct SiteState {
   // After every address failed: jobs are deferred without a new attempt
   // until then, with that failure.
   runtime::SteadyTime down_until{};
+  uint32_t down_streak = 0;  // every address failed this many times in a row (circuit breaker)
   SmtpReply last_failure;
   std::string last_mx;
 };

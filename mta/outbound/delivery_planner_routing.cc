@@ -134,7 +134,7 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
   }
   for (const conf::Route& r : config_->delivery.routes) {
     if (!route_matches(r, job->domain)) continue;
-    SiteState& site = site_for_route(r, choose_source(*job, r.smarthost.text));
+    SiteState& site = site_for_route(r, choose_source(*job, r.site()));
     if (make_ready(id, site, out)) service_site(site, out);
     return;
   }
@@ -250,10 +250,16 @@ SiteState& DeliveryPlanner::site_state(const std::string& site_name, const Egres
 
 SiteState& DeliveryPlanner::site_for_route(const conf::Route& route, const EgressChoice& source) {
   bool created = false;
-  SiteState& site = site_state(route.smarthost.text, source, &created);
+  SiteState& site = site_state(route.site(), source, &created);
   if (created) {
     site.domain = route.domain;
-    site.hosts = {MxHost{route.smarthost.host, 0, {route.smarthost.host}}};
+    // The smarthost, then each failover one, as MX hosts of rising
+    // preference: a failed connection moves on to the next.
+    site.hosts = {MxHost{route.smarthost.host, 0, {route.smarthost.host}, route.smarthost.port}};
+    uint16_t preference = 0;
+    for (const conf::SocketAddress& next : route.failover) {
+      site.hosts.push_back(MxHost{next.host, ++preference, {next.host}, next.port});
+    }
     site.port = route.smarthost.port;
     apply_limits(site);
   }
@@ -266,7 +272,7 @@ SiteState& DeliveryPlanner::site_for_literal(const std::string& literal, const s
   SiteState& site = site_state(literal, source, &created);
   if (created) {
     site.domain = literal;
-    site.hosts = {MxHost{ip, 0, {ip}}};
+    site.hosts = {MxHost{ip, 0, {ip}, 0}};
     site.port = config_->delivery.smtp_port;
     apply_limits(site);
   }
@@ -543,6 +549,22 @@ DeliverySnapshot DeliveryPlanner::snapshot(const QueueFilter& filter, bool with_
         SiteSnapshot::Backoff{o.kind == policy::BackoffKind::suspend ? "suspend" : "rate_factor",
                               o.until, o.rule, o.reply};
   });
+  const runtime::SteadyTime steady_now = clock_.steady();
+  for (const auto& [name, s] : sites_) {
+    if (s.down_streak == 0) continue;
+    if (!filter.site.empty() && s.key.site != filter.site) continue;
+    auto it = entries.find({s.key.site, s.source.name});
+    if (it == entries.end()) {
+      if (!filter.domain.empty() || !filter.campaign.empty() || !filter.tenant.empty()) continue;
+      it = entries.emplace(std::make_pair(s.key.site, s.source.name), Entry{}).first;
+      it->second.site.site = s.key.site;
+      it->second.site.source = s.source.name;
+      it->second.domains.insert(s.domain);
+    }
+    it->second.site.circuit = SiteSnapshot::Circuit{
+        s.down_streak, now + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                 std::max(s.down_until, steady_now) - steady_now)};
+  }
   snap.sites.reserve(entries.size());
   for (auto& [key, e] : entries) {
     e.site.domains.assign(e.domains.begin(), e.domains.end());

@@ -691,11 +691,11 @@ TEST(AdminRouter, StatsHasEveryKeyTheContractLists) {
   EXPECT_EQ(body["sites"][0], json::parse(R"({
       "site": "mx.a.test", "source": "default", "domains": ["a.test", "b.test"],
       "queued": 6, "deferred": 2, "in_flight": 1, "delivered": 5, "bounced": 3,
-      "suspended_until": "2026-01-01T01:00:00.000Z", "backoff": null})"));
+      "suspended_until": "2026-01-01T01:00:00.000Z", "backoff": null, "circuit": null})"));
   EXPECT_EQ(body["sites"][1], json::parse(R"({
       "site": "192.0.2.50:25", "source": "pool-a", "domains": ["c.test"],
       "queued": 1, "deferred": 0, "in_flight": 0, "delivered": 0, "bounced": 0,
-      "suspended_until": null, "backoff": null})"));
+      "suspended_until": null, "backoff": null, "circuit": null})"));
 }
 
 TEST(AdminRouter, StatsOfAnEmptyDaemon) {

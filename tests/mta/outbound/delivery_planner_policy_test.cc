@@ -385,5 +385,70 @@ TEST_F(DeliveryPolicyTest, ASourceSuspendedByBackoffYieldsToTheOthersOfItsPool) 
   for (const std::string& s : sources) EXPECT_EQ(s, "127.0.0.3") << "ip1 is suspended";
 }
 
+TEST_F(DeliveryPolicyTest, ASmarthostListFailsOverInOrder) {
+  conf::Route route{"a.test", smarthost("192.0.2.50", 25)};
+  route.failover = {smarthost("192.0.2.51", 2525), smarthost("192.0.2.52", 587)};
+  config.delivery.routes = {route};
+  PlannerOutput out = planner().committed({message({"u@a.test"})});
+  ASSERT_EQ(out.open.size(), 1u);
+  EXPECT_EQ(out.open[0].target.ip, "192.0.2.50");
+  out = planner().connection_failed(out.open[0].id, local_failure("connection refused"), false);
+  ASSERT_EQ(out.open.size(), 1u);
+  EXPECT_EQ(out.open[0].target.ip, "192.0.2.51");
+  EXPECT_EQ(out.open[0].target.port, 2525);
+  out = planner().connection_failed(out.open[0].id, local_failure("connection refused"), false);
+  ASSERT_EQ(out.open.size(), 1u);
+  EXPECT_EQ(out.open[0].target.ip, "192.0.2.52");
+  EXPECT_EQ(out.open[0].target.port, 587);
+  EXPECT_EQ(started(planner().connection_ready(out.open[0].id)),
+            (std::vector<Strings>{{"u@a.test"}}));
+  const SiteState* site = planner().site("192.0.2.50:25,192.0.2.51:2525,192.0.2.52:587");
+  ASSERT_NE(site, nullptr) << "the log's site names the whole list";
+}
+
+TEST_F(DeliveryPolicyTest, ASiteThatKeepsFailingIsLeftAloneLongerAndProbedWithOneConnection) {
+  config.delivery.initial_connections = 4;
+  config.delivery.retry.intervals = {std::chrono::seconds(1)};
+  // Each round: every waiting job comes due, one probe connection fails.
+  std::vector<runtime::Millis> gaps;
+  commit_n(6);
+  ASSERT_EQ(opened.size(), 4u) << "the first try is not a probe";
+  PlannerOutput out;
+  for (ConnectionId id : opened) {
+    out = planner().connection_failed(id, local_failure("connection refused"), false);
+  }
+  EXPECT_EQ(planner().site(kSite)->down_streak, 1u);
+  runtime::SteadyTime last = clock.steady();
+  for (int round = 0; round < 4; ++round) {
+    std::vector<ConnectionId> probes;
+    for (int step = 0; step < 200 && probes.empty(); ++step) {
+      clock.advance(100ms);
+      for (const OpenCommand& o : tick().open) probes.push_back(o.id);
+    }
+    ASSERT_EQ(probes.size(), 1u) << "one probe, round " << round;
+    gaps.push_back(std::chrono::duration_cast<runtime::Millis>(clock.steady() - last));
+    last = clock.steady();
+    planner().connection_failed(probes[0], local_failure("connection refused"), false);
+  }
+  // 1 s, 2 s, 4 s, 8 s after each failure (within a tick).
+  for (size_t i = 1; i < gaps.size(); ++i) EXPECT_GT(gaps[i], gaps[i - 1]) << i;
+  EXPECT_GE(gaps.back(), 8s);
+  EXPECT_LE(gaps.back(), 8400ms);  // the scheduler's 100 ms buckets and the tick
+  DeliverySnapshot snap = planner().snapshot(QueueFilter{}, true);
+  ASSERT_EQ(snap.sites.size(), 1u);
+  ASSERT_TRUE(snap.sites[0].circuit.has_value());
+  EXPECT_EQ(snap.sites[0].circuit->failures, 5u);
+  // The probe that gets a session closes the circuit: connections grow again.
+  std::vector<ConnectionId> probes;
+  for (int step = 0; step < 400 && probes.empty(); ++step) {
+    clock.advance(100ms);
+    for (const OpenCommand& o : tick().open) probes.push_back(o.id);
+  }
+  ASSERT_EQ(probes.size(), 1u);
+  planner().connection_ready(probes[0]);
+  EXPECT_EQ(planner().site(kSite)->down_streak, 0u);
+  EXPECT_FALSE(planner().snapshot(QueueFilter{}, true).sites[0].circuit.has_value());
+}
+
 }  // namespace
 }  // namespace ringmail::mta::testing

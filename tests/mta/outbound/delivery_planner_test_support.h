@@ -50,7 +50,7 @@ inline TransactionResult result(std::vector<SmtpReply> replies) {
 }
 
 inline MxHost host(std::string name, uint16_t preference, std::string ip) {
-  return MxHost{std::move(name), preference, {std::move(ip)}};
+  return MxHost{std::move(name), preference, {std::move(ip)}, 0};
 }
 
 inline MxResolution mx_answer(std::string domain, std::string site, std::vector<MxHost> hosts,
