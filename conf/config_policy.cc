@@ -449,6 +449,16 @@ std::optional<Rate> parse_rate(std::string_view text) {
   return rate;
 }
 
+std::string rate_text(const Rate& rate) {
+  const char* unit = rate.per == std::chrono::seconds(1)   ? "s"
+                     : rate.per == std::chrono::minutes(1) ? "m"
+                     : rate.per == std::chrono::hours(1)   ? "h"
+                     : rate.per == std::chrono::hours(24)  ? "d"
+                                                           : nullptr;
+  if (!unit) return std::to_string(rate.count) + "/" + std::to_string(rate.per.count()) + "ms";
+  return std::to_string(rate.count) + "/" + unit;
+}
+
 ResponseMatch make_response_match(std::optional<int> code, std::string enhanced, std::string text) {
   ResponseMatch match;
   match.code = code;

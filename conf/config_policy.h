@@ -43,6 +43,8 @@ struct Rate {
   friend bool operator==(const Rate&, const Rate&) = default;
 };
 std::optional<Rate> parse_rate(std::string_view text);
+// The rate as parse_rate reads it: "300/m".
+std::string rate_text(const Rate& rate);
 
 // An egress source IP (bound before connect).
 struct EgressSource {

@@ -14,9 +14,9 @@
 
 namespace ringmail::policy {
 
-// The MX host suffixes of a named provider ("gmail", "google", "outlook",
-// "microsoft", "yahoo", "aol", "apple", "icloud", "gmx", "webde", "orange",
-// "mailru", "yandex", "zoho", "fastmail", "proton"); empty when unknown.
+// The MX host suffixes of a shipped provider by name or alias ("gmail",
+// "google", "outlook", "yahoo", "icloud", "gmx", "comcast", "orange", …);
+// empty when unknown.
 const std::vector<std::string_view>& provider_mx_suffixes(std::string_view provider);
 
 // The first rule of `rules` matching a destination, or null. mx_hosts are

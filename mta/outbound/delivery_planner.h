@@ -47,6 +47,7 @@
 #include "policy/egress_selector.h"
 #include "policy/hold_set.h"
 #include "policy/shaper.h"
+#include "policy/site_limits.h"
 #include "policy/suppression_list.h"
 #include "queue/dsn.h"
 #include "queue/scheduler.h"
@@ -86,6 +87,13 @@ struct SiteState {
   uint16_t port = 25;
   uint32_t max_connections = 32;
   uint32_t max_messages_per_connection = 100;
+  // The rest of policy::resolve_site_limits (apply_limits): the shipped
+  // provider of the site ("" none), whether max_connections counts per
+  // source across all its sites, the rates, whether TLS is required.
+  std::string provider;
+  bool per_provider_connections = false;
+  policy::RateLimit message_rate, connection_rate;
+  bool tls_required = false;
   uint32_t connections = 0;        // open or opening
   uint32_t opening = 0;            // not yet ready for a first message
   uint32_t established = 0;        // got to ready at least once, not closed

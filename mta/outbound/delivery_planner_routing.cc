@@ -9,7 +9,6 @@
 #include <set>
 
 #include "mta/outbound/delivery_planner.h"
-#include "policy/site_shaping.h"
 
 namespace ringmail::mta {
 
@@ -287,18 +286,16 @@ SiteState& DeliveryPlanner::site_for_resolution(const MxResolution& resolution,
 }
 
 void DeliveryPlanner::apply_limits(SiteState& site) const {
-  site.max_connections = config_->delivery.max_connections_per_site;
-  site.max_messages_per_connection = config_->delivery.max_messages_per_connection;
-  if (!config_->policy) return;
   std::vector<std::string_view> hosts;
   for (const MxHost& host : site.hosts) hosts.push_back(host.name);
-  const conf::ShapingRule* rule =
-      policy::match_shaping(config_->policy->shaping, site.domain, hosts);
-  if (!rule) return;
-  if (rule->max_connections) site.max_connections = *rule->max_connections;
-  if (rule->max_messages_per_connection) {
-    site.max_messages_per_connection = *rule->max_messages_per_connection;
-  }
+  const policy::SiteLimits limits = policy::resolve_site_limits(*config_, site.domain, hosts);
+  site.max_connections = limits.max_connections.value;
+  site.max_messages_per_connection = limits.max_messages_per_connection.value;
+  site.provider = limits.provider;
+  site.per_provider_connections = limits.connection_scope == policy::ConnectionScope::provider;
+  site.message_rate = limits.message_rate.value;
+  site.connection_rate = limits.connection_rate.value;
+  site.tls_required = limits.tls_required.value;
 }
 
 bool DeliveryPlanner::make_ready(queue::JobId id, SiteState& site, PlannerOutput& out) {

@@ -48,6 +48,13 @@ TEST(ParseRate, Table) {
   }
 }
 
+TEST(RateText, IsWhatParseRateReads) {
+  for (const char* text : {"300/m", "5/s", "50/h", "1000/d"}) {
+    EXPECT_EQ(rate_text(*parse_rate(text)), text);
+  }
+  EXPECT_EQ(rate_text(Rate{7, std::chrono::milliseconds(1500)}), "7/1500ms");
+}
+
 TEST(BounceCategories, RoundTrip) {
   EXPECT_EQ(all_bounce_categories().size(), 29u);
   for (BounceCategory category : all_bounce_categories()) {
