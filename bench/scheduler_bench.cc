@@ -33,7 +33,7 @@ std::unique_ptr<Loaded> load(int64_t jobs, int64_t sites) {
     ids.push_back(loaded->scheduler.add(std::move(job)));
   }
   std::vector<JobId> due;
-  loaded->scheduler.take_due(0, &due);
+  loaded->scheduler.take_due(runtime::WallTime{}, &due);
   for (size_t i = 0; i < due.size(); ++i) {
     loaded->scheduler.make_ready(due[i], loaded->sites[i % loaded->sites.size()]);
   }
@@ -52,7 +52,8 @@ void BM_PickNextAndReschedule(benchmark::State& state) {
   int64_t parked = 0;
   for (const std::string& site : loaded->sites) {
     const size_t half = s.ready(site) / 2;
-    for (size_t i = 0; i < half; ++i) s.reschedule(*s.pick_next(site), ++parked);
+    for (size_t i = 0; i < half; ++i)
+      s.reschedule(*s.pick_next(site), runtime::from_unix_ms(++parked));
   }
   std::mt19937_64 random(42);
   std::uniform_int_distribution<size_t> pick_site(0, loaded->sites.size() - 1);
@@ -60,9 +61,9 @@ void BM_PickNextAndReschedule(benchmark::State& state) {
   int64_t now = 0;
   for (auto _ : state) {
     const std::string& site = loaded->sites[pick_site(random)];
-    if (auto id = s.pick_next(site)) s.reschedule(*id, parked + now + 60000);
+    if (auto id = s.pick_next(site)) s.reschedule(*id, runtime::from_unix_ms(parked + now + 60000));
     due.clear();
-    s.take_due(++now, &due, 1);
+    s.take_due(runtime::from_unix_ms(++now), &due, 1);
     for (JobId id : due) s.make_ready(id, loaded->sites[id % loaded->sites.size()]);
   }
   state.SetItemsProcessed(state.iterations());

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "conf/config_reader.h"
+#include "mail/mailbox_provider.h"
 
 namespace ringmail::conf {
 namespace {
@@ -346,11 +347,76 @@ void read_backoff(Reader& r, const Item& item, PolicyConfig& policy) {
   }
 }
 
+std::optional<std::vector<std::optional<Rate>>> read_warmup_schedule(Reader& r, const Item& item) {
+  auto steps = r.list(item);
+  if (!steps) return std::nullopt;
+  if (steps->empty()) {
+    r.error(item.line, item.path, "a schedule needs at least one step");
+    return std::nullopt;
+  }
+  std::vector<std::optional<Rate>> schedule;
+  bool ok = true;
+  for (const Item& step : *steps) {
+    auto text = r.string(step);
+    if (!text) {
+      ok = false;
+    } else if (*text == "unlimited") {
+      schedule.push_back(std::nullopt);
+    } else if (auto rate = parse_rate(*text)) {
+      schedule.push_back(*rate);
+    } else {
+      r.error(
+          step.line, step.path,
+          "bad warm-up step \"" + *text + "\" (expected a rate like 50/h or 1000/d, or unlimited)");
+      ok = false;
+    }
+  }
+  if (!ok) return std::nullopt;
+  return schedule;
+}
+
+std::optional<std::vector<std::string>> read_warmup_providers(Reader& r, const Item& item) {
+  auto names = r.list(item);
+  if (!names) return std::nullopt;
+  if (names->empty()) {
+    r.error(item.line, item.path, "list at least one provider, or leave providers out");
+    return std::nullopt;
+  }
+  std::vector<std::string> providers;
+  bool ok = true;
+  for (const Item& name_item : *names) {
+    auto name = r.string(name_item);
+    if (!name) {
+      ok = false;
+      continue;
+    }
+    const std::string provider = lower(*name);
+    if (mail::provider_mx_suffixes(provider).empty()) {
+      std::string known;
+      for (std::string_view each : mail::provider_names()) {
+        known += known.empty() ? "" : ", ";
+        known += each;
+      }
+      r.error(name_item.line, name_item.path,
+              "unknown provider \"" + *name + "\" (known: " + known + ")");
+      ok = false;
+    } else if (std::find(providers.begin(), providers.end(), provider) != providers.end()) {
+      r.error(name_item.line, name_item.path, "provider \"" + provider + "\" is listed twice");
+      ok = false;
+    } else {
+      providers.push_back(provider);
+    }
+  }
+  if (!ok) return std::nullopt;
+  return providers;
+}
+
 void read_warmup(Reader& r, const Item& item, PolicyConfig& policy, const DeclaredSources& names) {
   auto items = r.list(item);
   if (!items) return;
   for (const Item& element : *items) {
-    auto fields = r.map(element, {"source", "schedule"});
+    auto fields =
+        r.map(element, {"source", "schedule", "started", "providers", "overflow", "advance"});
     if (!fields) continue;
     WarmupPlan plan;
     bool ok = true;
@@ -373,29 +439,39 @@ void read_warmup(Reader& r, const Item& item, PolicyConfig& policy, const Declar
       ok = false;
     }
     if (auto schedule_item = r.field(*fields, "schedule", Need::required)) {
-      auto steps = r.list(*schedule_item);
-      if (steps && steps->empty()) {
-        r.error(schedule_item->line, schedule_item->path, "a schedule needs at least one step");
-        ok = false;
-      }
-      if (!steps) ok = false;
-      for (const Item& step : steps.value_or(std::vector<Item>{})) {
-        auto text = r.string(step);
-        if (!text) {
-          ok = false;
-        } else if (*text == "unlimited") {
-          plan.schedule.push_back(std::nullopt);
-        } else if (auto rate = parse_rate(*text)) {
-          plan.schedule.push_back(*rate);
-        } else {
-          r.error(step.line, step.path,
-                  "bad warm-up step \"" + *text +
-                      "\" (expected a rate like 50/h or 1000/d, or unlimited)");
-          ok = false;
-        }
-      }
+      auto schedule = read_warmup_schedule(r, *schedule_item);
+      if (schedule) plan.schedule = std::move(*schedule);
+      ok = ok && schedule.has_value();
     } else {
       ok = false;
+    }
+    if (auto started_item = fields->get("started")) {
+      if (auto text = r.string(*started_item)) {
+        plan.started = parse_utc_date(*text);
+        if (!plan.started) {
+          r.error(started_item->line, started_item->path,
+                  "bad date \"" + *text + "\" (expected a UTC date YYYY-MM-DD, like 2026-03-01)");
+        }
+      }
+      ok = ok && plan.started.has_value();
+    }
+    if (auto providers_item = fields->get("providers")) {
+      auto providers = read_warmup_providers(r, *providers_item);
+      if (providers) plan.providers = std::move(*providers);
+      ok = ok && providers.has_value();
+    }
+    if (auto overflow_item = fields->get("overflow")) {
+      auto overflow = r.choice<WarmupOverflow>(
+          *overflow_item, {{"spill", WarmupOverflow::spill}, {"hold", WarmupOverflow::hold}});
+      if (overflow) plan.overflow = *overflow;
+      ok = ok && overflow.has_value();
+    }
+    if (auto advance_item = fields->get("advance")) {
+      auto advance = r.choice<WarmupAdvance>(
+          *advance_item,
+          {{"calendar", WarmupAdvance::calendar}, {"sending_day", WarmupAdvance::sending_day}});
+      if (advance) plan.advance = *advance;
+      ok = ok && advance.has_value();
     }
     if (ok) policy.warmup.push_back(std::move(plan));
   }
@@ -457,6 +533,25 @@ std::string rate_text(const Rate& rate) {
                                                            : nullptr;
   if (!unit) return std::to_string(rate.count) + "/" + std::to_string(rate.per.count()) + "ms";
   return std::to_string(rate.count) + "/" + unit;
+}
+
+std::optional<std::chrono::sys_days> parse_utc_date(std::string_view text) {
+  // Exactly YYYY-MM-DD: four, two and two digits.
+  if (text.size() != 10 || text[4] != '-' || text[7] != '-') return std::nullopt;
+  auto number = [&](size_t from, size_t length) -> std::optional<unsigned> {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(text.data() + from, text.data() + from + length, value);
+    if (ec != std::errc() || end != text.data() + from + length) return std::nullopt;
+    return value;
+  };
+  auto year = number(0, 4);
+  auto month = number(5, 2);
+  auto day = number(8, 2);
+  if (!year || !month || !day || *year < 1970) return std::nullopt;
+  const std::chrono::year_month_day date{std::chrono::year(static_cast<int>(*year)),
+                                         std::chrono::month(*month), std::chrono::day(*day)};
+  if (!date.ok()) return std::nullopt;
+  return std::chrono::sys_days(date);
 }
 
 ResponseMatch make_response_match(std::optional<int> code, std::string enhanced, std::string text) {

@@ -100,10 +100,34 @@ struct BackoffRule {
   BackoffAction action;
 };
 
+// A UTC date written YYYY-MM-DD (a real calendar day, years 1970-9999).
+std::optional<std::chrono::sys_days> parse_utc_date(std::string_view text);
+
+// What a warming source does with jobs over its cap (CONTRACT.md).
+enum class WarmupOverflow {
+  spill,  // they go to other sources of the pool that are warm or under cap
+  hold,   // they wait for the next window (but spill rather than expire)
+};
+
+// Which days move a source on to its next step (policy/warmup.h).
+enum class WarmupAdvance {
+  calendar,     // every UTC day
+  sending_day,  // only UTC days on which it sent
+};
+
 // One step per day of the source's age; nullopt = unlimited.
 struct WarmupPlan {
   std::string source;
   std::vector<std::optional<Rate>> schedule;
+  // Day 1; none: the UTC day of first use (persisted by the spool).
+  std::optional<std::chrono::sys_days> started;
+  // Provider names of mail/mailbox_provider.h, in config order, no
+  // repeats: the cap counts per named provider (other sites are not
+  // capped). Empty: one cap across all sites.
+  std::vector<std::string> providers;
+  WarmupOverflow overflow = WarmupOverflow::spill;
+  WarmupAdvance advance = WarmupAdvance::calendar;
+  friend bool operator==(const WarmupPlan&, const WarmupPlan&) = default;
 };
 
 struct BounceRule {

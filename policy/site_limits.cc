@@ -1,5 +1,6 @@
 #include "policy/site_limits.h"
 
+#include "mail/mailbox_provider.h"
 #include "policy/provider_defaults.h"
 #include "policy/site_shaping.h"
 
@@ -36,22 +37,20 @@ SiteLimits resolve_site_limits(const conf::Config& config, std::string_view doma
   const bool provider_rule = rule && rule->match.kind == conf::ShapingMatch::Kind::provider;
   // A provider rule matched through that provider's suffixes; otherwise
   // the MX hosts say whose they are.
-  const ShippedProvider* provider =
-      provider_rule ? find_provider(rule->match.value) : provider_of_mx(mx_hosts);
-
-  if (provider) {
-    limits.provider = std::string(provider->name);
+  limits.provider = std::string(provider_rule ? mail::canonical_provider(rule->match.value)
+                                              : mail::provider_of_hosts(mx_hosts));
+  if (const ProviderDefaults* shipped_limits = shipped_defaults(limits.provider)) {
     const LimitOrigin shipped{LimitOrigin::Kind::shipped_provider, limits.provider, 0};
-    if (provider->max_connections) {
-      limits.max_connections = {*provider->max_connections, shipped};
+    if (shipped_limits->max_connections) {
+      limits.max_connections = {*shipped_limits->max_connections, shipped};
       limits.connection_scope = ConnectionScope::provider;
     }
-    if (provider->max_messages_per_connection) {
-      limits.max_messages_per_connection = {*provider->max_messages_per_connection, shipped};
+    if (shipped_limits->max_messages_per_connection) {
+      limits.max_messages_per_connection = {*shipped_limits->max_messages_per_connection, shipped};
     }
     // delivery.tls: none is the operator turning TLS off altogether;
     // required is already the strongest.
-    if (provider->tls_required && delivery.tls == conf::OutboundTls::opportunistic) {
+    if (shipped_limits->tls_required && delivery.tls == conf::OutboundTls::opportunistic) {
       limits.tls_required = {true, shipped};
     }
   }

@@ -2,8 +2,9 @@
 //
 // Owns: the matching of shaping rules (first match wins, CONTRACT.md) to a
 // destination: `domain` against the recipient domain that routed to the
-// site, `mx_suffix` against the site's MX host names, `provider` against a
-// shipped table of the large mailbox providers' MX suffixes. Pure
+// site, `mx_suffix` against the site's MX host names, `provider` against the
+// shipped table of the large mailbox providers' MX suffixes (which lives in
+// mail/mailbox_provider.h, so that conf/ can check provider names). Pure
 // functions; any thread.
 #pragma once
 
@@ -11,13 +12,11 @@
 #include <vector>
 
 #include "conf/config_policy.h"
+#include "mail/mailbox_provider.h"
 
 namespace ringmail::policy {
 
-// The MX host suffixes of a shipped provider by name or alias ("gmail",
-// "google", "outlook", "yahoo", "icloud", "gmx", "comcast", "orange", …);
-// empty when unknown.
-const std::vector<std::string_view>& provider_mx_suffixes(std::string_view provider);
+using mail::provider_mx_suffixes;
 
 // The first rule of `rules` matching a destination, or null. mx_hosts are
 // lower-case host names without the trailing dot; domain is lower case.

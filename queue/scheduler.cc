@@ -39,21 +39,23 @@ JobId Scheduler::add(Job job) {
   e.place = Place::waiting;
   e.job = std::move(job);
   const JobId id = (static_cast<uint64_t>(e.generation) << 32) | slot;
-  push_waiting(id, e.job.due_unix_ms);
+  push_waiting(id, e.job.due);
   ++jobs_;
   return id;
 }
 
-int64_t Scheduler::bucket_of(int64_t due_ms) {
+int64_t Scheduler::bucket_of(runtime::WallTime due) {
+  const int64_t due_ms = runtime::to_unix_ms(due);
   return due_ms <= 0 ? 0 : (due_ms + kBucketMs - 1) / kBucketMs;
 }
 
-void Scheduler::push_waiting(JobId id, int64_t due_ms) {
-  buckets_[bucket_of(due_ms)].push_back(id);
+void Scheduler::push_waiting(JobId id, runtime::WallTime due) {
+  buckets_[bucket_of(due)].push_back(id);
   ++waiting_;
 }
 
-void Scheduler::take_due(int64_t now_ms, std::vector<JobId>* due, size_t limit) {
+void Scheduler::take_due(runtime::WallTime now, std::vector<JobId>* due, size_t limit) {
+  const int64_t now_ms = runtime::to_unix_ms(now);
   size_t taken = 0;
   while (taken < limit && !buckets_.empty()) {
     auto bucket = buckets_.begin();
@@ -64,7 +66,7 @@ void Scheduler::take_due(int64_t now_ms, std::vector<JobId>* due, size_t limit) 
       jobs.pop_front();
       Entry* e = entry(id);
       // Stale: removed, or rescheduled (to another second, or already taken).
-      if (!e || e->place != Place::waiting || bucket_of(e->job.due_unix_ms) != bucket->first) {
+      if (!e || e->place != Place::waiting || bucket_of(e->job.due) != bucket->first) {
         continue;
       }
       e->place = Place::routing;
@@ -76,9 +78,9 @@ void Scheduler::take_due(int64_t now_ms, std::vector<JobId>* due, size_t limit) 
   }
 }
 
-std::optional<int64_t> Scheduler::next_due() const {
+std::optional<runtime::WallTime> Scheduler::next_due() const {
   if (waiting_ == 0 || buckets_.empty()) return std::nullopt;
-  return buckets_.begin()->first * kBucketMs;
+  return runtime::from_unix_ms(buckets_.begin()->first * kBucketMs);
 }
 
 void Scheduler::make_ready(JobId id, const std::string& site) {
@@ -148,13 +150,13 @@ void Scheduler::unlink(Entry& e) {
   e.place = Place::routing;
 }
 
-void Scheduler::reschedule(JobId id, int64_t due_ms) {
+void Scheduler::reschedule(JobId id, runtime::WallTime due) {
   Entry* e = entry(id);
   if (!e) return;
   unlink(*e);
-  e->job.due_unix_ms = due_ms;
+  e->job.due = due;
   e->place = Place::waiting;
-  push_waiting(id, due_ms);
+  push_waiting(id, due);
 }
 
 void Scheduler::remove(JobId id) {
@@ -197,12 +199,12 @@ std::vector<std::string> Scheduler::ready_sites() const {
   return sites;
 }
 
-int64_t next_attempt_time(int64_t now_ms, uint32_t attempts,
-                          const std::vector<int64_t>& intervals_ms, double jitter) {
-  if (intervals_ms.empty()) return now_ms;
-  const size_t step = std::min<size_t>(attempts == 0 ? 0 : attempts - 1, intervals_ms.size() - 1);
-  const double delay = static_cast<double>(intervals_ms[step]) * jitter;
-  return now_ms + std::max<int64_t>(1, static_cast<int64_t>(std::llround(delay)));
+runtime::WallTime next_attempt_time(runtime::WallTime now, uint32_t attempts,
+                                    const std::vector<runtime::Millis>& intervals, double jitter) {
+  if (intervals.empty()) return now;
+  const size_t step = std::min<size_t>(attempts == 0 ? 0 : attempts - 1, intervals.size() - 1);
+  const double delay = static_cast<double>(intervals[step].count()) * jitter;
+  return now + runtime::Millis(std::max<int64_t>(1, static_cast<int64_t>(std::llround(delay))));
 }
 
 }  // namespace ringmail::queue

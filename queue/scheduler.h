@@ -11,7 +11,7 @@
 // that every domain of one provider shares one queue and one set of limits.
 //
 // Threads: not thread-safe; owned by the delivery loop's thread. Pure data
-// structure: no clock, no I/O (callers pass now_ms), so it is unit-tested
+// structure: no clock, no I/O (callers pass the wall time), so it is unit-tested
 // and benchmarked without sockets. Every operation is O(log n) or O(1).
 //
 // Durability: none here. The spool holds each recipient's state; this is
@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "queue/spool_message.h"
+#include "runtime/clock.h"
 
 namespace ringmail::queue {
 
@@ -48,26 +49,26 @@ struct Job {
   std::string tenant;
   std::string campaign;
   std::string pool;
-  int64_t received_unix_ms = 0;  // for delivery.retry.max_age
-  int64_t due_unix_ms = 0;
-  std::string site;       // set once routed
-  std::string last_site;  // the site of its last attempt, kept while it waits (admin API)
+  runtime::WallTime received{};  // for delivery.retry.max_age
+  runtime::WallTime due{};       // the epoch: due at once
+  std::string site;              // set once routed
+  std::string last_site;         // the site of its last attempt, kept while it waits (admin API)
 };
 
 class Scheduler {
  public:
   enum class Place { waiting, routing, ready, in_flight };
 
-  // A new job, waiting until job.due_unix_ms (rounded up to 100 ms).
+  // A new job, waiting until job.due (rounded up to 100 ms).
   // Returns its id.
   JobId add(Job job);
 
-  // Moves every waiting job due at or before now_ms to routing and appends
+  // Moves every waiting job due at or before `now` to routing and appends
   // its id to *due, earliest first (at most `limit`).
-  void take_due(int64_t now_ms, std::vector<JobId>* due, size_t limit = SIZE_MAX);
+  void take_due(runtime::WallTime now, std::vector<JobId>* due, size_t limit = SIZE_MAX);
   // Earliest time a waiting job may come due (a 100 ms boundary; may
   // belong to a job that has since moved on).
-  std::optional<int64_t> next_due() const;
+  std::optional<runtime::WallTime> next_due() const;
 
   // routing -> ready at the end of `site`'s FIFO.
   void make_ready(JobId id, const std::string& site);
@@ -77,8 +78,8 @@ class Scheduler {
   // when the site cannot be reached), appending their ids to *out.
   void take_ready(const std::string& site, std::vector<JobId>* out);
 
-  // Any place -> waiting until due_ms.
-  void reschedule(JobId id, int64_t due_ms);
+  // Any place -> waiting until `due`.
+  void reschedule(JobId id, runtime::WallTime due);
   // Forgets the job (every recipient reached a final state).
   void remove(JobId id);
 
@@ -136,8 +137,8 @@ class Scheduler {
 
   Entry* entry(JobId id);
   const Entry* entry(JobId id) const;
-  static int64_t bucket_of(int64_t due_ms);
-  void push_waiting(JobId id, int64_t due_ms);
+  static int64_t bucket_of(runtime::WallTime due);
+  void push_waiting(JobId id, runtime::WallTime due);
   void unlink(Entry& entry);
 
   std::vector<Entry> slots_;
@@ -154,8 +155,8 @@ class Scheduler {
 
 // The time of the next attempt after `attempts` attempts (1 = the first
 // failed): intervals[attempts-1], the last one repeating, times `jitter`
-// (e.g. 0.9..1.1, chosen by the caller's random source).
-int64_t next_attempt_time(int64_t now_ms, uint32_t attempts,
-                          const std::vector<int64_t>& intervals_ms, double jitter);
+// (e.g. 0.9..1.1, chosen by the caller's random source), at least 1 ms.
+runtime::WallTime next_attempt_time(runtime::WallTime now, uint32_t attempts,
+                                    const std::vector<runtime::Millis>& intervals, double jitter);
 
 }  // namespace ringmail::queue

@@ -16,6 +16,13 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 using WallTime = std::chrono::system_clock::time_point;
 using Millis = std::chrono::milliseconds;
 
+// Wall time to and from Unix milliseconds, the unit of spool records and
+// logs: the conversion at the edge of a record, not a time type to pass on.
+inline int64_t to_unix_ms(WallTime t) {
+  return std::chrono::duration_cast<Millis>(t.time_since_epoch()).count();
+}
+inline WallTime from_unix_ms(int64_t ms) { return WallTime(Millis(ms)); }
+
 class Clock {
  public:
   virtual ~Clock() = default;
@@ -23,9 +30,7 @@ class Clock {
   virtual WallTime wall() const = 0;
 
   // Wall time as Unix milliseconds, the unit of spool records and logs.
-  int64_t unix_ms() const {
-    return std::chrono::duration_cast<Millis>(wall().time_since_epoch()).count();
-  }
+  int64_t unix_ms() const { return to_unix_ms(wall()); }
 };
 
 class SystemClock final : public Clock {

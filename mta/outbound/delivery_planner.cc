@@ -35,6 +35,44 @@ void LabelCounts::add(const std::string& label) {
   counts.emplace_back(label, 1);
 }
 
+void PlannerOutput::clear() {
+  resolve.clear();
+  open.clear();
+  start.clear();
+  quit.clear();
+  close.clear();
+  updates.clear();
+  finished.clear();
+  records.clear();
+  dsns.clear();
+  metrics.delivered_by_site.counts.clear();
+  metrics.deferred_by_site.counts.clear();
+  metrics.bounced_by_category.counts.clear();
+  metrics.cancelled = 0;
+  metrics.queued = 0;
+  metrics.deferred = 0;
+  metrics.attempt_seconds.clear();
+  admin_bounced = 0;
+}
+
+void DeliveryPlanner::recycle(PlannerOutput&& used) {
+  used.clear();
+  spare_ = std::move(used);
+}
+
+void DeliveryPlanner::read_clock() {
+  now_.steady = clock_.steady();
+  now_.wall = clock_.wall();
+  now_.unix_ms = std::chrono::duration_cast<runtime::Millis>(now_.wall.time_since_epoch()).count();
+}
+
+PlannerOutput DeliveryPlanner::begin_event() {
+  read_clock();
+  PlannerOutput out = std::move(spare_);
+  spare_.clear();  // a moved-from output is valid but unspecified
+  return out;
+}
+
 DeliveryPlanner::DeliveryPlanner(const queue::Spool& spool, const runtime::Clock& clock,
                                  std::shared_ptr<const conf::Config> config, uint64_t random_seed)
     : spool_(spool), clock_(clock), random_(random_seed) {
@@ -55,10 +93,8 @@ void DeliveryPlanner::set_config(std::shared_ptr<const conf::Config> config) {
   config_ = std::move(config);
   classifier_ = policy::BounceClassifier(config_->policy ? config_->policy->bounce_rules
                                                          : std::vector<conf::BounceRule>{});
-  retry_intervals_ms_.clear();
-  for (const auto& interval : config_->delivery.retry.intervals) {
-    retry_intervals_ms_.push_back(interval.count());
-  }
+  retry_intervals_.assign(config_->delivery.retry.intervals.begin(),
+                          config_->delivery.retry.intervals.end());
   // Site limits follow the new config at their next connection.
   for (auto& [name, site] : sites_) apply_limits(site);
   // Routes may have changed: route every domain afresh, but keep the jobs
@@ -80,6 +116,7 @@ void DeliveryPlanner::load(const queue::SpoolMessage& message, const std::vector
   // come) go at once; the others together once the last of them is due.
   // One due time for all would hold a queued recipient back until its
   // deferred neighbours' retry.
+  read_clock();
   const int64_t now = unix_ms();
   std::vector<size_t> due_now, later;
   int64_t due_later = 0;
@@ -92,19 +129,19 @@ void DeliveryPlanner::load(const queue::SpoolMessage& message, const std::vector
       due_later = std::max(due_later, next);
     }
   }
-  if (!due_now.empty()) add_jobs(message, due_now, 0);
-  if (!later.empty()) add_jobs(message, later, due_later);
+  if (!due_now.empty()) add_jobs(message, due_now, runtime::WallTime{});
+  if (!later.empty()) add_jobs(message, later, runtime::from_unix_ms(due_later));
 }
 
 PlannerOutput DeliveryPlanner::start() {
-  PlannerOutput out;
+  PlannerOutput out = begin_event();
   run_due(out);
   return out;
 }
 
 PlannerOutput DeliveryPlanner::committed(
     const std::vector<std::shared_ptr<queue::SpoolMessage>>& messages) {
-  PlannerOutput out;
+  PlannerOutput out = begin_event();
   std::vector<size_t> indexes;
   for (const auto& message : messages) {
     // A rescan may have found it first.
@@ -120,14 +157,14 @@ PlannerOutput DeliveryPlanner::committed(
       cache_bytes_ += message->content.size();
       cache_.emplace(message->id.value, message);
     }
-    add_jobs(*message, indexes, 0);
+    add_jobs(*message, indexes, runtime::WallTime{});
   }
   if (!stopping_) run_due(out);
   return out;
 }
 
 PlannerOutput DeliveryPlanner::adopt(const std::vector<queue::SpoolMessage>& messages) {
-  PlannerOutput out;
+  PlannerOutput out = begin_event();
   size_t adopted = 0;
   for (const queue::SpoolMessage& m : messages) {
     // Already scheduled, or finished with its result not yet committed.
@@ -173,7 +210,7 @@ MessageLiveView DeliveryPlanner::live_view(const std::string& message_id) const 
 
 bool DeliveryPlanner::site_blocked(const SiteState& site) const {
   return stopping_ || holds_.all_paused() || site.down_until > steady() ||
-         holds_.site_suspended(site.key.site, clock_.wall()).has_value();
+         holds_.site_suspended(site.key.site, wall()).has_value();
 }
 
 void DeliveryPlanner::service_site(SiteState& site, PlannerOutput& out) {
@@ -226,7 +263,7 @@ void DeliveryPlanner::open_connection(SiteState& site, PlannerOutput& out) {
 }
 
 PlannerOutput DeliveryPlanner::connection_ready(ConnectionId id) {
-  PlannerOutput out;
+  PlannerOutput out = begin_event();
   auto it = connections_.find(id);
   if (it == connections_.end()) return out;
   Connection& c = it->second;
@@ -314,14 +351,14 @@ bool DeliveryPlanner::start_transaction(Connection& c, queue::JobId id, PlannerO
   c.message = message;
   ++c.messages;
   c.attempt_started = steady();
-  shaper_.attempted(c.site, clock_.wall());
+  shaper_.attempted(c.site, wall());
   out.start.push_back(StartCommand{c.id, std::move(outbound)});
   return true;
 }
 
 PlannerOutput DeliveryPlanner::transaction_done(ConnectionId id, const TransactionResult& result,
                                                 const std::string& tls) {
-  PlannerOutput out;
+  PlannerOutput out = begin_event();
   auto it = connections_.find(id);
   if (it == connections_.end() || !it->second.job) return out;
   Connection& c = it->second;
@@ -333,7 +370,7 @@ PlannerOutput DeliveryPlanner::transaction_done(ConnectionId id, const Transacti
   const SiteState* where = site(c.site);
   for (const SmtpReply& reply : result.recipients) {
     if (!reply.local) {
-      backoff_.evaluate(c.site, reply.code, reply.enhanced, reply.text, clock_.wall());
+      backoff_.evaluate(c.site, reply.code, reply.enhanced, reply.text, wall());
     }
   }
   finish_job(job, message.get(), result.recipients, where, c.targets[c.target].mx, tls, out);
@@ -342,13 +379,13 @@ PlannerOutput DeliveryPlanner::transaction_done(ConnectionId id, const Transacti
 
 PlannerOutput DeliveryPlanner::connection_failed(ConnectionId id, const SmtpReply& why,
                                                  bool tls_failed) {
-  PlannerOutput out;
+  PlannerOutput out = begin_event();
   end_connection(id, &why, tls_failed, out);
   return out;
 }
 
 PlannerOutput DeliveryPlanner::connection_closed(ConnectionId id) {
-  PlannerOutput out;
+  PlannerOutput out = begin_event();
   end_connection(id, nullptr, false, out);
   return out;
 }
@@ -423,7 +460,7 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
 }
 
 PlannerOutput DeliveryPlanner::tick() {
-  PlannerOutput out;
+  PlannerOutput out = begin_event();
   const runtime::SteadyTime now = steady();
   if (stopping_) {
     if (!stop_deadline_passed_ && now >= stop_deadline_) {
@@ -438,7 +475,7 @@ PlannerOutput DeliveryPlanner::tick() {
   }
   forget_old_finished();
   std::vector<std::string> ended_domains;
-  holds_.expire(clock_.wall(), &ended_domains);
+  holds_.expire(wall(), &ended_domains);
   for (const std::string& domain : ended_domains) release_held(domain_scope(domain), out);
   run_due(out);
   // Ready jobs of sites that found no free connection when they became
@@ -448,7 +485,7 @@ PlannerOutput DeliveryPlanner::tick() {
 }
 
 PlannerOutput DeliveryPlanner::stop(runtime::Millis timeout) {
-  PlannerOutput out;
+  PlannerOutput out = begin_event();
   if (stopping_) return out;
   stopping_ = true;
   stop_deadline_ = steady() + timeout;

@@ -145,6 +145,9 @@ struct PlannerOutput {
   std::vector<std::unique_ptr<queue::SpoolMessage>> dsns;  // to submit like new mail
   MetricDeltas metrics;
   size_t admin_bounced = 0;  // recipients an AdminCommand bounce took out
+
+  // Empty again, keeping the vectors' capacity (DeliveryPlanner::recycle).
+  void clear();
 };
 
 // Whether a delivery.routes entry covers the (lower-case) domain: exact,
@@ -156,6 +159,10 @@ class DeliveryPlanner {
   // spool and clock must outlive the planner.
   DeliveryPlanner(const queue::Spool& spool, const runtime::Clock& clock,
                   std::shared_ptr<const conf::Config> config, uint64_t random_seed);
+
+  // Hands a carried-out output back, so that the next event fills its
+  // vectors without allocating them again.
+  void recycle(PlannerOutput&& used);
 
   // Without a delivery log nobody reads the records: they are not built.
   void set_records_wanted(bool wanted) { records_wanted_ = wanted; }
@@ -236,7 +243,7 @@ class DeliveryPlanner {
 
   // --- routing (delivery_planner_routing.cc)
   void add_jobs(const queue::SpoolMessage& message, const std::vector<size_t>& indexes,
-                int64_t due_ms);
+                runtime::WallTime due);
   void run_due(PlannerOutput& out);
   void route(queue::JobId id, PlannerOutput& out);
   SiteState& site_state(const std::string& site_name, const EgressChoice& source, bool* created);
@@ -283,14 +290,26 @@ class DeliveryPlanner {
   void make_dsn(const queue::SpoolMessage& original, std::vector<queue::DsnRecipient> recipients,
                 PlannerOutput& out);
 
-  runtime::SteadyTime steady() const { return clock_.steady(); }
-  int64_t unix_ms() const { return clock_.unix_ms(); }
+  // Every event reads the clock once, at its start: its decisions share
+  // one "now", and a busy delivery thread does not read the clock per job.
+  PlannerOutput begin_event();
+  void read_clock();
+  runtime::SteadyTime steady() const { return now_.steady; }
+  runtime::WallTime wall() const { return now_.wall; }
+  int64_t unix_ms() const { return now_.unix_ms; }
 
   const queue::Spool& spool_;
   const runtime::Clock& clock_;
+  struct EventTime {
+    runtime::SteadyTime steady{};
+    runtime::WallTime wall{};
+    int64_t unix_ms = 0;
+  };
+  EventTime now_;
+  PlannerOutput spare_;
   std::shared_ptr<const conf::Config> config_;
   policy::BounceClassifier classifier_;
-  std::vector<int64_t> retry_intervals_ms_;
+  std::vector<runtime::Millis> retry_intervals_;
   policy::EgressSelector egress_;
   policy::Shaper shaper_;
   policy::HoldSet holds_;

@@ -50,7 +50,7 @@ void DeliveryPlanner::finish_job(queue::JobId id, const queue::SpoolMessage* mes
   const int64_t now = unix_ms();
   std::vector<queue::JobRecipient> deferred;
   std::vector<queue::DsnRecipient> dsn;
-  int64_t next_due = 0;
+  std::optional<runtime::WallTime> next_due;
   uint32_t final_count = 0;
   std::uniform_real_distribution<double> jitter(0.9, 1.1);
 
@@ -74,17 +74,17 @@ void DeliveryPlanner::finish_job(queue::JobId id, const queue::SpoolMessage* mes
         type = "Bounce";
         update.state = queue::RecipientState::bounced;
       } else {
-        const int64_t next =
-            queue::next_attempt_time(now, attempt, retry_intervals_ms_, jitter(random_));
-        if (next - job->received_unix_ms > config_->delivery.retry.max_age.count()) {
+        const runtime::WallTime next =
+            queue::next_attempt_time(wall(), attempt, retry_intervals_, jitter(random_));
+        if (next - job->received > config_->delivery.retry.max_age) {
           type = "Expiration";
           category = conf::BounceCategory::MessageExpired;
           update.state = queue::RecipientState::expired;
         } else {
           type = "TransientFailure";
           update.state = queue::RecipientState::deferred;
-          update.next_attempt_unix_ms = next;
-          next_due = next_due == 0 ? next : std::min(next_due, next);
+          update.next_attempt_unix_ms = runtime::to_unix_ms(next);
+          next_due = next_due ? std::min(*next_due, next) : next;
           deferred.push_back(queue::JobRecipient{r.index, attempt, true});
           out.metrics.deferred_by_site.add(site_name);
           ++totals_.deferred;
@@ -156,7 +156,7 @@ void DeliveryPlanner::finish_job(queue::JobId id, const queue::SpoolMessage* mes
     job->recipients = std::move(deferred);
     job->last_site = job->site;
     job->site.clear();  // routed afresh at its next attempt
-    scheduler_.reschedule(id, next_due);
+    scheduler_.reschedule(id, *next_due);
   } else {
     scheduler_.remove(id);
   }

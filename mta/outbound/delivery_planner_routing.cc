@@ -55,7 +55,7 @@ std::string ReadyQueueKey::text() const {
 }
 
 void DeliveryPlanner::add_jobs(const queue::SpoolMessage& message,
-                               const std::vector<size_t>& indexes, int64_t due_ms) {
+                               const std::vector<size_t>& indexes, runtime::WallTime due) {
   active_recipients_[message.id.value] += static_cast<uint32_t>(indexes.size());
   auto new_job = [&](const std::string& domain) {
     queue::Job job;
@@ -63,8 +63,8 @@ void DeliveryPlanner::add_jobs(const queue::SpoolMessage& message,
     job.domain = domain;
     job.tenant = message.meta.tenant;
     job.campaign = message.meta.campaign;
-    job.received_unix_ms = message.meta.received_unix_ms;
-    job.due_unix_ms = due_ms;
+    job.received = runtime::from_unix_ms(message.meta.received_unix_ms);
+    job.due = due;
     return job;
   };
   auto recipient = [&](size_t i) {
@@ -97,7 +97,7 @@ void DeliveryPlanner::run_due(PlannerOutput& out) {
   // Everything waits, due or not, while all delivery is paused.
   if (holds_.all_paused()) return;
   std::vector<queue::JobId> due;
-  scheduler_.take_due(unix_ms(), &due, kDueBatch);
+  scheduler_.take_due(wall(), &due, kDueBatch);
   for (queue::JobId id : due) route(id, out);
 }
 
@@ -112,7 +112,7 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
     // Released from a tenant or campaign hold while all delivery is
     // paused: it waits with every other job, and resume_all runs it (a
     // tenant or campaign list would keep it past resume_all).
-    scheduler_.reschedule(id, job->due_unix_ms);
+    scheduler_.reschedule(id, job->due);
     return;
   }
   if (holds_.holds_job(job->tenant, job->campaign)) {
@@ -121,13 +121,13 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
     held_[by_tenant ? tenant_scope(job->tenant) : campaign_scope(job->campaign)].push_back(id);
     return;
   }
-  if (holds_.domain_suspended(job->domain, clock_.wall())) {
+  if (holds_.domain_suspended(job->domain, wall())) {
     // Suspended by the operator: not an attempt; the suspension's end or a
     // resume routes it again.
     held_[domain_scope(job->domain)].push_back(id);
     return;
   }
-  if (unix_ms() - job->received_unix_ms > config_->delivery.retry.max_age.count()) {
+  if (wall() - job->received > config_->delivery.retry.max_age) {
     expire_job(id, out);
     return;
   }
@@ -175,7 +175,7 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
 }
 
 PlannerOutput DeliveryPlanner::resolved(const std::string& key, const MxResolution& resolution) {
-  PlannerOutput out;
+  PlannerOutput out = begin_event();
   // Keyed by the name asked, whatever normalization the resolver applied.
   DomainRoute& domain = domains_[key];
   domain.resolving = false;
@@ -186,7 +186,7 @@ PlannerOutput DeliveryPlanner::resolved(const std::string& key, const MxResoluti
   std::erase_if(waiting, [&](queue::JobId id) {
     const queue::Job* job = scheduler_.find(id);
     if (!job || scheduler_.place(id) != queue::Scheduler::Place::routing ||
-        !holds_.domain_suspended(job->domain, clock_.wall())) {
+        !holds_.domain_suspended(job->domain, wall())) {
       return false;
     }
     held_[domain_scope(job->domain)].push_back(id);
@@ -356,7 +356,7 @@ void DeliveryPlanner::admin_bounce(const AdminCommand& command, PlannerOutput& o
 }
 
 PlannerOutput DeliveryPlanner::command(const AdminCommand& command) {
-  PlannerOutput out;
+  PlannerOutput out = begin_event();
   switch (command.kind) {
     case AdminCommand::Kind::suspend_site:
       holds_.suspend_site(command.target, command.until);
@@ -373,7 +373,7 @@ PlannerOutput DeliveryPlanner::command(const AdminCommand& command) {
       for (queue::JobId id : ready) {
         if (scheduler_.place(id) != queue::Scheduler::Place::ready) continue;
         const queue::Job* job = scheduler_.find(id);
-        scheduler_.reschedule(id, job->due_unix_ms);
+        scheduler_.reschedule(id, job->due);
       }
       if (!stopping_) run_due(out);
       break;

@@ -307,6 +307,7 @@ void OutboundEngine::carry_out(PlannerOutput out) {
       post([this, name, copy] { carry_out(planner_.resolved(name, *copy)); });
     });
   }
+  planner_.recycle(std::move(out));
 }
 
 size_t OutboundEngine::command(const AdminCommand& command) {

@@ -152,6 +152,74 @@ TEST_F(PolicyTest, RuleShapeProblems) {
       result.errors, at(20, "policy.warmup[1].schedule") + "a schedule needs at least one step"));
 }
 
+TEST(ParseUtcDate, Table) {
+  using namespace std::chrono;
+  EXPECT_EQ(parse_utc_date("2026-03-01"), sys_days(2026y / March / 1));
+  EXPECT_EQ(parse_utc_date("1970-01-01"), sys_days(1970y / January / 1));
+  EXPECT_EQ(parse_utc_date("2028-02-29"), sys_days(2028y / February / 29));  // leap year
+  for (const char* bad :
+       {"", "2026-3-1", "2026-02-30", "2027-02-29", "2026-13-01", "2026-00-10", "1969-12-31",
+        "2026/03/01", "2026-03-01T00:00", " 2026-03-01", "+026-03-01", "2026-03-1x", "20260301"}) {
+    EXPECT_FALSE(parse_utc_date(bad).has_value()) << bad;
+  }
+}
+
+TEST_F(PolicyTest, WarmupExtrasLoad) {
+  auto result = load(
+      "  warmup:\n"
+      "    - source: ip1\n"
+      "      schedule: [5/m, 100/h, unlimited]\n"
+      "      started: 2026-03-01\n"
+      "      providers: [gmail, Yahoo]\n"
+      "      overflow: hold\n"
+      "      advance: sending_day\n"
+      "    - {source: ip2, schedule: [50/h]}\n");
+  ASSERT_TRUE(result.errors.empty()) << testing::describe(result.errors);
+  const PolicyConfig& policy = *result.config->policy;
+  const WarmupPlan* full = policy.find_warmup("ip1");
+  ASSERT_NE(full, nullptr);
+  using namespace std::chrono;
+  EXPECT_EQ(full->started, sys_days(2026y / March / 1));
+  EXPECT_EQ(full->providers, (std::vector<std::string>{"gmail", "yahoo"}));
+  EXPECT_EQ(full->overflow, WarmupOverflow::hold);
+  EXPECT_EQ(full->advance, WarmupAdvance::sending_day);
+  // Defaults: started at first use, one cap across all sites, spill, calendar.
+  const WarmupPlan* plain = policy.find_warmup("ip2");
+  ASSERT_NE(plain, nullptr);
+  EXPECT_FALSE(plain->started.has_value());
+  EXPECT_TRUE(plain->providers.empty());
+  EXPECT_EQ(plain->overflow, WarmupOverflow::spill);
+  EXPECT_EQ(plain->advance, WarmupAdvance::calendar);
+}
+
+TEST_F(PolicyTest, WarmupExtrasProblems) {
+  auto result = load(
+      "  warmup:\n"                                                         // 8
+      "    - source: ip1\n"                                                 // 9
+      "      schedule: [50/h]\n"                                            // 10
+      "      started: 2026-02-30\n"                                         // 11
+      "      providers: [gmail, hotmail, gmail]\n"                          // 12
+      "      overflow: queue\n"                                             // 13
+      "      advance: weekly\n"                                             // 14
+      "    - {source: ip2, schedule: [50/h], providers: [], started: 3}\n"  // 15
+      "    - {source: ip2, schedule: [50/h], pace: fast}\n");               // 16
+  EXPECT_TRUE(has_problem(result.errors, at(11, "policy.warmup[0].started") +
+                                             "bad date \"2026-02-30\" (expected a UTC date"));
+  EXPECT_TRUE(has_problem(result.errors, at(12, "policy.warmup[0].providers[1]") +
+                                             "unknown provider \"hotmail\" (known: aol, apple"));
+  EXPECT_TRUE(has_problem(result.errors, at(12, "policy.warmup[0].providers[2]") +
+                                             "provider \"gmail\" is listed twice"));
+  EXPECT_TRUE(has_problem(result.errors, at(13, "policy.warmup[0].overflow") +
+                                             "expected one of spill, hold; got \"queue\""));
+  EXPECT_TRUE(has_problem(
+      result.errors, at(14, "policy.warmup[0].advance") + "expected one of calendar, sending_day"));
+  EXPECT_TRUE(has_problem(result.errors,
+                          at(15, "policy.warmup[1].providers") + "list at least one provider"));
+  EXPECT_TRUE(has_problem(result.errors, at(15, "policy.warmup[1].started") + "bad date \"3\""));
+  EXPECT_TRUE(has_problem(result.errors, at(16, "policy.warmup[2].pace") + "unknown key"));
+  EXPECT_EQ(result.config, nullptr);
+}
+
 TEST_F(PolicyTest, SourceProblemsAreReportedOnce) {
   file_ = dir_.write("ringmail.yaml",
                      "hostname: mx.example.test\n"
