@@ -136,6 +136,7 @@ struct DeliveryConfig {
   OutboundTls tls = OutboundTls::opportunistic;
   uint32_t max_connections = 2000;                  // outbound connections in all
   uint32_t max_connections_per_site = 32;           // unless a shaping rule says otherwise
+  uint32_t initial_connections = 2;                 // a site's start, grown with its backlog
   uint32_t max_messages_per_connection = 100;       // unless a shaping rule says otherwise
   Duration idle_timeout = std::chrono::seconds(5);  // an idle outbound connection closes
   // Accept and spool, deliver nothing (no DNS, no connection) until a

@@ -414,7 +414,7 @@ class Loader {
     auto fields =
         r_.map(*item, {"routes", "dns", "retry", "generate_dsn", "smtp_port", "tls",
                        "max_connections", "max_connections_per_site", "max_messages_per_connection",
-                       "idle_timeout", "timeouts", "paused"});
+                       "initial_connections", "idle_timeout", "timeouts", "paused"});
     if (!fields) return;
     DeliveryConfig& delivery = config_.delivery;
     if (auto routes = fields->get("routes")) {
@@ -506,6 +506,9 @@ class Loader {
     }
     if (auto value = r_.integer(*fields, "max_connections_per_site", Need::optional, 1, 100000)) {
       delivery.max_connections_per_site = static_cast<uint32_t>(*value);
+    }
+    if (auto value = r_.integer(*fields, "initial_connections", Need::optional, 1, 100000)) {
+      delivery.initial_connections = static_cast<uint32_t>(*value);
     }
     if (auto value =
             r_.integer(*fields, "max_messages_per_connection", Need::optional, 1, 1000000)) {

@@ -329,21 +329,50 @@ void read_shaping(Reader& r, const Item& item, PolicyConfig& policy) {
   }
 }
 
+// The largest count a `when` may ask for: the evaluator keeps one time
+// stamp per matching reply while it counts, so the bound bounds memory.
+constexpr uint64_t kMaxBackoffWhenCount = 10000;
+
+std::optional<BackoffWhen> read_backoff_when(Reader& r, const Item& item) {
+  auto fields = r.map(item, {"count", "within"});
+  if (!fields) return std::nullopt;
+  auto count = r.integer(*fields, "count", Need::required, 1, kMaxBackoffWhenCount);
+  std::optional<Duration> within;
+  if (auto within_item = r.field(*fields, "within", Need::required)) {
+    within = r.duration(*within_item);
+    if (within && within->count() <= 0) {
+      r.error(within_item->line, within_item->path, "must be longer than 0, like 10m");
+      within.reset();
+    }
+  }
+  if (!count || !within) return std::nullopt;
+  return BackoffWhen{static_cast<uint32_t>(*count), *within};
+}
+
 void read_backoff(Reader& r, const Item& item, PolicyConfig& policy) {
+  policy.backoff_given = true;
   auto items = r.list(item);
   if (!items) return;
   for (const Item& element : *items) {
-    auto fields = r.map(element, {"match", "action"});
+    auto fields = r.map(element, {"match", "action", "when"});
     if (!fields) continue;
     std::optional<ResponseMatch> match;
     std::optional<BackoffAction> action;
+    std::optional<BackoffWhen> when;
+    bool when_ok = true;
     if (auto match_item = r.field(*fields, "match", Need::required)) {
       match = read_response_match(r, *match_item);
     }
     if (auto action_item = r.field(*fields, "action", Need::required)) {
       action = read_backoff_action(r, *action_item);
     }
-    if (match && action) policy.backoff.push_back(BackoffRule{std::move(*match), *action});
+    if (auto when_item = fields->get("when")) {
+      when = read_backoff_when(r, *when_item);
+      when_ok = when.has_value();
+    }
+    if (match && action && when_ok) {
+      policy.backoff.push_back(BackoffRule{std::move(*match), *action, when});
+    }
   }
 }
 

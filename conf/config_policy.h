@@ -95,9 +95,18 @@ struct BackoffAction {
   Duration recover_after{0};  // kind == rate_factor
 };
 
+// A rule with `when` fires only on the count-th matching reply within
+// `within` on one ready queue (source, site); the count then starts again.
+struct BackoffWhen {
+  uint32_t count = 1;  // >= 1
+  Duration within{0};  // > 0
+  friend bool operator==(const BackoffWhen&, const BackoffWhen&) = default;
+};
+
 struct BackoffRule {
   ResponseMatch match;
   BackoffAction action;
+  std::optional<BackoffWhen> when;  // none: every matching reply fires
 };
 
 // A UTC date written YYYY-MM-DD (a real calendar day, years 1970-9999).
@@ -141,6 +150,9 @@ struct PolicyConfig {
   std::vector<EgressPool> pools;
   std::vector<ShapingRule> shaping;  // first match wins
   std::vector<BackoffRule> backoff;  // first match wins
+  // policy.backoff was given (even as []): it replaces the shipped rules
+  // (policy/backoff_defaults.h). Absent: the shipped rules apply.
+  bool backoff_given = false;
   std::vector<WarmupPlan> warmup;
   std::vector<BounceRule> bounce_rules;  // tried before the shipped rules
 

@@ -150,6 +150,12 @@ void Scheduler::unlink(Entry& e) {
   e.place = Place::routing;
 }
 
+void Scheduler::set_aside(JobId id) {
+  Entry* e = entry(id);
+  if (!e) return;
+  unlink(*e);  // leaves it in routing
+}
+
 void Scheduler::reschedule(JobId id, runtime::WallTime due) {
   Entry* e = entry(id);
   if (!e) return;

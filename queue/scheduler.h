@@ -53,6 +53,9 @@ struct Job {
   runtime::WallTime due{};       // the epoch: due at once
   std::string site;              // set once routed
   std::string last_site;         // the site of its last attempt, kept while it waits (admin API)
+  // A token of its tenant's or campaign's rate was taken for its next
+  // start (it was released from their wait list): not taken again.
+  bool rate_paid = false;
 };
 
 class Scheduler {
@@ -78,6 +81,9 @@ class Scheduler {
   // when the site cannot be reached), appending their ids to *out.
   void take_ready(const std::string& site, std::vector<JobId>* out);
 
+  // Any place -> routing: the caller keeps it aside (a job waiting for a
+  // rate's token) and routes or reschedules it later.
+  void set_aside(JobId id);
   // Any place -> waiting until `due`.
   void reschedule(JobId id, runtime::WallTime due);
   // Forgets the job (every recipient reached a final state).

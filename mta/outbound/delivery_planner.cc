@@ -93,6 +93,7 @@ void DeliveryPlanner::set_config(std::shared_ptr<const conf::Config> config) {
   config_ = std::move(config);
   classifier_ = policy::BounceClassifier(config_->policy ? config_->policy->bounce_rules
                                                          : std::vector<conf::BounceRule>{});
+  backoff_.reconfigure(config_->policy.get());
   retry_intervals_.assign(config_->delivery.retry.intervals.begin(),
                           config_->delivery.retry.intervals.end());
   // Site limits follow the new config at their next connection.
@@ -215,7 +216,19 @@ bool DeliveryPlanner::site_blocked(const SiteState& site) const {
 
 void DeliveryPlanner::service_site(SiteState& site, PlannerOutput& out) {
   if (site_blocked(site)) return;
-  while (scheduler_.ready(site.name) > 0 && !site.idle.empty()) {
+  const runtime::SteadyTime now = steady();
+  if (site.shaping.limited()) {
+    // Out of message tokens: every job of the queue waits for the next one.
+    const policy::ShapingDecision d = site.shaping.may_send(now);
+    if (!d.go) {
+      wake_at("s:" + site.name, d.wait_until);
+      return;
+    }
+  }
+  // Idle connections first. Each one either starts a job or goes back
+  // idle (nothing ready, or a rate says wait): one try each.
+  for (size_t tries = site.idle.size();
+       tries > 0 && !site.idle.empty() && scheduler_.ready(site.name) > 0; --tries) {
     const ConnectionId id = site.idle.back();
     site.idle.pop_back();
     auto it = connections_.find(id);
@@ -223,12 +236,23 @@ void DeliveryPlanner::service_site(SiteState& site, PlannerOutput& out) {
     it->second.idle = false;
     use_connection(it->second, out);
   }
+  // A new connection only for a backlog deeper than the connections being
+  // opened and those in a transaction (each takes the next job when its
+  // transaction ends), and within the queue's concurrency.
   const size_t ready = scheduler_.ready(site.name);
-  while (ready > site.opening && site.connections < site.max_connections &&
+  while (ready > site.opening + site.busy && site.connections < site.concurrency &&
          open_connections_ < config_->delivery.max_connections) {
+    if (site.shaping.limited()) {
+      const policy::ShapingDecision d = site.shaping.may_connect(now);
+      if (!d.go) {
+        wake_at("s:" + site.name, d.wait_until);
+        break;
+      }
+    }
     const uint32_t before = site.connections;
     open_connection(site, out);
     if (site.connections == before) break;  // no address to connect to
+    site.shaping.connected(now);
   }
 }
 
@@ -285,7 +309,17 @@ void DeliveryPlanner::use_connection(Connection& c, PlannerOutput& out) {
     return;
   }
   if (!site_blocked(site)) {
-    while (auto id = scheduler_.pick_next(c.site)) {
+    for (;;) {
+      if (site.shaping.limited()) {
+        const policy::ShapingDecision d = site.shaping.may_send(steady());
+        if (!d.go) {
+          wake_at("s:" + site.name, d.wait_until);
+          break;
+        }
+      }
+      const std::optional<queue::JobId> id = scheduler_.pick_next(c.site);
+      if (!id) break;
+      if (!pass_job_rates(*id, *scheduler_.find(*id))) continue;
       if (start_transaction(c, *id, out)) return;
     }
   }
@@ -351,7 +385,11 @@ bool DeliveryPlanner::start_transaction(Connection& c, queue::JobId id, PlannerO
   c.message = message;
   ++c.messages;
   c.attempt_started = steady();
-  shaper_.attempted(c.site, wall());
+  const auto recipients = static_cast<uint32_t>(job->recipients.size());
+  SiteState& site = site_state_of(c);
+  ++site.busy;
+  site.shaping.sent(recipients, c.attempt_started);
+  take_job_tokens(*job, recipients);
   out.start.push_back(StartCommand{c.id, std::move(outbound)});
   return true;
 }
@@ -367,11 +405,21 @@ PlannerOutput DeliveryPlanner::transaction_done(ConnectionId id, const Transacti
   std::shared_ptr<const queue::SpoolMessage> message = std::move(c.message);
   out.metrics.attempt_seconds.push_back(
       std::chrono::duration<double>(steady() - c.attempt_started).count());
-  const SiteState* where = site(c.site);
+  SiteState& where_state = site_state_of(c);
+  if (where_state.busy > 0) --where_state.busy;
+  const SiteState* where = &where_state;
+  bool any_delivered = false, slow_down = false;
   for (const SmtpReply& reply : result.recipients) {
+    any_delivered = any_delivered || reply.positive();
+    slow_down = slow_down || reply.code == 421;
     if (!reply.local) {
       backoff_.evaluate(c.site, reply.code, reply.enhanced, reply.text, wall());
     }
+  }
+  if (slow_down) {
+    concurrency_failure(where_state);
+  } else if (any_delivered) {
+    concurrency_success(where_state);
   }
   finish_job(job, message.get(), result.recipients, where, c.targets[c.target].mx, tls, out);
   return out;
@@ -403,6 +451,7 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
   if (site.connections > 0) --site.connections;
   if (open_connections_ > 0) --open_connections_;
   const ConnectTarget target = c.targets[c.target];
+  if (c.job && site.busy > 0) --site.busy;
   if (c.job) {
     // A transaction cut short without a result: its recipients are retried.
     const queue::JobId job = *c.job;
@@ -410,6 +459,7 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
     fail_job(job, SmtpReply::made_here(0, "4.4.1", "connection closed during the transaction"),
              target.mx, out);
   }
+  if (failure && (!c.ready_once || failure->code == 421)) concurrency_failure(site);
   if (failure && !c.ready_once) {
     SmtpReply why = *failure;
     if (why.local && why.text.find(target.ip) == std::string::npos) {
@@ -437,6 +487,7 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
       ++site.connections;
       ++site.opening;
       ++open_connections_;
+      site.shaping.connected(steady());  // a new connection, if not a new decision
       out.open.push_back(
           OpenCommand{next.id, next.targets[next.target], next.source, next.starttls});
       connections_.emplace(next.id, std::move(next));
@@ -478,6 +529,7 @@ PlannerOutput DeliveryPlanner::tick() {
   holds_.expire(wall(), &ended_domains);
   for (const std::string& domain : ended_domains) release_held(domain_scope(domain), out);
   run_due(out);
+  run_wakes(out);
   // Ready jobs of sites that found no free connection when they became
   // ready (the global limit was reached then, or the site was held) get one now.
   service_ready_sites(out);

@@ -87,16 +87,23 @@ struct SiteState {
   uint16_t port = 25;
   uint32_t max_connections = 32;
   uint32_t max_messages_per_connection = 100;
-  // The rest of policy::resolve_site_limits (apply_limits): the shipped
-  // provider of the site ("" none), whether max_connections counts per
-  // source across all its sites, the rates, whether TLS is required.
+  // From policy::resolve_site_limits (apply_limits) for the traffic policy
+  // to come: the shipped provider of the site ("" none), whether
+  // max_connections counts per source across all its sites, whether TLS is
+  // required.
   std::string provider;
   bool per_provider_connections = false;
-  policy::RateLimit message_rate, connection_rate;
   bool tls_required = false;
+  // Adaptive concurrency (README, "Connections per site"): the connections
+  // it may have now, from delivery.initial_connections up to
+  // max_connections; 0 until its limits are applied.
+  uint32_t concurrency = 0;
+  uint32_t successes = 0;          // successful transactions with a backlog since it last grew
+  policy::QueueShaping shaping;    // its message_rate and connection_rate
   uint32_t connections = 0;        // open or opening
   uint32_t opening = 0;            // not yet ready for a first message
   uint32_t established = 0;        // got to ready at least once, not closed
+  uint32_t busy = 0;               // in a transaction now
   std::vector<ConnectionId> idle;  // ready connections with nothing to do
   // After every address failed: jobs are deferred without a new attempt
   // until then, with that failure.
@@ -259,6 +266,22 @@ class DeliveryPlanner {
   static std::string domain_scope(const std::string& domain);  // held_'s key
   void admin_bounce(const AdminCommand& command, PlannerOutput& out);
 
+  // --- rates (delivery_planner_rates.cc)
+  // Whether the job may start now under its tenant's and campaign's
+  // rates; if not it is set aside in their wait list. Call after pick_next.
+  bool pass_job_rates(queue::JobId id, queue::Job& job);
+  // The tokens of a starting job.
+  void take_job_tokens(queue::Job& job, uint32_t recipients);
+  // Wakes `key` ("s:SITE", or a wait list "t:NAME"/"c:NAME") at `when`
+  // (once: an earlier wake-up already armed stands).
+  void wake_at(const std::string& key, runtime::SteadyTime when);
+  void run_wakes(PlannerOutput& out);
+  void release_rate_waiters(const std::string& bucket, PlannerOutput& out);
+  // Adaptive concurrency feedback.
+  void concurrency_success(SiteState& site);
+  void concurrency_failure(SiteState& site);
+  void apply_tenant_rates();
+
   // --- connections (delivery_planner.cc)
   void service_site(SiteState& site, PlannerOutput& out);
   void service_ready_sites(PlannerOutput& out);
@@ -270,6 +293,7 @@ class DeliveryPlanner {
   void end_connection(ConnectionId id, const SmtpReply* failure, bool tls_failed,
                       PlannerOutput& out);
   bool site_blocked(const SiteState& site) const;
+  SiteState& site_state_of(const Connection& c) { return sites_[c.site]; }
 
   // --- results (delivery_planner_results.cc)
   void fail_job(queue::JobId id, const SmtpReply& reply, const std::string& mx, PlannerOutput& out);
@@ -332,6 +356,12 @@ class DeliveryPlanner {
   // Jobs held by a tenant or campaign pause ("t:NAME", "c:NAME"): not
   // attempts, they wait here (routing) until the hold ends.
   std::unordered_map<std::string, std::vector<queue::JobId>> held_;
+  // Jobs waiting for a token of their tenant's or campaign's rate, by
+  // bucket ("t:NAME", "c:NAME"), oldest first; set aside in the scheduler.
+  std::unordered_map<std::string, std::deque<queue::JobId>> rate_waiting_;
+  // Armed wake-ups: when a site's token or a wait list's token is due.
+  std::multimap<runtime::SteadyTime, std::string> wakes_;
+  std::unordered_map<std::string, runtime::SteadyTime> wake_armed_;
 
   // Messages with content, kept from their commit until they are done, so
   // that the first attempt reads nothing back (bounded by bytes).

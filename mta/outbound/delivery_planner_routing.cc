@@ -293,9 +293,18 @@ void DeliveryPlanner::apply_limits(SiteState& site) const {
   site.max_messages_per_connection = limits.max_messages_per_connection.value;
   site.provider = limits.provider;
   site.per_provider_connections = limits.connection_scope == policy::ConnectionScope::provider;
-  site.message_rate = limits.message_rate.value;
-  site.connection_rate = limits.connection_rate.value;
   site.tls_required = limits.tls_required.value;
+  policy::RateSpec message_rate, connection_rate;
+  if (limits.message_rate.value.rate)
+    message_rate = policy::rate_spec(*limits.message_rate.value.rate);
+  if (limits.connection_rate.value.rate) {
+    connection_rate = policy::rate_spec(*limits.connection_rate.value.rate);
+  }
+  site.shaping.configure(message_rate, connection_rate);
+  // A new site starts at initial_connections; a reload keeps what it
+  // reached, within the new maximum.
+  if (site.concurrency == 0) site.concurrency = config_->delivery.initial_connections;
+  site.concurrency = std::clamp<uint32_t>(site.concurrency, 1, site.max_connections);
 }
 
 bool DeliveryPlanner::make_ready(queue::JobId id, SiteState& site, PlannerOutput& out) {

@@ -220,6 +220,92 @@ TEST_F(PolicyTest, WarmupExtrasProblems) {
   EXPECT_EQ(result.config, nullptr);
 }
 
+TEST_F(PolicyTest, BackoffWhenLoads) {
+  auto result = load(
+      "  backoff:\n"
+      "    - match: {code: 421, text: \"(?i)try again later\"}\n"
+      "      action: {suspend: 15m}\n"
+      "      when: {count: 3, within: 10m}\n"
+      "    - match: {code: 451}\n"
+      "      action: {rate_factor: 0.5, recover_after: 30m}\n"
+      "      when: {count: 1, within: 500ms}\n"
+      "    - match: {enhanced: \"4.7.28\"}\n"
+      "      action: {suspend: 1h}\n");
+  ASSERT_TRUE(result.errors.empty()) << testing::describe(result.errors);
+  const PolicyConfig& policy = *result.config->policy;
+  EXPECT_TRUE(policy.backoff_given);
+  ASSERT_EQ(policy.backoff.size(), 3u);
+  EXPECT_EQ(policy.backoff[0].when, (BackoffWhen{3, std::chrono::minutes(10)}));
+  EXPECT_EQ(policy.backoff[1].when, (BackoffWhen{1, std::chrono::milliseconds(500)}));
+  EXPECT_FALSE(policy.backoff[2].when.has_value());
+}
+
+// Absent: the shipped rules apply (backoff_given false); given, even as an
+// empty list, it replaces them.
+TEST_F(PolicyTest, BackoffGivenOrAbsent) {
+  struct Case {
+    const char* lines;
+    bool given;
+  };
+  const Case cases[] = {
+      {"", false},
+      {"  backoff: []\n", true},
+      {"  backoff:\n", true},
+      {"  backoff:\n    - {match: {code: 421}, action: {suspend: 1m}}\n", true},
+  };
+  for (const Case& c : cases) {
+    auto result = load(c.lines);
+    ASSERT_TRUE(result.errors.empty()) << c.lines << testing::describe(result.errors);
+    EXPECT_EQ(result.config->policy->backoff_given, c.given) << c.lines;
+  }
+  file_ = dir_.write("ringmail.yaml",
+                     "hostname: mx.example.test\n"
+                     "listeners: [{name: a, address: 127.0.0.1:2525}]\n"
+                     "spool: {path: spool}\n");
+  auto no_policy = load_config(file_);
+  ASSERT_TRUE(no_policy.errors.empty()) << testing::describe(no_policy.errors);
+  ASSERT_TRUE(no_policy.config->policy);
+  EXPECT_FALSE(no_policy.config->policy->backoff_given);
+}
+
+TEST_F(PolicyTest, BackoffWhenProblems) {
+  auto result = load(
+      "  backoff:\n"                                                 // 8
+      "    - match: {code: 421}\n"                                   // 9
+      "      action: {suspend: 15m}\n"                               // 10
+      "      when: {count: 0, within: 10m}\n"                        // 11
+      "    - match: {code: 421}\n"                                   // 12
+      "      action: {suspend: 15m}\n"                               // 13
+      "      when: {count: 3, within: 0s}\n"                         // 14
+      "    - match: {code: 421}\n"                                   // 15
+      "      action: {suspend: 15m}\n"                               // 16
+      "      when: {count: 3}\n"                                     // 17
+      "    - match: {code: 421}\n"                                   // 18
+      "      action: {suspend: 15m}\n"                               // 19
+      "      when: {count: 2.5, within: ten minutes, often: yes}\n"  // 20
+      "    - match: {code: 421}\n"                                   // 21
+      "      action: {suspend: 15m}\n"                               // 22
+      "      when: 3\n"                                              // 23
+      "    - match: {code: 421}\n"                                   // 24
+      "      action: {suspend: 15m}\n"                               // 25
+      "      when: {count: 10001, within: 1h}\n");                   // 26
+  EXPECT_TRUE(has_problem(result.errors, at(11, "policy.backoff[0].when.count") +
+                                             "must be between 1 and 10000, got 0"));
+  EXPECT_TRUE(has_problem(result.errors,
+                          at(14, "policy.backoff[1].when.within") + "must be longer than 0"));
+  EXPECT_TRUE(
+      has_problem(result.errors, at(17, "policy.backoff[2].when.within") + "required key missing"));
+  EXPECT_TRUE(has_problem(result.errors, at(20, "policy.backoff[3].when.count") +
+                                             "expected a whole number, got \"2.5\""));
+  EXPECT_TRUE(has_problem(
+      result.errors, at(20, "policy.backoff[3].when.within") + "bad duration \"ten minutes\""));
+  EXPECT_TRUE(has_problem(result.errors, at(20, "policy.backoff[3].when.often")));
+  EXPECT_TRUE(has_problem(result.errors, at(23, "policy.backoff[4].when")));
+  EXPECT_TRUE(has_problem(result.errors,
+                          at(26, "policy.backoff[5].when.count") + "must be between 1 and 10000"));
+  EXPECT_FALSE(result.config);
+}
+
 TEST_F(PolicyTest, SourceProblemsAreReportedOnce) {
   file_ = dir_.write("ringmail.yaml",
                      "hostname: mx.example.test\n"
