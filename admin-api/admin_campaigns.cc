@@ -117,7 +117,11 @@ HttpResponse AdminRouter::campaigns(const HttpRequest& request) const {
       if (!string_field(*body, name, kMaxName, &value, &error)) return error;
       *field = std::move(value);  // null clears, as ""
     }
-    return campaign_outcome(registry->update(update, *daemon_.config()));
+    const mta::CampaignRegistry::Deliver deliver = [this](const mta::AdminCommand& command,
+                                                          std::string* error) {
+      return daemon_.command(command, error).has_value();
+    };
+    return campaign_outcome(registry->update(update, *daemon_.config(), &deliver));
   }
   // /api/v1/campaigns/{id}[/pause|/resume|/cancel]
   std::string rest = path.substr(kCampaigns.size() + 1);

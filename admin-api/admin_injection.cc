@@ -440,6 +440,12 @@ HttpResponse injection_response(const mta::InjectionResult& result) {
       return json_error(422, "refused by a filter", result.detail);
     case Status::campaign_refused:
       return json_error(409, "campaign cancelled", result.detail);
+    case Status::over_limit: {
+      HttpResponse r = json_error(429, "over submission limit", result.detail);
+      r.headers.emplace_back("Retry-After",
+                             std::to_string(std::max<int64_t>(1, result.retry_after_seconds)));
+      return r;
+    }
     case Status::tempfail:
       return with_retry(json_error(503, "refused for now by a filter", result.detail));
     case Status::spool_full:

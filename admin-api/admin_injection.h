@@ -42,8 +42,9 @@ ParsedInjection parse_injection_request(std::string_view body, const InjectionLi
                                         const std::string& key_tenant);
 
 // 200 {"id", "recipients"}, or the error the result stands for: 400 bad
-// field, 413, 422 refused by a milter, 409 campaign cancelled, 503 (with
-// Retry-After) milter tempfail or spool full, 500.
+// field, 413, 422 refused by a milter, 409 campaign cancelled, 429 (with
+// Retry-After: seconds until the tenant's next token) over the tenant's
+// max_messages, 503 (with Retry-After) milter tempfail or spool full, 500.
 HttpResponse injection_response(const mta::InjectionResult& result);
 
 // The tenant of mail injected with the admin token and no "tenant".

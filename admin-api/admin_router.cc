@@ -48,7 +48,11 @@ ordered_json site_json(const mta::SiteSnapshot& s) {
       {"bounced", s.bounced},
       {"suspended_until",
        s.suspended_until ? ordered_json(time_text(*s.suspended_until)) : ordered_json(nullptr)},
-      {"backoff", nullptr},
+      {"backoff", s.backoff ? ordered_json{{"action", s.backoff->action},
+                                           {"until", time_text(s.backoff->until)},
+                                           {"rule", s.backoff->rule},
+                                           {"reply", s.backoff->reply}}
+                            : ordered_json(nullptr)},
   };
 }
 
@@ -71,7 +75,7 @@ ordered_json limit_json(const std::string& name, ordered_json value,
 }
 
 ordered_json rate_json(const policy::RateLimit& limit) {
-  return limit.rate ? ordered_json(conf::rate_text(*limit.rate)) : ordered_json("unlimited");
+  return limit.rate ? ordered_json(conf::format_rate(*limit.rate)) : ordered_json("unlimited");
 }
 
 // The configured limits, in CONTRACT's explain form.

@@ -67,9 +67,13 @@ std::shared_ptr<const std::regex> compile_response_text(std::string_view text) {
   return std::make_shared<const std::regex>(pattern, flags);
 }
 
+using detail::Fields;
 using detail::Item;
 using detail::Need;
 using detail::Reader;
+
+constexpr uint64_t kMaxPoolWeight = 1000;
+constexpr uint64_t kMaxBurst = 1000000000;
 
 std::optional<Rate> read_rate(Reader& r, const Item& item) {
   auto text = r.string(item);
@@ -217,7 +221,43 @@ void read_sources(Reader& r, const Item& item, PolicyConfig& policy, DeclaredSou
   }
 }
 
-void read_pools(Reader& r, const Item& item, PolicyConfig& policy, const DeclaredSources& names) {
+// A pool's source: its name, or {source: NAME, weight: N}. nullopt when
+// the entry is bad or names an unknown source (reported unless the source
+// was declared with an error of its own).
+std::optional<PoolMember> read_pool_member(Reader& r, const Item& item, const PolicyConfig& policy,
+                                           const DeclaredSources& names) {
+  PoolMember member;
+  std::optional<Item> name_item = item;
+  if (item.node.IsMap()) {
+    auto fields = r.map(item, {"source", "weight"});
+    if (!fields) return std::nullopt;
+    name_item = r.field(*fields, "source", Need::required);
+    if (auto weight_item = fields->get("weight")) {
+      auto weight = r.integer(*weight_item, 1, kMaxPoolWeight);
+      if (!weight) return std::nullopt;
+      member.weight = static_cast<uint32_t>(*weight);
+    }
+    if (!name_item) return std::nullopt;
+  }
+  auto source_name = r.string(*name_item);
+  if (!source_name) return std::nullopt;
+  if (!policy.find_source(*source_name)) {
+    if (!declared(names, *source_name)) {
+      r.error(name_item->line, name_item->path,
+              "unknown source \"" + *source_name + "\" (not in policy.sources)");
+    }
+    return std::nullopt;
+  }
+  member.source = *source_name;
+  return member;
+}
+
+// Names given in policy.pools, also those whose entry had an error (see
+// DeclaredSources).
+using DeclaredPools = std::vector<std::string>;
+
+void read_pools(Reader& r, const Item& item, PolicyConfig& policy, const DeclaredSources& names,
+                DeclaredPools& pool_names) {
   auto items = r.list(item);
   if (!items) return;
   for (const Item& element : *items) {
@@ -226,6 +266,7 @@ void read_pools(Reader& r, const Item& item, PolicyConfig& policy, const Declare
     EgressPool pool;
     auto name = r.string(*fields, "name", Need::required);
     bool ok = name.has_value();
+    if (name) pool_names.push_back(*name);
     if (name && policy.find_pool(*name)) {
       r.error(fields->line(), detail::child_path(element.path, "name"),
               "duplicate pool name \"" + *name + "\"");
@@ -238,17 +279,20 @@ void read_pools(Reader& r, const Item& item, PolicyConfig& policy, const Declare
           ok = false;
         }
         for (const Item& source : *sources) {
-          auto source_name = r.string(source);
-          if (!source_name) {
+          auto member = read_pool_member(r, source, policy, names);
+          if (!member) {
             ok = false;
-          } else if (!policy.find_source(*source_name)) {
-            ok = false;
-            if (declared(names, *source_name)) continue;
-            r.error(source.line, source.path,
-                    "unknown source \"" + *source_name + "\" (not in policy.sources)");
-          } else {
-            pool.sources.push_back(*source_name);
+            continue;
           }
+          if (std::any_of(pool.sources.begin(), pool.sources.end(),
+                          [&](const PoolMember& m) { return m.source == member->source; })) {
+            r.error(source.line, source.path,
+                    "source \"" + member->source +
+                        "\" is already in this pool (give it a weight instead)");
+            ok = false;
+            continue;
+          }
+          pool.sources.push_back(std::move(*member));
         }
       } else {
         ok = false;
@@ -262,12 +306,79 @@ void read_pools(Reader& r, const Item& item, PolicyConfig& policy, const Declare
   }
 }
 
+// message_rate with its optional burst, in a shaping rule or a tenant.
+bool read_rate_and_burst(Reader& r, const Fields& fields, std::optional<Rate>* rate,
+                         uint64_t* burst) {
+  bool ok = true;
+  if (auto item_value = fields.get("message_rate")) {
+    *rate = read_rate(r, *item_value);
+    ok = rate->has_value();
+  }
+  if (auto burst_item = fields.get("burst")) {
+    auto value = r.integer(*burst_item, 1, kMaxBurst);
+    if (value && !fields.has("message_rate")) {
+      r.error(burst_item->line, burst_item->path, "only goes with message_rate");
+      value.reset();
+    }
+    if (value) *burst = *value;
+    ok = ok && value.has_value();
+  }
+  return ok;
+}
+
+void read_tenants(Reader& r, const Item& item, PolicyConfig& policy,
+                  const DeclaredPools& pool_names) {
+  auto items = r.list(item);
+  if (!items) return;
+  std::vector<std::string> seen;  // also names whose entry had an error
+  for (const Item& element : *items) {
+    auto fields = r.map(element, {"name", "pool", "message_rate", "burst", "max_messages"});
+    if (!fields) continue;
+    TenantPolicy tenant;
+    bool ok = true;
+    auto name = r.string(*fields, "name", Need::required);
+    if (name && name->empty()) {
+      r.error(fields->line(), detail::child_path(element.path, "name"), "must not be empty");
+      name.reset();
+    } else if (name && std::find(seen.begin(), seen.end(), *name) != seen.end()) {
+      r.error(fields->line(), detail::child_path(element.path, "name"),
+              "duplicate tenant name \"" + *name + "\"");
+      name.reset();
+    } else if (name) {
+      seen.push_back(*name);
+      tenant.name = *name;
+    }
+    ok = name.has_value();
+    if (auto pool_item = fields->get("pool")) {
+      auto pool = r.string(*pool_item);
+      if (pool && !policy.find_pool(*pool)) {
+        if (!declared(pool_names, *pool)) {
+          std::string known;
+          for (const EgressPool& p : policy.pools) known += (known.empty() ? "" : ", ") + p.name;
+          r.error(pool_item->line, pool_item->path,
+                  "unknown pool \"" + *pool + "\" (policy.pools has " +
+                      (known.empty() ? std::string("none") : known) + ")");
+        }
+        pool.reset();
+      }
+      if (pool) tenant.pool = *pool;
+      ok = ok && pool.has_value();
+    }
+    ok = read_rate_and_burst(r, *fields, &tenant.message_rate, &tenant.burst) && ok;
+    if (auto max_item = fields->get("max_messages")) {
+      tenant.max_messages = read_rate(r, *max_item);
+      ok = ok && tenant.max_messages.has_value();
+    }
+    if (ok) policy.tenants.push_back(std::move(tenant));
+  }
+}
+
 void read_shaping(Reader& r, const Item& item, PolicyConfig& policy) {
   auto items = r.list(item);
   if (!items) return;
   for (const Item& element : *items) {
     auto fields = r.map(element, {"match", "max_connections", "max_messages_per_connection",
-                                  "message_rate", "connection_rate"});
+                                  "message_rate", "burst", "connection_rate"});
     if (!fields) continue;
     ShapingRule rule;
     bool ok = true;
@@ -317,10 +428,7 @@ void read_shaping(Reader& r, const Item& item, PolicyConfig& policy) {
       if (value) rule.max_messages_per_connection = static_cast<uint32_t>(*value);
       ok = ok && value.has_value();
     }
-    if (auto item_value = fields->get("message_rate")) {
-      rule.message_rate = read_rate(r, *item_value);
-      ok = ok && rule.message_rate.has_value();
-    }
+    ok = read_rate_and_burst(r, *fields, &rule.message_rate, &rule.burst) && ok;
     if (auto item_value = fields->get("connection_rate")) {
       rule.connection_rate = read_rate(r, *item_value);
       ok = ok && rule.connection_rate.has_value();
@@ -554,16 +662,6 @@ std::optional<Rate> parse_rate(std::string_view text) {
   return rate;
 }
 
-std::string rate_text(const Rate& rate) {
-  const char* unit = rate.per == std::chrono::seconds(1)   ? "s"
-                     : rate.per == std::chrono::minutes(1) ? "m"
-                     : rate.per == std::chrono::hours(1)   ? "h"
-                     : rate.per == std::chrono::hours(24)  ? "d"
-                                                           : nullptr;
-  if (!unit) return std::to_string(rate.count) + "/" + std::to_string(rate.per.count()) + "ms";
-  return std::to_string(rate.count) + "/" + unit;
-}
-
 std::optional<std::chrono::sys_days> parse_utc_date(std::string_view text) {
   // Exactly YYYY-MM-DD: four, two and two digits.
   if (text.size() != 10 || text[4] != '-' || text[7] != '-') return std::nullopt;
@@ -581,6 +679,15 @@ std::optional<std::chrono::sys_days> parse_utc_date(std::string_view text) {
                                          std::chrono::month(*month), std::chrono::day(*day)};
   if (!date.ok()) return std::nullopt;
   return std::chrono::sys_days(date);
+}
+
+std::string format_rate(const Rate& rate) {
+  const std::string count = std::to_string(rate.count) + "/";
+  if (rate.per == std::chrono::seconds(1)) return count + "s";
+  if (rate.per == std::chrono::minutes(1)) return count + "m";
+  if (rate.per == std::chrono::hours(1)) return count + "h";
+  if (rate.per == std::chrono::hours(24)) return count + "d";
+  return count + std::to_string(rate.per.count()) + "ms";
 }
 
 ResponseMatch make_response_match(std::optional<int> code, std::string enhanced, std::string text) {
@@ -627,6 +734,13 @@ const EgressPool* PolicyConfig::find_pool(std::string_view name) const {
   return nullptr;
 }
 
+const TenantPolicy* PolicyConfig::find_tenant(std::string_view name) const {
+  for (const auto& tenant : tenants) {
+    if (tenant.name == name) return &tenant;
+  }
+  return nullptr;
+}
+
 const WarmupPlan* PolicyConfig::find_warmup(std::string_view source) const {
   for (const auto& plan : warmup) {
     if (plan.source == source) return &plan;
@@ -639,8 +753,8 @@ namespace detail {
 std::shared_ptr<const PolicyConfig> read_policy(Reader& r, const std::optional<Item>& item) {
   auto policy = std::make_shared<PolicyConfig>();
   if (!item) return policy;
-  auto fields = r.map(*item, {"campaign_header", "sources", "pools", "shaping", "backoff", "warmup",
-                              "bounce_rules"});
+  auto fields = r.map(*item, {"campaign_header", "sources", "pools", "tenants", "shaping",
+                              "backoff", "warmup", "bounce_rules"});
   if (!fields) return policy;
   if (auto header_item = fields->get("campaign_header")) {
     if (auto header = r.string(*header_item)) {
@@ -652,10 +766,13 @@ std::shared_ptr<const PolicyConfig> read_policy(Reader& r, const std::optional<I
       }
     }
   }
-  // Sources first: pools and warm-up refer to them by name.
+  // Sources first: pools and warm-up refer to them by name; tenants refer
+  // to pools.
   DeclaredSources names;
+  DeclaredPools pool_names;
   if (auto sources = fields->get("sources")) read_sources(r, *sources, *policy, names);
-  if (auto pools = fields->get("pools")) read_pools(r, *pools, *policy, names);
+  if (auto pools = fields->get("pools")) read_pools(r, *pools, *policy, names, pool_names);
+  if (auto tenants = fields->get("tenants")) read_tenants(r, *tenants, *policy, pool_names);
   if (auto shaping = fields->get("shaping")) read_shaping(r, *shaping, *policy);
   if (auto backoff = fields->get("backoff")) read_backoff(r, *backoff, *policy);
   if (auto warmup = fields->get("warmup")) read_warmup(r, *warmup, *policy, names);

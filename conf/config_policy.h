@@ -1,6 +1,7 @@
 // conf/config_policy.h — the policy: section of the config as typed rules:
-// egress sources and pools, shaping, adaptive backoff, warm-up schedules and
-// extra bounce rules (CONTRACT.md). The policy/ module turns these into
+// egress sources and weighted pools, tenants (pool, rate, submission
+// limit), shaping, adaptive backoff, warm-up schedules and extra bounce
+// rules (CONTRACT.md). The policy/ module turns these into
 // decisions; here they are only parsed and validated (names cross-checked,
 // regexes compiled, rates and categories checked).
 //
@@ -43,8 +44,9 @@ struct Rate {
   friend bool operator==(const Rate&, const Rate&) = default;
 };
 std::optional<Rate> parse_rate(std::string_view text);
-// The rate as parse_rate reads it: "300/m".
-std::string rate_text(const Rate& rate);
+// The config's text of a rate ("300/m"); a period other than 1s, 1m, 1h or
+// 1d (rates made in code) in milliseconds: "5/1500ms".
+std::string format_rate(const Rate& rate);
 
 // An egress source IP (bound before connect).
 struct EgressSource {
@@ -52,9 +54,29 @@ struct EgressSource {
   IpAddress address;
 };
 
+// A source of a pool and its share of the pool's jobs: a pool's sources
+// are used in proportion to their weights (policy/egress_selector.h).
+struct PoolMember {
+  std::string source;   // a name from PolicyConfig::sources
+  uint32_t weight = 1;  // 1..1000
+  friend bool operator==(const PoolMember&, const PoolMember&) = default;
+};
+
 struct EgressPool {
   std::string name;
-  std::vector<std::string> sources;  // names from PolicyConfig::sources
+  std::vector<PoolMember> sources;  // in the order configured
+};
+
+// policy.tenants[]: what a tenant's mail leaves from and how fast, and how
+// much of it Ringmail takes in. The tenant of relayed mail is the text of
+// its relay_networks entry, of submitted mail the AUTH user, of injected
+// mail the API key's tenant (CONTRACT.md "Traffic policy").
+struct TenantPolicy {
+  std::string name;
+  std::string pool;                  // a policy.pools name; "": the default pool
+  std::optional<Rate> message_rate;  // delivery, per recipient attempt, across all sites
+  uint64_t burst = 0;                // of message_rate; 0 (not given): the rate's count
+  std::optional<Rate> max_messages;  // submission: messages (MAIL FROMs) taken in
 };
 
 // Shaping rules match exactly one of these.
@@ -69,6 +91,7 @@ struct ShapingRule {
   std::optional<uint32_t> max_connections;
   std::optional<uint32_t> max_messages_per_connection;
   std::optional<Rate> message_rate;
+  uint64_t burst = 0;  // of message_rate; 0 (not given): the rate's count
   std::optional<Rate> connection_rate;
 };
 
@@ -148,6 +171,7 @@ struct PolicyConfig {
   std::string campaign_header = "X-Campaign-ID";
   std::vector<EgressSource> sources;
   std::vector<EgressPool> pools;
+  std::vector<TenantPolicy> tenants;
   std::vector<ShapingRule> shaping;  // first match wins
   std::vector<BackoffRule> backoff;  // first match wins
   // policy.backoff was given (even as []): it replaces the shipped rules
@@ -158,6 +182,7 @@ struct PolicyConfig {
 
   const EgressSource* find_source(std::string_view name) const;
   const EgressPool* find_pool(std::string_view name) const;
+  const TenantPolicy* find_tenant(std::string_view name) const;
   const WarmupPlan* find_warmup(std::string_view source) const;
 };
 

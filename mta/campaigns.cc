@@ -94,7 +94,8 @@ std::optional<CampaignView> CampaignRegistry::find(const std::string& id) const 
   return CampaignView{std::move(*record), read_stats(queue::campaign_stats_key(id))};
 }
 
-CampaignOutcome CampaignRegistry::update(const CampaignUpdate& update, const conf::Config& config) {
+CampaignOutcome CampaignRegistry::update(const CampaignUpdate& update, const conf::Config& config,
+                                         const Deliver* deliver) {
   CampaignOutcome out;
   auto invalid = [&](std::string detail) {
     out.status = CampaignOutcome::Status::invalid;
@@ -142,6 +143,13 @@ CampaignOutcome CampaignRegistry::update(const CampaignUpdate& update, const con
     return out;
   }
   out.status = existing ? CampaignOutcome::Status::ok : CampaignOutcome::Status::created;
+  if (deliver && (update.pool || update.message_rate)) {
+    std::string error;
+    if (!(*deliver)(campaign_policy_command(record.id, record.pool, record.message_rate), &error)) {
+      spdlog::warn("campaign {}: pool and rate saved; delivery takes them at restart: {}",
+                   record.id, error);
+    }
+  }
   out.campaign = CampaignView{std::move(record), read_stats(queue::campaign_stats_key(update.id))};
   return out;
 }

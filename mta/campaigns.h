@@ -73,7 +73,9 @@ class CampaignRegistry {
   std::optional<CampaignView> find(const std::string& id) const;
   // Creates or updates a record; pool and message_rate are checked
   // against the config in force.
-  CampaignOutcome update(const CampaignUpdate& update, const conf::Config& config);
+  // With `deliver`, its pool and rate are handed to delivery too.
+  CampaignOutcome update(const CampaignUpdate& update, const conf::Config& config,
+                         const Deliver* deliver = nullptr);
   // pause / resume / cancel. A cancelled campaign stays cancelled: pause
   // or resume of it is a conflict; cancel again is ok.
   CampaignOutcome act(const std::string& id, CampaignAction action, const Deliver& deliver);

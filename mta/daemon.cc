@@ -25,6 +25,7 @@
 #include "mta/outbound/delivery_holds.h"
 #include "mta/outbound/outbound_server.h"
 #include "mta/smtp/tls_context.h"
+#include "policy/submission_limiter.h"
 #include "queue/delivery_log.h"
 #include "queue/spool.h"
 #include "queue/spool_dump.h"
@@ -244,9 +245,10 @@ class Daemon final : public DaemonControl {
     }
     if (!config_->milters.empty()) milters_ = std::make_unique<MilterClient>(config_->milters);
     const unsigned cores = std::thread::hardware_concurrency();
+    submission_limiter_.set_policy(config_->policy.get(), runtime::system_clock().steady());
     server_ = std::make_unique<InboundServer>(
         InboundDependencies{writer_.get(), auth_.get(), milters_.get(), &metrics_,
-                            &runtime::system_clock(), &campaign_gate_},
+                            &runtime::system_clock(), &campaign_gate_, &submission_limiter_},
         cores ? int(cores) : 1);
     if (!server_->start(config_, tls_, dkim_, error)) return false;
     listening_.store(true);
@@ -333,6 +335,7 @@ class Daemon final : public DaemonControl {
     deps.dkim = dkim.get();
     deps.metrics = &metrics_;
     deps.campaigns = &campaign_gate_;
+    deps.submission_limiter = &submission_limiter_;
     const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
@@ -370,6 +373,8 @@ class Daemon final : public DaemonControl {
       if (auth_) auth_->replace_users(std::move(users.users));
       if (delivery_log_ && !delivery_log_->reopen(&error))
         spdlog::error("delivery log: reopen failed: {}", error);
+      // Limits first: sessions of the new config ask at once.
+      submission_limiter_.set_policy(fresh->policy.get(), runtime::system_clock().steady());
       server_->reload(fresh, tls, dkim);
       spool_->set_retention(spool_options(*fresh).retention);
       outbound_->reload(fresh);
@@ -526,6 +531,9 @@ class Daemon final : public DaemonControl {
   std::unique_ptr<queue::Spool> spool_;
   std::unique_ptr<queue::SpoolWriter> writer_;
   policy::CampaignGate campaign_gate_;  // read by the shards
+  // policy.tenants[].max_messages: asked by the shards at MAIL FROM and by
+  // inject() from the admin threads; set at start and on reload.
+  policy::SubmissionLimiter submission_limiter_;
   std::unique_ptr<CampaignRegistry> campaigns_;
   std::unique_ptr<OutboundServer> outbound_;
   std::unique_ptr<MessageTracker> messages_;  // uses the spool, writer and outbound

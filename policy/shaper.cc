@@ -13,8 +13,8 @@ TokenBucket bucket_of(const RateSpec& spec) {
 
 }  // namespace
 
-RateSpec rate_spec(const conf::Rate& rate, std::optional<uint64_t> burst) {
-  return RateSpec{rate.count, rate.per, burst.value_or(0)};
+RateSpec rate_spec(const conf::Rate& rate, uint64_t burst) {
+  return RateSpec{rate.count, rate.per, burst};
 }
 
 void QueueShaping::configure(const RateSpec& message_rate, const RateSpec& connection_rate) {

@@ -47,7 +47,7 @@ struct RateSpec {
   bool limited() const { return count > 0 && per.count() > 0; }
   friend bool operator==(const RateSpec&, const RateSpec&) = default;
 };
-RateSpec rate_spec(const conf::Rate& rate, std::optional<uint64_t> burst = std::nullopt);
+RateSpec rate_spec(const conf::Rate& rate, uint64_t burst = 0);
 
 // The buckets of one ready queue.
 class QueueShaping {

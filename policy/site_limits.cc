@@ -65,7 +65,11 @@ SiteLimits resolve_site_limits(const conf::Config& config, std::string_view doma
     if (rule->max_messages_per_connection) {
       limits.max_messages_per_connection = {*rule->max_messages_per_connection, by_rule};
     }
-    if (rule->message_rate) limits.message_rate = {rate_limit(*rule->message_rate), by_rule};
+    if (rule->message_rate) {
+      RateLimit rate = rate_limit(*rule->message_rate);
+      if (rule->burst > 0) rate.burst = rule->burst;
+      limits.message_rate = {rate, by_rule};
+    }
     if (rule->connection_rate) {
       limits.connection_rate = {rate_limit(*rule->connection_rate), by_rule};
     }

@@ -46,8 +46,8 @@ struct SetLimit {
 // A token bucket's parameters; no rate: unlimited.
 struct RateLimit {
   std::optional<conf::Rate> rate;
-  // Events that may go at once: one period's count (the config has no
-  // burst key yet); 0 when unlimited.
+  // Events that may go at once: the rule's burst (message_rate only), else
+  // one period's count; 0 when unlimited.
   uint64_t burst = 0;
   friend bool operator==(const RateLimit&, const RateLimit&) = default;
 };

@@ -5,9 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include "conf/config_policy.h"
 #include "mta/dkim/dkim_signer.h"
 #include "mta/inbound/inbound_shard.h"
 #include "runtime/listen_socket.h"
@@ -28,11 +30,34 @@ int open_listener(const conf::SocketAddress& address, std::string* error) {
   return fd;
 }
 
+// The tenant submission limiter, asked at the time of the question.
+class LimiterGate final : public SubmissionGate {
+ public:
+  LimiterGate(policy::SubmissionLimiter& limiter, const runtime::Clock& clock)
+      : limiter_(limiter), clock_(clock) {}
+  policy::SubmissionVerdict admit_message(std::string_view tenant) override {
+    return limiter_.admit(tenant, clock_.steady());
+  }
+
+ private:
+  policy::SubmissionLimiter& limiter_;
+  const runtime::Clock& clock_;
+};
+
+bool limits_submissions(const conf::Config& config) {
+  if (!config.policy) return false;
+  const auto& tenants = config.policy->tenants;
+  return std::any_of(tenants.begin(), tenants.end(),
+                     [](const conf::TenantPolicy& t) { return t.max_messages.has_value(); });
+}
+
 std::shared_ptr<const ShardSettings> make_settings(std::shared_ptr<const conf::Config> config,
                                                    std::shared_ptr<const TlsContext> tls,
                                                    std::shared_ptr<const DkimSignerSet> dkim,
-                                                   bool auth_available) {
+                                                   bool auth_available, SubmissionGate* gate) {
   auto s = std::make_shared<ShardSettings>();
+  // Sessions of a config without limits ask nothing at MAIL FROM.
+  SubmissionGate* submission_gate = limits_submissions(*config) ? gate : nullptr;
   s->dkim = std::move(dkim);
   for (const auto& l : config->listeners) {
     SessionSettings ss;
@@ -46,6 +71,7 @@ std::shared_ptr<const ShardSettings> make_settings(std::shared_ptr<const conf::C
     ss.max_message_size = config->limits.max_message_size;
     ss.max_recipients = config->limits.max_recipients;
     ss.campaign_header = config->campaign_header;
+    ss.submission_gate = submission_gate;
     ss.command_timeout = config->limits.command_timeout;
     ss.tls_handshake_timeout = config->limits.tls_handshake_timeout;
     ss.min_data_rate = config->limits.min_data_rate;
@@ -65,7 +91,11 @@ std::shared_ptr<const ShardSettings> make_settings(std::shared_ptr<const conf::C
 }  // namespace
 
 InboundServer::InboundServer(InboundDependencies deps, int shard_count)
-    : deps_(deps), shard_count_(shard_count < 1 ? 1 : shard_count) {}
+    : deps_(deps), shard_count_(shard_count < 1 ? 1 : shard_count) {
+  if (deps_.submission_limiter) {
+    submission_gate_ = std::make_unique<LimiterGate>(*deps_.submission_limiter, *deps_.clock);
+  }
+}
 
 InboundServer::~InboundServer() {
   stop(std::chrono::milliseconds(0));
@@ -75,7 +105,8 @@ InboundServer::~InboundServer() {
 bool InboundServer::start(std::shared_ptr<const conf::Config> config,
                           std::shared_ptr<const TlsContext> tls,
                           std::shared_ptr<const DkimSignerSet> dkim, std::string* error) {
-  auto settings = make_settings(config, std::move(tls), std::move(dkim), deps_.auth != nullptr);
+  auto settings = make_settings(config, std::move(tls), std::move(dkim), deps_.auth != nullptr,
+                                submission_gate_.get());
   std::vector<std::unique_ptr<InboundShard>> shards;
   for (int i = 0; i < shard_count_; ++i) {
     auto shard = std::make_unique<InboundShard>(*this, i);
@@ -106,8 +137,8 @@ bool InboundServer::start(std::shared_ptr<const conf::Config> config,
 void InboundServer::reload(std::shared_ptr<const conf::Config> config,
                            std::shared_ptr<const TlsContext> tls,
                            std::shared_ptr<const DkimSignerSet> dkim) {
-  auto settings =
-      make_settings(std::move(config), std::move(tls), std::move(dkim), deps_.auth != nullptr);
+  auto settings = make_settings(std::move(config), std::move(tls), std::move(dkim),
+                                deps_.auth != nullptr, submission_gate_.get());
   for (auto& shard : shards_) {
     InboundShard* s = shard.get();
     s->post([s, settings] { s->set_settings(settings); });

@@ -25,6 +25,7 @@
 #include "conf/config.h"
 #include "mta/inbound/inbound_client_counter.h"
 #include "policy/campaign_gate.h"
+#include "policy/submission_limiter.h"
 #include "runtime/clock.h"
 
 namespace ringmail::runtime {
@@ -41,6 +42,7 @@ class MilterClient;
 class DkimSignerSet;
 class TlsContext;
 class InboundShard;
+class SubmissionGate;
 
 struct InboundDependencies {
   queue::SpoolWriter* spool_writer = nullptr;   // required
@@ -51,6 +53,9 @@ struct InboundDependencies {
   const runtime::Clock* clock = &runtime::system_clock();
   // Campaigns whose new mail is refused (cancelled); null: none.
   const policy::CampaignGate* campaigns = nullptr;
+  // policy.tenants[].max_messages, asked at MAIL FROM with clock's steady
+  // time; null: no limits. Its policy is the caller's to keep current.
+  policy::SubmissionLimiter* submission_limiter = nullptr;
 };
 
 class InboundServer {
@@ -83,6 +88,8 @@ class InboundServer {
   std::vector<std::unique_ptr<InboundShard>> shards_;
   std::atomic<int> connections_{0};
   ClientConnectionCounter connections_per_client_;  // limits.max_connections_per_ip
+  // What sessions ask at MAIL FROM, when a tenant has max_messages.
+  std::unique_ptr<SubmissionGate> submission_gate_;
   bool stopped_ = false;
 };
 

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
 #include <future>
 #include <memory>
 #include <utility>
@@ -145,6 +147,20 @@ InjectionResult inject_message(const InjectionRequest& request, const InjectorDe
   if (deps.campaigns && deps.campaigns->refuses(message.meta.campaign)) {
     return failure(Status::campaign_refused,
                    "campaign \"" + message.meta.campaign + "\" was cancelled: its mail is refused");
+  }
+  // Counted as SMTP counts at MAIL FROM: once per message, after the
+  // checks that refuse it for other reasons.
+  if (deps.submission_limiter && !request.tenant.empty()) {
+    const policy::SubmissionVerdict verdict =
+        deps.submission_limiter->admit(request.tenant, deps.clock->steady());
+    if (!verdict.admitted) {
+      InjectionResult over = failure(Status::over_limit, "tenant \"" + request.tenant +
+                                                             "\" is over its submission limit of " +
+                                                             verdict.limit + "; try again later");
+      over.retry_after_seconds = std::max<int64_t>(
+          1, std::chrono::ceil<std::chrono::seconds>(verdict.retry_after).count());
+      return over;
+    }
   }
   // What the client is told on success: the recipients it asked for, also
   // when a milter discards the message silently (as SMTP's 250 does).

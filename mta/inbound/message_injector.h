@@ -25,7 +25,9 @@
 #include "conf/config.h"
 #include "mta/inbound/mime_builder.h"
 #include "policy/campaign_gate.h"
+#include "policy/submission_limiter.h"
 #include "queue/spool_message.h"
+#include "runtime/clock.h"
 
 namespace ringmail::runtime {
 class MetricsRegistry;
@@ -61,6 +63,7 @@ struct InjectionResult {
     refused,           // a milter refused it for good (5xx): detail is its reply
     tempfail,          // a milter refused it for now (4xx), or failed
     campaign_refused,  // the campaign it names was cancelled
+    over_limit,        // the tenant is over max_messages: retry_after_seconds
     spool_full,        // new mail is refused for want of space
     failed,            // the spool could not store it
   };
@@ -68,6 +71,7 @@ struct InjectionResult {
   std::string id;
   size_t recipients = 0;
   std::string detail;
+  int64_t retry_after_seconds = 0;  // over_limit: until the tenant's next token (>= 1)
 };
 
 struct InjectorDependencies {
@@ -78,6 +82,10 @@ struct InjectorDependencies {
   runtime::MetricsRegistry* metrics = nullptr;  // null: nothing counted
   // Campaigns whose mail is refused (cancelled); null: none.
   const policy::CampaignGate* campaigns = nullptr;
+  // policy.tenants[].max_messages; null: no limits. A request that passed
+  // validation counts one message of its tenant, at clock's steady time.
+  policy::SubmissionLimiter* submission_limiter = nullptr;
+  const runtime::Clock* clock = &runtime::system_clock();
 };
 
 // The spool message of a request as the SMTP path would have built it at

@@ -42,12 +42,24 @@ struct AdminCommand {
     bounce_domain,
     bounce_campaign,
     bounce_tenant,
+    // The campaign's egress pool and message_rate (its record's), for its
+    // jobs from now on: `pool` ("" = its tenant's), rate_count per
+    // rate_per (0 = no rate).
+    set_campaign_policy,
   };
   Kind kind = Kind::pause_all;
   std::string target;         // site, domain, tenant or campaign
   runtime::WallTime until{};  // suspend_site, suspend_domain
   std::string reason;         // bounce_*
+  std::string pool;           // set_campaign_policy
+  uint64_t rate_count = 0;
+  runtime::Millis rate_per{0};
 };
+
+// The set_campaign_policy command for a campaign record's pool and rate
+// text ("300/m"; "" or unreadable = none).
+AdminCommand campaign_policy_command(const std::string& id, const std::string& pool,
+                                     const std::string& message_rate);
 
 // What the admin API shows of the queue: one entry per destination site
 // (as the delivery log names it) and egress source. A job not routed yet
@@ -65,6 +77,13 @@ struct SiteSnapshot {
   uint64_t delivered = 0;            // since start
   uint64_t bounced = 0;              // since start (bounced or expired)
   std::optional<runtime::WallTime> suspended_until;
+  // A backoff rule in force (CONTRACT's SITE.backoff).
+  struct Backoff {
+    std::string action;  // "suspend" or "rate_factor"
+    runtime::WallTime until{};
+    std::string rule, reply;
+  };
+  std::optional<Backoff> backoff;
 };
 // Recipients since the planner started (the daemon's start).
 struct DeliveryTotals {

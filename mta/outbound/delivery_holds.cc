@@ -3,6 +3,7 @@
 #include <charconv>
 #include <string_view>
 
+#include "conf/config_policy.h"
 #include "queue/campaign_records.h"
 
 namespace ringmail::mta {
@@ -57,7 +58,7 @@ RestoredHolds restore_holds(const std::vector<std::pair<std::string, std::string
     const std::string_view k = key;
     if (k == kAll) {
       if (value == "1") {
-        out.commands.push_back(AdminCommand{AdminCommand::Kind::pause_all, "", {}, ""});
+        out.commands.push_back(AdminCommand{AdminCommand::Kind::pause_all, "", {}, "", "", 0, {}});
       } else {
         out.problems.push_back(key);
       }
@@ -67,7 +68,7 @@ RestoredHolds restore_holds(const std::vector<std::pair<std::string, std::string
       const std::string_view tenant = k.substr(kTenant.size());
       if (value == "1" && !tenant.empty()) {
         out.commands.push_back(
-            AdminCommand{AdminCommand::Kind::pause_tenant, std::string(tenant), {}, ""});
+            AdminCommand{AdminCommand::Kind::pause_tenant, std::string(tenant), {}, "", "", 0, {}});
       } else {
         out.problems.push_back(key);
       }
@@ -94,9 +95,27 @@ RestoredHolds restore_holds(const std::vector<std::pair<std::string, std::string
     }
     out.commands.push_back(
         AdminCommand{site ? AdminCommand::Kind::suspend_site : AdminCommand::Kind::suspend_domain,
-                     std::string(target), until, ""});
+                     std::string(target),
+                     until,
+                     "",
+                     "",
+                     0,
+                     {}});
   }
   return out;
+}
+
+AdminCommand campaign_policy_command(const std::string& id, const std::string& pool,
+                                     const std::string& message_rate) {
+  AdminCommand command;
+  command.kind = AdminCommand::Kind::set_campaign_policy;
+  command.target = id;
+  command.pool = pool;
+  if (std::optional<conf::Rate> rate = conf::parse_rate(message_rate)) {
+    command.rate_count = rate->count;
+    command.rate_per = rate->per;
+  }
+  return command;
 }
 
 std::vector<AdminCommand> campaign_holds(
@@ -109,10 +128,14 @@ std::vector<AdminCommand> campaign_holds(
       if (problems) problems->push_back(key);
       continue;
     }
+    if (!record.pool.empty() || !record.message_rate.empty()) {
+      out.push_back(campaign_policy_command(record.id, record.pool, record.message_rate));
+    }
     if (record.state == queue::CampaignState::paused) {
-      out.push_back(AdminCommand{AdminCommand::Kind::pause_campaign, record.id, {}, ""});
+      out.push_back(AdminCommand{AdminCommand::Kind::pause_campaign, record.id, {}, "", "", 0, {}});
     } else if (record.state == queue::CampaignState::cancelled) {
-      out.push_back(AdminCommand{AdminCommand::Kind::cancel_campaign, record.id, {}, ""});
+      out.push_back(
+          AdminCommand{AdminCommand::Kind::cancel_campaign, record.id, {}, "", "", 0, {}});
     }
   }
   return out;

@@ -48,6 +48,8 @@ void PlannerOutput::clear() {
   metrics.delivered_by_site.counts.clear();
   metrics.deferred_by_site.counts.clear();
   metrics.bounced_by_category.counts.clear();
+  metrics.backoff_activations.counts.clear();
+  metrics.backoff_active.clear();
   metrics.cancelled = 0;
   metrics.queued = 0;
   metrics.deferred = 0;
@@ -105,6 +107,7 @@ void DeliveryPlanner::set_config(std::shared_ptr<const conf::Config> config) {
     domain.expires = {};
   }
   egress_.set_policy(config_->policy.get());
+  apply_tenant_rates();
 }
 
 const SiteState* DeliveryPlanner::site(const std::string& key) const {
@@ -211,7 +214,7 @@ MessageLiveView DeliveryPlanner::live_view(const std::string& message_id) const 
 
 bool DeliveryPlanner::site_blocked(const SiteState& site) const {
   return stopping_ || holds_.all_paused() || site.down_until > steady() ||
-         holds_.site_suspended(site.key.site, wall()).has_value();
+         site.backoff_until > wall() || holds_.site_suspended(site.key.site, wall()).has_value();
 }
 
 void DeliveryPlanner::service_site(SiteState& site, PlannerOutput& out) {
@@ -389,6 +392,7 @@ bool DeliveryPlanner::start_transaction(Connection& c, queue::JobId id, PlannerO
   SiteState& site = site_state_of(c);
   ++site.busy;
   site.shaping.sent(recipients, c.attempt_started);
+  count_sent(site, recipients);
   take_job_tokens(*job, recipients);
   out.start.push_back(StartCommand{c.id, std::move(outbound)});
   return true;
@@ -409,11 +413,18 @@ PlannerOutput DeliveryPlanner::transaction_done(ConnectionId id, const Transacti
   if (where_state.busy > 0) --where_state.busy;
   const SiteState* where = &where_state;
   bool any_delivered = false, slow_down = false;
-  for (const SmtpReply& reply : result.recipients) {
+  std::vector<bool> bounce_now;
+  for (size_t k = 0; k < result.recipients.size(); ++k) {
+    const SmtpReply& reply = result.recipients[k];
     any_delivered = any_delivered || reply.positive();
     slow_down = slow_down || reply.code == 421;
-    if (!reply.local) {
-      backoff_.evaluate(c.site, reply.code, reply.enhanced, reply.text, wall());
+    if (reply.positive()) {
+      if (where_state.rate_cut && backoff_.delivered(where_state.name, wall())) {
+        end_backoff(where_state, out);
+      }
+    } else if (!reply.local && backoff_reply(where_state, reply, out)) {
+      bounce_now.resize(result.recipients.size());
+      bounce_now[k] = true;
     }
   }
   if (slow_down) {
@@ -421,7 +432,8 @@ PlannerOutput DeliveryPlanner::transaction_done(ConnectionId id, const Transacti
   } else if (any_delivered) {
     concurrency_success(where_state);
   }
-  finish_job(job, message.get(), result.recipients, where, c.targets[c.target].mx, tls, out);
+  finish_job(job, message.get(), result.recipients, where, c.targets[c.target].mx, tls, out,
+             bounce_now.empty() ? nullptr : &bounce_now);
   return out;
 }
 
@@ -460,6 +472,9 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
              target.mx, out);
   }
   if (failure && (!c.ready_once || failure->code == 421)) concurrency_failure(site);
+  // A remote server's refusal of the connection (a 421 greeting, "too
+  // many connections") is a reply like any other for the backoff rules.
+  if (failure && !failure->local && failure->code >= 400) (void)backoff_reply(site, *failure, out);
   if (failure && !c.ready_once) {
     SmtpReply why = *failure;
     if (why.local && why.text.find(target.ip) == std::string::npos) {
@@ -529,6 +544,7 @@ PlannerOutput DeliveryPlanner::tick() {
   holds_.expire(wall(), &ended_domains);
   for (const std::string& domain : ended_domains) release_held(domain_scope(domain), out);
   run_due(out);
+  run_backoff(out);
   run_wakes(out);
   // Ready jobs of sites that found no free connection when they became
   // ready (the global limit was reached then, or the site was held) get one now.

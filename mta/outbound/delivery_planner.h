@@ -98,8 +98,16 @@ struct SiteState {
   // it may have now, from delivery.initial_connections up to
   // max_connections; 0 until its limits are applied.
   uint32_t concurrency = 0;
-  uint32_t successes = 0;          // successful transactions with a backlog since it last grew
-  policy::QueueShaping shaping;    // its message_rate and connection_rate
+  uint32_t successes = 0;        // successful transactions with a backlog since it last grew
+  policy::QueueShaping shaping;  // its message_rate and connection_rate
+  // A backoff rule in force (policy/backoff_evaluator.h has the details):
+  // no new transaction before backoff_until; rate_cut: its rates scaled.
+  runtime::WallTime backoff_until{};
+  bool rate_cut = false;
+  // Recipients started in the current and the previous minute: the send
+  // rate that a rate cut scales when the queue has no message_rate.
+  runtime::SteadyTime minute_start{};
+  uint64_t minute_sent = 0, last_minute_sent = 0;
   uint32_t connections = 0;        // open or opening
   uint32_t opening = 0;            // not yet ready for a first message
   uint32_t established = 0;        // got to ready at least once, not closed
@@ -130,10 +138,17 @@ struct LabelCounts {
   void add(const std::string& label);
 };
 
+struct BackoffGauge {
+  std::string source, site;
+  bool active = false;  // ringmail_backoff_active{source,site}
+};
+
 struct MetricDeltas {
   LabelCounts delivered_by_site;
   LabelCounts deferred_by_site;
   LabelCounts bounced_by_category;
+  LabelCounts backoff_activations;  // backoff_activations_total{action}
+  std::vector<BackoffGauge> backoff_active;
   uint64_t cancelled = 0;  // messages_cancelled_total
   int64_t queued = 0;      // queue_recipients{state} gauge deltas
   int64_t deferred = 0;
@@ -281,6 +296,15 @@ class DeliveryPlanner {
   void concurrency_success(SiteState& site);
   void concurrency_failure(SiteState& site);
   void apply_tenant_rates();
+  // A job's egress pool: its campaign's, else its tenant's, else default.
+  std::string_view pool_of(const queue::Job& job) const;
+  // --- backoff (delivery_planner_rates.cc)
+  // A remote reply on the site: its rule's suspension or rate cut takes
+  // effect; true when the rule bounces that recipient.
+  bool backoff_reply(SiteState& site, const SmtpReply& reply, PlannerOutput& out);
+  void end_backoff(SiteState& site, PlannerOutput& out);
+  void run_backoff(PlannerOutput& out);  // recovery and ends, each tick
+  void count_sent(SiteState& site, uint32_t recipients);
 
   // --- connections (delivery_planner.cc)
   void service_site(SiteState& site, PlannerOutput& out);
@@ -297,9 +321,11 @@ class DeliveryPlanner {
 
   // --- results (delivery_planner_results.cc)
   void fail_job(queue::JobId id, const SmtpReply& reply, const std::string& mx, PlannerOutput& out);
+  // bounce_now[k]: a backoff rule bounces recipient k at once.
   void finish_job(queue::JobId id, const queue::SpoolMessage* message,
                   const std::vector<SmtpReply>& replies, const SiteState* where,
-                  const std::string& mx, const std::string& tls, PlannerOutput& out);
+                  const std::string& mx, const std::string& tls, PlannerOutput& out,
+                  const std::vector<bool>* bounce_now = nullptr);
   void expire_job(queue::JobId id, PlannerOutput& out);
   // An operator's bounce (bounced, logged AdminBounce) or a campaign's
   // cancellation (cancelled, logged Cancelled): every recipient of the job
@@ -361,6 +387,7 @@ class DeliveryPlanner {
   std::unordered_map<std::string, std::deque<queue::JobId>> rate_waiting_;
   // Armed wake-ups: when a site's token or a wait list's token is due.
   std::multimap<runtime::SteadyTime, std::string> wakes_;
+  std::unordered_map<std::string, std::string> campaign_pools_;  // set_campaign_policy
   std::unordered_map<std::string, runtime::SteadyTime> wake_armed_;
 
   // Messages with content, kept from their commit until they are done, so

@@ -3,6 +3,8 @@
 // and the wake-ups), and the adaptive concurrency of each ready queue.
 // Connections are in delivery_planner.cc, routing in
 // delivery_planner_routing.cc.
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 #include "mta/outbound/delivery_planner.h"
@@ -94,8 +96,120 @@ void DeliveryPlanner::concurrency_failure(SiteState& site) {
   if (site.concurrency > 1) --site.concurrency;
 }
 
+void DeliveryPlanner::count_sent(SiteState& site, uint32_t recipients) {
+  const runtime::SteadyTime now = steady();
+  if (now - site.minute_start >= std::chrono::minutes(1)) {
+    site.last_minute_sent =
+        now - site.minute_start < std::chrono::minutes(2) ? site.minute_sent : 0;
+    site.minute_start = now;
+    site.minute_sent = 0;
+  }
+  site.minute_sent += recipients;
+}
+
+namespace {
+
+const char* action_name(policy::BackoffKind kind) {
+  switch (kind) {
+    case policy::BackoffKind::suspend:
+      return "suspend";
+    case policy::BackoffKind::rate_factor:
+      return "rate_factor";
+    case policy::BackoffKind::bounce:
+      return "bounce";
+  }
+  return "suspend";
+}
+
+}  // namespace
+
+bool DeliveryPlanner::backoff_reply(SiteState& site, const SmtpReply& reply, PlannerOutput& out) {
+  const std::optional<policy::BackoffActivation> act =
+      backoff_.evaluate(site.name, reply.code, reply.enhanced, reply.text, wall());
+  if (!act) return false;
+  out.metrics.backoff_activations.add(action_name(act->kind));
+  spdlog::warn("backoff: {} from {}: rule {}{} on \"{}\"", site.key.site, site.source.name,
+               act->rule, act->shipped ? " (shipped)" : "", reply.to_string());
+  switch (act->kind) {
+    case policy::BackoffKind::bounce:
+      return true;
+    case policy::BackoffKind::suspend:
+      site.backoff_until = act->until;
+      wake_at("s:" + site.name, steady() + (act->until - wall()));
+      break;
+    case policy::BackoffKind::rate_factor:
+      if (!site.rate_cut && !site.shaping.message_rate().limited()) {
+        // No rate configured: the cut applies to what it sent in the last
+        // minute (at least one per minute).
+        const uint64_t rate =
+            std::max<uint64_t>(1, std::max(site.last_minute_sent, site.minute_sent));
+        site.shaping.configure(policy::RateSpec{rate, std::chrono::minutes(1), 1},
+                               site.shaping.connection_rate());
+      }
+      site.rate_cut = true;
+      site.shaping.set_factor(act->factor, steady());
+      break;
+  }
+  out.metrics.backoff_active.push_back(BackoffGauge{site.source.name, site.key.site, true});
+  return false;
+}
+
+void DeliveryPlanner::end_backoff(SiteState& site, PlannerOutput& out) {
+  const bool was_cut = site.rate_cut;
+  site.backoff_until = {};
+  site.rate_cut = false;
+  if (was_cut) {
+    site.shaping.set_factor(1.0, steady());
+    apply_limits(site);  // the configured rates again (none: unlimited)
+  }
+  out.metrics.backoff_active.push_back(BackoffGauge{site.source.name, site.key.site, false});
+  spdlog::info("backoff: {} from {}: ended", site.key.site, site.source.name);
+  if (!stopping_) service_site(site, out);
+}
+
+void DeliveryPlanner::run_backoff(PlannerOutput& out) {
+  const std::optional<runtime::WallTime> next = backoff_.next_expiry();
+  if (!next) return;
+  const runtime::WallTime now = wall();
+  // Linear recovery of the rate cuts in force.
+  backoff_.for_each_active(now, [&](const std::string& key, const policy::BackoffOverride& o) {
+    if (o.kind != policy::BackoffKind::rate_factor) return;
+    auto it = sites_.find(key);
+    if (it != sites_.end() && it->second.rate_cut) {
+      it->second.shaping.set_factor(backoff_.rate_factor(key, now), steady());
+    }
+  });
+  if (*next > now) return;
+  std::vector<std::string> ended;
+  backoff_.expire(now, &ended);
+  for (const std::string& key : ended) {
+    auto it = sites_.find(key);
+    if (it != sites_.end()) end_backoff(it->second, out);
+  }
+}
+
+std::string_view DeliveryPlanner::pool_of(const queue::Job& job) const {
+  std::string_view campaign_pool = job.pool;
+  if (!job.campaign.empty() && !campaign_pools_.empty()) {
+    auto it = campaign_pools_.find(job.campaign);
+    if (it != campaign_pools_.end()) campaign_pool = it->second;
+  }
+  return policy::job_pool(campaign_pool, job.tenant, config_->policy.get());
+}
+
 void DeliveryPlanner::apply_tenant_rates() {
-  // policy.tenants[] message_rate: set by the traffic-policy config (none yet).
+  // policy.tenants[].message_rate, across all sites; a reload keeps the
+  // tokens of a rate that did not change.
+  const conf::PolicyConfig* policy = config_->policy.get();
+  shaper_.retain_tenants([&](const std::string& name) {
+    const conf::TenantPolicy* t = policy ? policy->find_tenant(name) : nullptr;
+    return t && t->message_rate;
+  });
+  if (!policy) return;
+  for (const conf::TenantPolicy& t : policy->tenants) {
+    if (t.message_rate)
+      shaper_.set_tenant_rate(t.name, policy::rate_spec(*t.message_rate, t.burst));
+  }
 }
 
 }  // namespace ringmail::mta

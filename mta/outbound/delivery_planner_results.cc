@@ -40,8 +40,8 @@ void DeliveryPlanner::expire_job(queue::JobId id, PlannerOutput& out) {
 // reschedule what is deferred, report what failed for good.
 void DeliveryPlanner::finish_job(queue::JobId id, const queue::SpoolMessage* message,
                                  const std::vector<SmtpReply>& replies, const SiteState* where,
-                                 const std::string& mx, const std::string& tls,
-                                 PlannerOutput& out) {
+                                 const std::string& mx, const std::string& tls, PlannerOutput& out,
+                                 const std::vector<bool>* bounce_now) {
   static const std::string kNone;
   const std::string& site_name = where ? where->key.site : kNone;
   const std::string& source = where ? where->source.name : EgressChoice::kDefault;
@@ -70,7 +70,7 @@ void DeliveryPlanner::finish_job(queue::JobId id, const queue::SpoolMessage* mes
     } else {
       category = reply.category ? *reply.category
                                 : classifier_.classify(reply.code, reply.enhanced, reply.text);
-      if (reply.permanent()) {
+      if (reply.permanent() || (bounce_now && k < bounce_now->size() && (*bounce_now)[k])) {
         type = "Bounce";
         update.state = queue::RecipientState::bounced;
       } else {

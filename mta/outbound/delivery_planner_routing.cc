@@ -131,7 +131,7 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
     expire_job(id, out);
     return;
   }
-  const EgressChoice source = egress_.select(job->pool);
+  const EgressChoice source = egress_.select(pool_of(*job));
   for (const conf::Route& r : config_->delivery.routes) {
     if (!route_matches(r, job->domain)) continue;
     SiteState& site = site_for_route(r, source);
@@ -201,7 +201,7 @@ PlannerOutput DeliveryPlanner::resolved(const std::string& key, const MxResoluti
       for (queue::JobId id : waiting) {
         if (scheduler_.place(id) != queue::Scheduler::Place::routing) continue;
         const queue::Job* job = scheduler_.find(id);
-        SiteState& site = site_for_resolution(resolution, egress_.select(job->pool));
+        SiteState& site = site_for_resolution(resolution, egress_.select(pool_of(*job)));
         if (make_ready(id, site, out)) touched.push_back(site.name);
       }
       std::sort(touched.begin(), touched.end());
@@ -295,8 +295,10 @@ void DeliveryPlanner::apply_limits(SiteState& site) const {
   site.per_provider_connections = limits.connection_scope == policy::ConnectionScope::provider;
   site.tls_required = limits.tls_required.value;
   policy::RateSpec message_rate, connection_rate;
-  if (limits.message_rate.value.rate)
-    message_rate = policy::rate_spec(*limits.message_rate.value.rate);
+  if (limits.message_rate.value.rate) {
+    message_rate =
+        policy::rate_spec(*limits.message_rate.value.rate, limits.message_rate.value.burst);
+  }
   if (limits.connection_rate.value.rate) {
     connection_rate = policy::rate_spec(*limits.connection_rate.value.rate);
   }
@@ -370,8 +372,21 @@ PlannerOutput DeliveryPlanner::command(const AdminCommand& command) {
     case AdminCommand::Kind::suspend_site:
       holds_.suspend_site(command.target, command.until);
       break;
+    case AdminCommand::Kind::set_campaign_policy:
+      if (command.pool.empty()) {
+        campaign_pools_.erase(command.target);
+      } else {
+        campaign_pools_[command.target] = command.pool;
+      }
+      shaper_.set_campaign_rate(command.target,
+                                policy::RateSpec{command.rate_count, command.rate_per, 0});
+      break;
     case AdminCommand::Kind::resume_site:
       holds_.resume_site(command.target);
+      // Resume ends a backoff rule's override too, from every source.
+      for (auto& [name, site] : sites_) {
+        if (site.key.site == command.target && backoff_.cancel(name)) end_backoff(site, out);
+      }
       service_ready_sites(out);
       break;
     case AdminCommand::Kind::suspend_domain: {
@@ -510,6 +525,22 @@ DeliverySnapshot DeliveryPlanner::snapshot(const QueueFilter& filter, bool with_
     it->second.site.delivered += counts.delivered;
     it->second.site.bounced += counts.bounced;
   }
+  backoff_.for_each_active(now, [&](const std::string& key, const policy::BackoffOverride& o) {
+    const SiteState* s = site(key);
+    if (!s) return;
+    auto it = entries.find({s->key.site, s->source.name});
+    if (it == entries.end()) {
+      if (!filter.domain.empty() || !filter.campaign.empty() || !filter.tenant.empty()) return;
+      if (!filter.site.empty() && s->key.site != filter.site) return;
+      it = entries.emplace(std::make_pair(s->key.site, s->source.name), Entry{}).first;
+      it->second.site.site = s->key.site;
+      it->second.site.source = s->source.name;
+      it->second.domains.insert(s->domain);
+    }
+    it->second.site.backoff =
+        SiteSnapshot::Backoff{o.kind == policy::BackoffKind::suspend ? "suspend" : "rate_factor",
+                              o.until, o.rule, o.reply};
+  });
   snap.sites.reserve(entries.size());
   for (auto& [key, e] : entries) {
     e.site.domains.assign(e.domains.begin(), e.domains.end());

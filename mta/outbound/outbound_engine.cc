@@ -141,7 +141,8 @@ bool OutboundEngine::start(std::string* error) {
   attempt_seconds_ = &metrics->histogram("delivery_attempt_seconds",
                                          "Time of one delivery transaction, per message", {},
                                          runtime::latency_buckets());
-  for (const runtime::LabelledCounters* family : {&delivered_, &deferred_, &bounced_}) {
+  for (const runtime::LabelledCounters* family :
+       {&delivered_, &deferred_, &bounced_, &backoff_activations_}) {
     family->declare(*metrics);
   }
   load_spool();
@@ -323,6 +324,15 @@ void OutboundEngine::apply_metrics(const MetricDeltas& m) {
   for (const auto& [site, n] : m.deferred_by_site.counts) deferred_.get(metrics, site).inc(n);
   for (const auto& [category, n] : m.bounced_by_category.counts) {
     bounced_.get(metrics, category).inc(n);
+  }
+  for (const auto& [action, n] : m.backoff_activations.counts) {
+    backoff_activations_.get(metrics, action).inc(n);
+  }
+  for (const BackoffGauge& g : m.backoff_active) {
+    metrics
+        .gauge("backoff_active", "1 while a backoff rule holds or slows the (source, site)",
+               {{"source", g.source}, {"site", g.site}})
+        .set(g.active ? 1 : 0);
   }
   if (m.cancelled != 0) cancelled_->inc(m.cancelled);
   if (m.queued != 0) queued_gauge_->add(m.queued);

@@ -177,6 +177,9 @@ class OutboundEngine {
       "messages_deferred_total", "Recipients deferred after a failed attempt, by site", "site"};
   runtime::LabelledCounters bounced_{"messages_bounced_total",
                                      "Recipients bounced or expired, by category", "category"};
+  runtime::LabelledCounters backoff_activations_{
+      "backoff_activations_total", "Backoff rules that took effect on a remote reply, by action",
+      "action"};
 };
 
 }  // namespace ringmail::mta

@@ -455,6 +455,12 @@ struct SmtpServerSession::Impl {
     out->replies += r;
   }
 
+  // Whose mail this is (CONTRACT "Traffic policy"): the AUTH user of
+  // submitted mail, the relay_networks entry of relayed mail.
+  const std::string& tenant() const {
+    return settings.mode == SessionMode::submission ? user : connection.relay_network;
+  }
+
   void do_mail(const SmtpCommandLine& cmd) {
     if (greeted == Greeted::none) return error_reply("503 5.5.1 Error: send HELO/EHLO first");
     if (settings.mode == SessionMode::submission && user.empty()) {
@@ -478,6 +484,17 @@ struct SmtpServerSession::Impl {
     }
     if (p.value.size && *p.value.size > settings.max_message_size) {
       return reply("552 5.3.4 Message size exceeds fixed limit");
+    }
+    // The last check: a message refused for another reason takes no token.
+    if (settings.submission_gate) {
+      const std::string& who = tenant();
+      if (!who.empty()) {
+        const policy::SubmissionVerdict verdict = settings.submission_gate->admit_message(who);
+        if (!verdict.admitted) {
+          return reply("452 4.7.1 Tenant " + who + " is over its submission limit of " +
+                       verdict.limit + "; try again later");
+        }
+      }
     }
     txn = Transaction{};
     txn.active = true;
@@ -684,7 +701,7 @@ struct SmtpServerSession::Impl {
     std::string original = reader.take_content();
     RewriteResult r = rewrite_message(original, received, rewrite, &m->content);
     if (!r.ok) return nullptr;
-    m->meta.tenant = settings.mode == SessionMode::submission ? user : connection.relay_network;
+    m->meta.tenant = tenant();
     m->meta.campaign = std::move(r.campaign);
     m->meta.listener = settings.listener_name;
     m->meta.received_unix_ms = now_ms;

@@ -19,11 +19,22 @@
 #include <string>
 #include <string_view>
 
+#include "policy/submission_limiter.h"
 #include "queue/spool_message.h"
 
 namespace ringmail::mta {
 
 enum class SessionMode { submission, relay };
+
+// Asked at each MAIL FROM whether the session's tenant may submit one more
+// message (policy.tenants[].max_messages); an admitted answer has counted
+// the message. Implementations are thread-safe and never block: the
+// inbound server's asks the tenant submission limiter with its clock.
+class SubmissionGate {
+ public:
+  virtual ~SubmissionGate() = default;
+  virtual policy::SubmissionVerdict admit_message(std::string_view tenant) = 0;
+};
 
 // Copied from the Config when the connection is accepted, so that a reload
 // never changes the rules under a session in progress.
@@ -37,6 +48,9 @@ struct SessionSettings {
   uint64_t max_message_size = 50ull << 20;
   uint32_t max_recipients = 1000;
   std::string campaign_header = "X-Campaign-ID";
+  // Tenant submission limits; null when no tenant has max_messages (then
+  // MAIL FROM asks nothing). Outlives every session given it.
+  SubmissionGate* submission_gate = nullptr;
   // DKIM body canonicalizations in use: their bh= is computed while the
   // body streams in (SessionOutput::dkim_body_hash_*).
   bool dkim_hash_relaxed_body = false;

@@ -264,6 +264,16 @@ TEST(InjectionParser, EveryOutcomeHasItsAnswer) {
     for (const auto& [name, value] : r.headers) has_retry |= name == "Retry-After";
     EXPECT_EQ(has_retry, row.retry_after) << row.http;
   }
+  mta::InjectionResult over;
+  over.status = Status::over_limit;
+  over.detail = "tenant \"app1\" is over its submission limit of 3/h; try again later";
+  over.retry_after_seconds = 1200;
+  const HttpResponse limited = injection_response(over);
+  EXPECT_EQ(limited.status, 429);
+  EXPECT_EQ(json::parse(limited.body), json::parse(R"({"error": "over submission limit",
+                            "detail": "tenant \"app1\" is over its submission limit of 3/h; try again later"})"));
+  EXPECT_EQ(limited.headers,
+            (std::vector<std::pair<std::string, std::string>>{{"Retry-After", "1200"}}));
   mta::InjectionResult queued;
   queued.status = Status::queued;
   queued.id = "0123456789abcdef0123";

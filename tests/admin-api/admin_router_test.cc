@@ -972,7 +972,7 @@ std::shared_ptr<conf::Config> explain_config() {
   auto policy = std::make_shared<conf::PolicyConfig>();
   policy->sources = {conf::EgressSource{"ip1", *conf::parse_ip_address("192.0.2.10")},
                      conf::EgressSource{"ip2", *conf::parse_ip_address("192.0.2.11")}};
-  policy->pools = {conf::EgressPool{"default", {"ip1"}}};
+  policy->pools = {conf::EgressPool{"default", {conf::PoolMember{"ip1", 1}}}};
   conf::ShapingRule vip;
   vip.match = {conf::ShapingMatch::Kind::domain, "vip.routed.test"};
   vip.max_connections = 2;

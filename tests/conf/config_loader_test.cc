@@ -1008,10 +1008,14 @@ TEST_F(ConfigLoaderTest, ExampleConfigLoadsWithTheFilesItNames) {
   EXPECT_EQ(config.milters[0].timeout, std::chrono::seconds(10));
   EXPECT_EQ(config.campaign_header, "X-Campaign-ID");
   const PolicyConfig& policy = *config.policy;
-  ASSERT_EQ(policy.sources.size(), 1u);
+  ASSERT_EQ(policy.sources.size(), 2u);
   EXPECT_EQ(policy.sources[0].address.family, AF_INET);
   ASSERT_EQ(policy.pools.size(), 1u);
-  EXPECT_EQ(policy.pools[0].sources, std::vector<std::string>{"ip1"});
+  EXPECT_EQ(policy.pools[0].sources, (std::vector<PoolMember>{{"ip1", 3}, {"ip2", 1}}));
+  ASSERT_EQ(policy.tenants.size(), 1u);
+  EXPECT_EQ(policy.tenants[0].name, "app1");
+  EXPECT_EQ(policy.tenants[0].pool, "default");
+  EXPECT_EQ(policy.tenants[0].max_messages, (Rate{10000, std::chrono::hours(1)}));
   ASSERT_EQ(policy.shaping.size(), 1u);
   EXPECT_EQ(policy.shaping[0].match.kind, ShapingMatch::Kind::mx_suffix);
   EXPECT_EQ(policy.shaping[0].match.value, ".google.com");

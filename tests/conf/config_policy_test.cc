@@ -48,11 +48,11 @@ TEST(ParseRate, Table) {
   }
 }
 
-TEST(RateText, IsWhatParseRateReads) {
-  for (const char* text : {"300/m", "5/s", "50/h", "1000/d"}) {
-    EXPECT_EQ(rate_text(*parse_rate(text)), text);
+TEST(FormatRate, RoundTripsWithParseRate) {
+  for (const char* text : {"300/m", "5/s", "10000/h", "1000/d"}) {
+    EXPECT_EQ(format_rate(*parse_rate(text)), text);
   }
-  EXPECT_EQ(rate_text(Rate{7, std::chrono::milliseconds(1500)}), "7/1500ms");
+  EXPECT_EQ(format_rate(Rate{5, std::chrono::milliseconds(1500)}), "5/1500ms");
 }
 
 TEST(BounceCategories, RoundTrip) {
@@ -324,6 +324,101 @@ TEST_F(PolicyTest, SourceProblemsAreReportedOnce) {
       has_problem(result.errors, at(8, "policy.pools[1].name") + "duplicate pool name \"p\""));
   for (const auto& e : result.errors) {
     EXPECT_EQ(e.problem.find("unknown source"), std::string::npos) << e.to_string();
+  }
+}
+
+TEST_F(PolicyTest, PoolWeightsAndTenantsLoad) {
+  auto result = load(
+      "    - {name: ip3, address: 192.0.2.12}\n"
+      "  pools:\n"
+      "    - {name: default, sources: [ip1, {source: ip2, weight: 3}, {source: ip3}]}\n"
+      "    - {name: bulk, sources: [{source: ip3, weight: 1000}]}\n"
+      "  tenants:\n"
+      "    - {name: app1, pool: bulk, message_rate: 300/m, burst: 10, max_messages: 10000/h}\n"
+      "    - {name: 127.0.0.1/32, message_rate: 5/s}\n"
+      "    - {name: app2, max_messages: 3/h}\n"
+      "  shaping:\n"
+      "    - match: {domain: a.test}\n"
+      "      message_rate: 60/m\n"
+      "      burst: 5\n"
+      "    - match: {domain: b.test}\n"
+      "      message_rate: 60/m\n");
+  ASSERT_TRUE(result.errors.empty()) << testing::describe(result.errors);
+  const PolicyConfig& policy = *result.config->policy;
+  EXPECT_EQ(policy.find_pool("default")->sources,
+            (std::vector<PoolMember>{{"ip1", 1}, {"ip2", 3}, {"ip3", 1}}));
+  EXPECT_EQ(policy.find_pool("bulk")->sources, (std::vector<PoolMember>{{"ip3", 1000}}));
+  ASSERT_EQ(policy.tenants.size(), 3u);
+  const TenantPolicy* app1 = policy.find_tenant("app1");
+  ASSERT_NE(app1, nullptr);
+  EXPECT_EQ(app1->pool, "bulk");
+  EXPECT_EQ(app1->message_rate, (Rate{300, std::chrono::minutes(1)}));
+  EXPECT_EQ(app1->burst, 10u);
+  EXPECT_EQ(app1->max_messages, (Rate{10000, std::chrono::hours(1)}));
+  const TenantPolicy* relay = policy.find_tenant("127.0.0.1/32");
+  ASSERT_NE(relay, nullptr);
+  EXPECT_EQ(relay->pool, "");
+  EXPECT_EQ(relay->burst, 0u);  // not given: the rate's count
+  EXPECT_FALSE(relay->max_messages.has_value());
+  EXPECT_EQ(policy.find_tenant("app2")->max_messages, (Rate{3, std::chrono::hours(1)}));
+  EXPECT_FALSE(policy.find_tenant("app2")->message_rate.has_value());
+  EXPECT_EQ(policy.find_tenant("app3"), nullptr);
+  ASSERT_EQ(policy.shaping.size(), 2u);
+  EXPECT_EQ(policy.shaping[0].burst, 5u);
+  EXPECT_EQ(policy.shaping[1].burst, 0u);
+}
+
+TEST_F(PolicyTest, PoolWeightAndTenantProblems) {
+  auto result = load(
+      "  pools:\n"                                                   // 8
+      "    - name: p\n"                                              // 9
+      "      sources:\n"                                             // 10
+      "        - {source: ip1, weight: 0}\n"                         // 11
+      "        - {source: ip2, weight: 1001}\n"                      // 12
+      "        - {source: ip9, weight: 2}\n"                         // 13
+      "        - {weight: 2}\n"                                      // 14
+      "        - {source: ip1, weigth: 2}\n"                         // 15
+      "    - {name: q, sources: [ip1, {source: ip1, weight: 2}]}\n"  // 16
+      "    - {name: ok, sources: [ip1]}\n"                           // 17
+      "  tenants:\n"                                                 // 18
+      "    - {name: app1, pool: nowhere}\n"                          // 19
+      "    - {name: app1, pool: ok}\n"                               // 20
+      "    - {name: app2, pool: p, max_messages: 10000/w}\n"         // 21
+      "    - {name: app3, burst: 5}\n"                               // 22
+      "    - {name: app4, message_rate: 5/s, burst: 0}\n"            // 23
+      "    - {pool: ok}\n"                                           // 24
+      "    - {name: app5, max_messages: lots, colour: red}\n"        // 25
+      "  shaping:\n"                                                 // 26
+      "    - match: {domain: a.test}\n"                              // 27
+      "      burst: 3\n");                                           // 28
+  struct Problem {
+    int line;
+    const char* path;
+    const char* text;  // the start of the problem
+  };
+  const std::vector<Problem> expected = {
+      {11, "policy.pools[0].sources[0].weight", "must be between 1 and 1000, got 0"},
+      {12, "policy.pools[0].sources[1].weight", "must be between 1 and 1000, got 1001"},
+      {13, "policy.pools[0].sources[2].source", "unknown source \"ip9\""},
+      {14, "policy.pools[0].sources[3].source", "required key missing"},
+      {15, "policy.pools[0].sources[4].weigth", "unknown key"},
+      {16, "policy.pools[1].sources[1]", "source \"ip1\" is already in this pool"},
+      {19, "policy.tenants[0].pool", "unknown pool \"nowhere\" (policy.pools has ok)"},
+      {20, "policy.tenants[1].name", "duplicate tenant name \"app1\""},
+      {21, "policy.tenants[2].max_messages", "bad rate \"10000/w\""},
+      {22, "policy.tenants[3].burst", "only goes with message_rate"},
+      {23, "policy.tenants[4].burst", "must be between 1"},
+      {24, "policy.tenants[5].name", "required key missing"},
+      {25, "policy.tenants[6].max_messages", "bad rate \"lots\""},
+      {25, "policy.tenants[6].colour", "unknown key"},
+      {28, "policy.shaping[0].burst", "only goes with message_rate"},
+  };
+  for (const Problem& p : expected) {
+    EXPECT_TRUE(has_problem(result.errors, at(p.line, p.path) + p.text)) << p.path;
+  }
+  // Pool p had errors of its own: app2's reference to it is not one more.
+  for (const auto& e : result.errors) {
+    EXPECT_EQ(e.problem.find("unknown pool \"p\""), std::string::npos) << e.to_string();
   }
 }
 

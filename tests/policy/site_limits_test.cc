@@ -217,6 +217,12 @@ TEST(SiteLimits, RatesComeFromTheRuleAlone) {
   EXPECT_EQ(limits.message_rate.set_by.text(), "policy.shaping[1]");
   EXPECT_EQ(limits.connection_rate.value, (RateLimit{connections, 10}));
   EXPECT_EQ(limits.connection_rate.set_by.text(), "policy.shaping[1]");
+  // A burst beside message_rate is the bucket's depth.
+  conf::Config bursty =
+      config_with({rule(Kind::domain, "b.test", std::nullopt, std::nullopt, messages)});
+  std::const_pointer_cast<conf::PolicyConfig>(bursty.policy)->shaping[0].burst = 40;
+  EXPECT_EQ(resolve_site_limits(bursty, "b.test", kLoopback).message_rate.value,
+            (RateLimit{messages, 40}));
   // Nothing ships a rate: unlimited, by the delivery defaults.
   limits = resolve_site_limits(config, "yahoo.com", kYahoo);
   EXPECT_EQ(limits.message_rate.value, RateLimit{});

@@ -16,10 +16,13 @@
 #include <sstream>
 #include <string>
 
+#include "conf/config_policy.h"
 #include "mta/dkim/dkim_signer.h"
+#include "policy/submission_limiter.h"
 #include "queue/delivery_log.h"
 #include "queue/spool_memory.h"
 #include "queue/spool_writer.h"
+#include "runtime/clock.h"
 #include "runtime/metrics_registry.h"
 #include "tests/support/temp_dir.h"
 
@@ -291,6 +294,37 @@ TEST_F(InjectorPipeline, MailOfACancelledCampaignIsRefusedAndNothingIsStored) {
   EXPECT_EQ(other.status, Status::queued) << other.detail;
   writer.stop();
   EXPECT_EQ(spool.stats().messages, 1u) << "only the other campaign's mail";
+}
+
+TEST_F(InjectorPipeline, ATenantOverItsLimitIsRefusedWithTheTimeOfItsNextToken) {
+  queue::MemorySpool spool;
+  queue::SpoolWriter writer(spool, nullptr, nullptr);
+  conf::PolicyConfig policy;
+  policy.tenants = {{"app1", "", std::nullopt, 0, conf::parse_rate("2/h")}};
+  runtime::FakeClock clock;
+  policy::SubmissionLimiter limiter;
+  limiter.set_policy(&policy, clock.steady());
+  InjectorDependencies d = deps(writer);
+  d.submission_limiter = &limiter;
+  d.clock = &clock;
+  const InjectionRequest app1 = raw_request("Subject: s\r\n\r\nbody\r\n");
+  InjectionRequest app2 = app1;
+  app2.tenant = "app2";
+  EXPECT_EQ(inject_message(app1, d, kNowMs).status, Status::queued);
+  // A request refused before it counts (a malformed header) takes no token.
+  EXPECT_EQ(inject_message(raw_request(" continuation\r\n\r\nbody\r\n"), d, kNowMs).status,
+            Status::invalid);
+  EXPECT_EQ(inject_message(app1, d, kNowMs).status, Status::queued);
+  clock.advance(std::chrono::minutes(10));
+  InjectionResult over = inject_message(app1, d, kNowMs);
+  EXPECT_EQ(over.status, Status::over_limit) << over.detail;
+  EXPECT_EQ(over.retry_after_seconds, 20 * 60);  // a token every 30 minutes
+  EXPECT_EQ(over.detail, "tenant \"app1\" is over its submission limit of 2/h; try again later");
+  EXPECT_EQ(inject_message(app2, d, kNowMs).status, Status::queued) << "another tenant";
+  clock.advance(std::chrono::minutes(20));
+  EXPECT_EQ(inject_message(app1, d, kNowMs).status, Status::queued);
+  writer.stop();
+  EXPECT_EQ(spool.stats().messages, 4u);
 }
 
 }  // namespace

@@ -243,7 +243,7 @@ TEST_F(DeliveryPlannerTest, ConnectionsLeaveFromTheDefaultPoolsSourcesInTurn) {
   auto policy = std::make_shared<conf::PolicyConfig>();
   policy->sources = {{"ip1", *conf::parse_ip_address("198.51.100.1")},
                      {"ip2", *conf::parse_ip_address("198.51.100.2")}};
-  policy->pools = {{"default", {"ip1", "ip2"}}};
+  policy->pools = {{"default", {{"ip1"}, {"ip2"}}}};
   config.policy = policy;
   PlannerOutput out = planner().committed({message({"u@[192.0.2.1]"}), message({"v@[192.0.2.1]"})});
   ASSERT_EQ(out.open.size(), 2u);
