@@ -65,6 +65,26 @@ delivery:
   retry: {{intervals: [1s, 5s], max_age: 1h}}
 {extra}"""
 
+# --policy: traffic policy configured but never binding (issue 12): a
+# shaping rule with rates far above what the machine can send, backoff
+# rules that no reply of the sink matches, and a tenant rate for the relay
+# tenant, so that every job passes the (source, site) and tenant buckets.
+POLICY_NOT_BINDING = """policy:
+  shaping:
+    - match: {mx_suffix: ".0.0.1"}
+      max_connections: 64
+      message_rate: 10000000/s
+      connection_rate: 100000/s
+  tenants:
+    - {name: "127.0.0.0/8", message_rate: 10000000/s}
+  backoff:
+    - match: {code: 421, text: "(?i)rate limit|try again later"}
+      action: {suspend: 15m}
+    - match: {enhanced: "4.7", text: "(?i)reputation"}
+      action: {rate_factor: 0.5, recover_after: 30m}
+      when: {count: 3, within: 10m}
+"""
+
 # name -> (messages per timed run, bytes per message)
 WORKLOADS = collections.OrderedDict([("small", (20000, 4096)), ("large", (3000, 102400))])
 
@@ -544,6 +564,10 @@ def main():
                     help="campaign load: the ringmaild path's messages each name one of this "
                          "many campaigns (X-Campaign-ID), the baseline path's (the same binary "
                          "unless --baseline) none; both are sent by bench/smtp_latency_tool")
+    ap.add_argument("--policy", action="store_true",
+                    help="the ringmaild path runs with traffic policy configured but not "
+                         "binding (shaping rates, a tenant rate, backoff rules); the baseline "
+                         "path (the same binary unless --baseline) without it")
     ap.add_argument("--scratch", help="scratch dir on a real disk (default: under /var/tmp)")
     ap.add_argument("--json", help="also write the results as JSON to this file")
     ap.add_argument("--skip-wire", action="store_true")
@@ -599,8 +623,11 @@ def main():
         extra = ("  max_connections_per_site: %d\n" % args.delivery_connections
                  if args.delivery_connections else "")
         paths.append(RingmailRelayPath(ringmaild, os.path.join(scratch, "ringmail"),
-                                       args.delivery_log, extra, admin_load=args.admin_load,
-                                       campaigns=args.campaigns))
+                                       args.delivery_log,
+                                       extra + (POLICY_NOT_BINDING if args.policy else ""),
+                                       admin_load=args.admin_load, campaigns=args.campaigns))
+        if args.policy and not args.baseline:
+            args.baseline = ringmaild
         if args.campaigns is not None and not args.baseline:
             args.baseline = ringmaild
             if not os.access(LATENCY_TOOL, os.X_OK):

@@ -298,6 +298,10 @@ class DeliveryPlanner {
   void apply_tenant_rates();
   // A job's egress pool: its campaign's, else its tenant's, else default.
   std::string_view pool_of(const queue::Job& job) const;
+  // The source of the job's next connection to `site`: its pool's turn,
+  // passing over sources whose (source, site) a backoff rule suspended
+  // (all suspended: the turn's source, where the job waits).
+  EgressChoice choose_source(const queue::Job& job, const std::string& site);
   // --- backoff (delivery_planner_rates.cc)
   // A remote reply on the site: its rule's suspension or rate cut takes
   // effect; true when the rule bounces that recipient.
@@ -388,6 +392,7 @@ class DeliveryPlanner {
   // Armed wake-ups: when a site's token or a wait list's token is due.
   std::multimap<runtime::SteadyTime, std::string> wakes_;
   std::unordered_map<std::string, std::string> campaign_pools_;  // set_campaign_policy
+  uint32_t backoff_suspended_ = 0;  // sites with a backoff suspension in force
   std::unordered_map<std::string, runtime::SteadyTime> wake_armed_;
 
   // Messages with content, kept from their commit until they are done, so

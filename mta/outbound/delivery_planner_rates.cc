@@ -134,6 +134,7 @@ bool DeliveryPlanner::backoff_reply(SiteState& site, const SmtpReply& reply, Pla
     case policy::BackoffKind::bounce:
       return true;
     case policy::BackoffKind::suspend:
+      if (site.backoff_until == runtime::WallTime{}) ++backoff_suspended_;
       site.backoff_until = act->until;
       wake_at("s:" + site.name, steady() + (act->until - wall()));
       break;
@@ -156,6 +157,7 @@ bool DeliveryPlanner::backoff_reply(SiteState& site, const SmtpReply& reply, Pla
 
 void DeliveryPlanner::end_backoff(SiteState& site, PlannerOutput& out) {
   const bool was_cut = site.rate_cut;
+  if (site.backoff_until != runtime::WallTime{} && backoff_suspended_ > 0) --backoff_suspended_;
   site.backoff_until = {};
   site.rate_cut = false;
   if (was_cut) {
@@ -195,6 +197,19 @@ std::string_view DeliveryPlanner::pool_of(const queue::Job& job) const {
     if (it != campaign_pools_.end()) campaign_pool = it->second;
   }
   return policy::job_pool(campaign_pool, job.tenant, config_->policy.get());
+}
+
+EgressChoice DeliveryPlanner::choose_source(const queue::Job& job, const std::string& site) {
+  const std::string_view pool = pool_of(job);
+  if (backoff_suspended_ == 0) return egress_.select(pool);
+  const runtime::WallTime now = wall();
+  auto available = [&](const EgressChoice& c) {
+    const ReadyQueueKey key{c.name, c.address ? c.address->text : "", site};
+    auto it = sites_.find(key.text());
+    return it == sites_.end() || it->second.backoff_until <= now;
+  };
+  if (std::optional<EgressChoice> c = egress_.select(pool, available)) return *c;
+  return egress_.select(pool);
 }
 
 void DeliveryPlanner::apply_tenant_rates() {

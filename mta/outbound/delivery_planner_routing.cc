@@ -131,10 +131,9 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
     expire_job(id, out);
     return;
   }
-  const EgressChoice source = egress_.select(pool_of(*job));
   for (const conf::Route& r : config_->delivery.routes) {
     if (!route_matches(r, job->domain)) continue;
-    SiteState& site = site_for_route(r, source);
+    SiteState& site = site_for_route(r, choose_source(*job, r.smarthost.text));
     if (make_ready(id, site, out)) service_site(site, out);
     return;
   }
@@ -149,7 +148,7 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
                "", out);
       return;
     }
-    SiteState& site = site_for_literal(job->domain, *ip, source);
+    SiteState& site = site_for_literal(job->domain, *ip, choose_source(*job, job->domain));
     if (make_ready(id, site, out)) service_site(site, out);
     return;
   }
@@ -164,7 +163,8 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
   }
   DomainRoute& domain = domains_[*name];
   if (domain.resolution && steady() < domain.expires) {
-    SiteState& site = site_for_resolution(*domain.resolution, source);
+    SiteState& site =
+        site_for_resolution(*domain.resolution, choose_source(*job, domain.resolution->site));
     if (make_ready(id, site, out)) service_site(site, out);
     return;
   }
@@ -201,7 +201,7 @@ PlannerOutput DeliveryPlanner::resolved(const std::string& key, const MxResoluti
       for (queue::JobId id : waiting) {
         if (scheduler_.place(id) != queue::Scheduler::Place::routing) continue;
         const queue::Job* job = scheduler_.find(id);
-        SiteState& site = site_for_resolution(resolution, egress_.select(pool_of(*job)));
+        SiteState& site = site_for_resolution(resolution, choose_source(*job, resolution.site));
         if (make_ready(id, site, out)) touched.push_back(site.name);
       }
       std::sort(touched.begin(), touched.end());

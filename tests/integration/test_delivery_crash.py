@@ -29,6 +29,8 @@ class DeliveryCrashTest(DeliveryCase):
         rx = self.receiver("127.0.0.2", hostname="mx.crash.test", stall=STALL)
         rm = self.daemon(dns.address, intervals=("1s",),
                          delivery={"max_connections_per_site": CONNECTIONS,
+                                   # every connection at once: none answered before the kill
+                                   "initial_connections": CONNECTIONS,
                                    "timeouts": short_timeouts(data_term="30s")})
         acked = {}
         for i in range(MESSAGES):

@@ -359,5 +359,31 @@ TEST_F(DeliveryPolicyTest, ATenantRateHoldsThatTenantOnly) {
   EXPECT_EQ(out.start.size() + out.open.size(), 1u);
 }
 
+TEST_F(DeliveryPolicyTest, ASourceSuspendedByBackoffYieldsToTheOthersOfItsPool) {
+  auto p = policy();
+  p->sources = {{"ip1", *conf::parse_ip_address("127.0.0.2")},
+                {"ip2", *conf::parse_ip_address("127.0.0.3")}};
+  p->pools = {{"default", {{"ip1"}, {"ip2"}}}};
+  PlannerOutput out = planner().committed({message({"a@a.test"})});
+  ASSERT_EQ(out.open.size(), 1u);
+  ASSERT_EQ(out.open[0].source->text, "127.0.0.2");
+  const ConnectionId c = out.open[0].id;
+  planner().connection_ready(c);
+  out = planner().transaction_done(
+      c, result({reply(421, "4.7.0", "[TSS04] Messages from 127.0.0.2 temporarily deferred")}), "");
+  ASSERT_EQ(out.metrics.backoff_activations.counts.size(), 1u);
+  Strings sources;
+  for (int i = 0; i < 3; ++i) {
+    out = planner().committed({message({"n" + std::to_string(i) + "@a.test"})});
+    for (const OpenCommand& o : out.open) sources.push_back(o.source->text);
+    for (const OpenCommand& o : out.open) {
+      planner().connection_ready(o.id);
+      planner().transaction_done(o.id, result({reply(250, "2.0.0", "ok")}), "");
+    }
+  }
+  ASSERT_FALSE(sources.empty());
+  for (const std::string& s : sources) EXPECT_EQ(s, "127.0.0.3") << "ip1 is suspended";
+}
+
 }  // namespace
 }  // namespace ringmail::mta::testing
