@@ -11,12 +11,8 @@
 
 #include <cerrno>
 #include <cstring>
-#include <future>
-#include <memory>
 #include <optional>
 
-#include "mta/dns/dns_resolver.h"
-#include "mta/outbound/delivery_planner.h"
 #include "runtime/listen_socket.h"
 
 namespace ringmail::admin {
@@ -247,60 +243,28 @@ ordered_json SmtpProber::probe(const std::string& domain) {
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
     return out;
   };
-  // The source a job of the default pool would use first.
-  std::optional<conf::IpAddress> source;
-  for (const conf::EgressPool& pool : config->policy->pools) {
-    if (pool.name != "default" || pool.sources.empty()) continue;
-    for (const conf::EgressSource& s : config->policy->sources) {
-      if (s.name == pool.sources.front().source) {
-        source = s.address;
-        out["source"] = s.name;
-      }
-    }
-  }
-  // Where delivery would go: a route, else the MX hosts.
+  const policy::EgressChoice source = default_source(*config);
+  out["source"] = source.name;
+  const Destination destination = destinations_.find(*config, domain);
+  if (destination.outcome != Destination::Outcome::found) return finish(destination.error);
+  out["site"] = destination.site;
+  // The first host with an address (every MX host has one, a route's
+  // smarthost is its own address).
   std::string host, ip;
-  uint16_t port = config->delivery.smtp_port;
-  for (const conf::Route& r : config->delivery.routes) {
-    if (!mta::route_matches(r, domain)) continue;
-    out["site"] = r.smarthost.text;
-    out["mx"] = r.smarthost.host;
-    host = r.smarthost.host;
-    ip = r.smarthost.host;
-    port = r.smarthost.port;
+  for (const mta::MxHost& mx : destination.hosts) {
+    if (mx.addresses.empty()) continue;
+    host = mx.name;
+    ip = mx.addresses.front();
+    out["mx"] = mx.name;
     break;
   }
-  if (ip.empty()) {
-    mta::DnsResolverOptions options;
-    options.nameservers = config->delivery.dns.nameservers;
-    std::string why;
-    std::unique_ptr<mta::DnsResolver> resolver = mta::DnsResolver::create(options, &why);
-    if (!resolver) return finish("DNS resolver: " + why);
-    std::promise<mta::MxResolution> answer;
-    std::future<mta::MxResolution> done = answer.get_future();
-    resolver->resolve_mx(domain, [&answer](const mta::MxResolution& r) { answer.set_value(r); });
-    if (done.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
-      resolver->stop();
-      return finish("DNS lookup of " + domain + " timed out");
-    }
-    const mta::MxResolution resolution = done.get();
-    resolver->stop();
-    if (!resolution.error.empty()) return finish("DNS: " + resolution.error);
-    out["site"] = resolution.site;
-    for (const mta::MxHost& mx : resolution.hosts) {
-      if (mx.addresses.empty()) continue;
-      host = mx.name;
-      ip = mx.addresses.front();
-      out["mx"] = mx.name;
-      break;
-    }
-    if (ip.empty()) return finish("no MX host of " + domain + " has an address");
-  }
+  if (ip.empty()) return finish("no MX host of " + domain + " has an address");
+  const uint16_t port = destination.port;
   out["address"] = ip + ":" + std::to_string(port);
   Dialogue d;
   std::string error;
   std::vector<std::string> lines;
-  if (!d.connect(ip, port, source, &error)) return finish(error);
+  if (!d.connect(ip, port, source.address, &error)) return finish(error);
   int code = d.reply(&lines, &error);
   if (code == 0) return finish("greeting: " + error);
   out["banner"] = joined(lines);

@@ -6,7 +6,9 @@
 //
 // Owns: one short-lived blocking dialogue per call, on the calling admin
 // thread (each connection has its own), with a deadline per step. It shares
-// nothing with the delivery thread: its own resolver, its own socket.
+// nothing with the delivery thread: the destination comes from a
+// DestinationFinder (admin_destination.h, its own resolver), the socket is
+// its own.
 // Trust: everything the remote server says is untrusted; it is returned as
 // JSON strings (invalid UTF-8 replaced) and bounded in length.
 #pragma once
@@ -15,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "admin-api/admin_destination.h"
 #include "mta/daemon.h"
 
 namespace ringmail::admin {
@@ -29,13 +32,16 @@ class Prober {
 // The real thing, against the config in force.
 class SmtpProber final : public Prober {
  public:
-  explicit SmtpProber(const mta::DaemonControl& daemon) : daemon_(daemon) {}
+  // Both must outlive the prober.
+  SmtpProber(const mta::DaemonControl& daemon, DestinationFinder& destinations)
+      : daemon_(daemon), destinations_(destinations) {}
   nlohmann::ordered_json probe(const std::string& domain) override;
 
   static constexpr std::chrono::seconds kStepTimeout{10};
 
  private:
   const mta::DaemonControl& daemon_;
+  DestinationFinder& destinations_;
 };
 
 }  // namespace ringmail::admin

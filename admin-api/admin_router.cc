@@ -7,13 +7,18 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
 
+#include "admin-api/admin_destination.h"
 #include "admin-api/admin_injection.h"
 #include "admin-api/admin_json.h"
 #include "admin-api/admin_probe.h"
 #include "conf/config.h"
 #include "mail/bounce_category.h"
 #include "mail/mail_time.h"
+#include "policy/site_limits.h"
 
 namespace ringmail::admin {
 
@@ -52,6 +57,64 @@ ordered_json site_json(const mta::SiteSnapshot& s) {
                                            {"open_until", time_text(s.circuit->open_until)}}
                             : ordered_json(nullptr)},
   };
+}
+
+// The domain of a probe or an explain (a "domain" field): lower case, and
+// none of the characters that no domain or address literal has.
+std::optional<std::string> domain_target(const nlohmann::json& fields, HttpResponse* error) {
+  std::optional<Target> target = one_target(fields, {"domain"}, error);
+  if (!target) return std::nullopt;
+  std::string domain = lower(target->value);
+  if (domain.find_first_of(" \t/\\@") != std::string::npos) {
+    *error = json_error(400, "bad field", "domain: not a domain name");
+    return std::nullopt;
+  }
+  return domain;
+}
+
+ordered_json limit_json(const std::string& name, ordered_json value,
+                        const policy::LimitOrigin& set_by) {
+  return ordered_json{{"name", name}, {"value", std::move(value)}, {"set_by", set_by.text()}};
+}
+
+ordered_json rate_json(const policy::RateLimit& limit) {
+  return limit.rate ? ordered_json(conf::format_rate(*limit.rate)) : ordered_json("unlimited");
+}
+
+// The configured limits, in CONTRACT's explain form.
+ordered_json limits_json(const policy::SiteLimits& l) {
+  ordered_json limits = ordered_json::array();
+  limits.push_back(
+      limit_json("max_connections", l.max_connections.value, l.max_connections.set_by));
+  limits.push_back(
+      limit_json("max_connections_scope",
+                 l.connection_scope == policy::ConnectionScope::provider ? "provider" : "site",
+                 l.max_connections.set_by));
+  limits.push_back(limit_json("max_messages_per_connection", l.max_messages_per_connection.value,
+                              l.max_messages_per_connection.set_by));
+  for (const auto& [name, rate] :
+       {std::pair<std::string, const policy::SetLimit<policy::RateLimit>*>{"message_rate",
+                                                                           &l.message_rate},
+        {"connection_rate", &l.connection_rate}}) {
+    limits.push_back(limit_json(name, rate_json(rate->value), rate->set_by));
+    if (rate->value.rate)
+      limits.push_back(limit_json(name + "_burst", rate->value.burst, rate->set_by));
+  }
+  limits.push_back(limit_json("tls_required", l.tls_required.value, l.tls_required.set_by));
+  return limits;
+}
+
+ordered_json live_limit_json(const mta::ExplainedLimit& limit) {
+  ordered_json value = std::visit(
+      [](const auto& v) -> ordered_json {
+        if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::monostate>) {
+          return nullptr;
+        } else {
+          return v;
+        }
+      },
+      limit.value);
+  return ordered_json{{"name", limit.name}, {"value", std::move(value)}, {"set_by", limit.set_by}};
 }
 
 HttpResponse no_answer() {
@@ -205,6 +268,7 @@ HttpResponse AdminRouter::route(const HttpRequest& request) const {
       {"/api/v1/queue/bounce", true, &AdminRouter::bounce},
       {"/api/v1/events", false, &AdminRouter::events},
       {"/api/v1/probe", true, &AdminRouter::probe},
+      {"/api/v1/explain", false, &AdminRouter::explain},
   };
   for (const Route& r : kRoutes) {
     if (path != r.path) continue;
@@ -360,12 +424,61 @@ HttpResponse AdminRouter::probe(const HttpRequest& request) const {
   HttpResponse error;
   std::optional<nlohmann::json> body = parse_object(request, &error);
   if (!body || !known_field(*body, {"domain"}, &error)) return error;
-  std::optional<Target> target = one_target(*body, {"domain"}, &error);
-  if (!target) return error;
-  const std::string domain = lower(target->value);
-  if (domain.find_first_of(" \t/\\@") != std::string::npos)
-    return json_error(400, "bad field", "domain: not a domain name");
-  return json_response(200, prober_->probe(domain));
+  std::optional<std::string> domain = domain_target(*body, &error);
+  if (!domain) return error;
+  return json_response(200, prober_->probe(*domain));
+}
+
+HttpResponse AdminRouter::explain(const HttpRequest& request) const {
+  if (!destinations_) return json_error(404, "not found", "explaining is not available here");
+  nlohmann::json fields = nlohmann::json::object();
+  for (const auto& [key, value] : request.query) {
+    if (key != "domain" && key != "source") {
+      return json_error(400, "unknown parameter",
+                        key.substr(0, 64) + ": the parameters are domain and source");
+    }
+    if (fields.contains(key)) return json_error(400, "bad parameter", key + ": given twice");
+    fields[key] = value;
+  }
+  HttpResponse error;
+  std::optional<std::string> domain = domain_target(fields, &error);
+  if (!domain) return error;
+  std::shared_ptr<const conf::Config> config = daemon_.config();
+  std::optional<policy::EgressChoice> source = default_source(*config);
+  if (fields.contains("source")) {
+    std::string name;
+    if (!string_field(fields, "source", kMaxName, &name, &error)) return error;
+    source = named_source(*config, name);
+    if (!source) {
+      return json_error(400, "unknown source",
+                        "source: \"" + name + "\" is not a policy.sources name (nor \"default\")");
+    }
+  }
+  const Destination destination = destinations_->find(*config, *domain);
+  switch (destination.outcome) {
+    case Destination::Outcome::found:
+      break;
+    case Destination::Outcome::no_destination:
+      return json_error(404, "no destination", destination.error);
+    case Destination::Outcome::lookup_failed:
+      return json_error(500, "lookup failed", destination.error);
+  }
+  std::vector<std::string_view> hosts;
+  for (const mta::MxHost& host : destination.hosts) hosts.push_back(host.name);
+  const policy::SiteLimits limits =
+      policy::resolve_site_limits(*config, destination.shaping_domain, hosts);
+  ordered_json list = limits_json(limits);
+  mta::ExplainTarget target{*domain, destination.site, source->name,
+                            source->address ? source->address->text : "", limits.provider};
+  for (const mta::ExplainedLimit& live : daemon_.explain_live(target))
+    list.push_back(live_limit_json(live));
+  return json_response(
+      200, ordered_json{{"domain", *domain},
+                        {"site", destination.site},
+                        {"provider", limits.provider.empty() ? ordered_json(nullptr)
+                                                             : ordered_json(limits.provider)},
+                        {"source", source->name},
+                        {"limits", std::move(list)}});
 }
 
 HttpResponse AdminRouter::events(const HttpRequest& request) const {

@@ -28,7 +28,8 @@
 
 namespace ringmail::admin {
 
-class Prober;  // admin-api/admin_probe.h
+class Prober;             // admin-api/admin_probe.h
+class DestinationFinder;  // admin-api/admin_destination.h
 
 inline constexpr size_t kMaxRequestBody = 1 << 20;  // 1 MiB (CONTRACT)
 
@@ -70,6 +71,8 @@ class AdminRouter {
 
   // POST /api/v1/probe; without one the route answers 404.
   void set_prober(Prober* prober) { prober_ = prober; }
+  // GET /api/v1/explain routes through it; without one the route answers 404.
+  void set_destinations(DestinationFinder* finder) { destinations_ = finder; }
 
   // `token`: the admin token in force ("" refuses every /api/ request).
   // Tenant API keys (admin.api_keys_file) are taken from the daemon's
@@ -103,6 +106,7 @@ class AdminRouter {
   HttpResponse reload() const;
   HttpResponse events(const HttpRequest& request) const;
   HttpResponse probe(const HttpRequest& request) const;
+  HttpResponse explain(const HttpRequest& request) const;
   // admin_campaigns.cc: /api/v1/campaigns[/ID[/ACTION]], /api/v1/tenants[/NAME[/ACTION]]
   HttpResponse campaigns(const HttpRequest& request) const;
   HttpResponse tenants(const HttpRequest& request) const;
@@ -115,6 +119,7 @@ class AdminRouter {
   mta::DaemonControl& daemon_;
   const runtime::Clock& clock_;
   Prober* prober_ = nullptr;
+  DestinationFinder* destinations_ = nullptr;
 };
 
 // True when the Authorization header carries exactly `token` as a Bearer

@@ -146,8 +146,9 @@ std::string peer_address(MHD_Connection* connection) {
 }  // namespace
 
 AdminServer::AdminServer(mta::DaemonControl& daemon)
-    : daemon_(daemon), prober_(daemon), router_(daemon, runtime::system_clock()) {
+    : daemon_(daemon), prober_(daemon, destinations_), router_(daemon, runtime::system_clock()) {
   router_.set_prober(&prober_);
+  router_.set_destinations(&destinations_);
 }
 
 AdminServer::~AdminServer() { stop(); }

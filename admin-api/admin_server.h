@@ -65,6 +65,7 @@ class AdminServer final : public mta::ControlPlane {
   void count(int status);
 
   mta::DaemonControl& daemon_;
+  DnsDestinationFinder destinations_;
   SmtpProber prober_;
   AdminRouter router_;
   MHD_Daemon* mhd_ = nullptr;

@@ -174,6 +174,8 @@ std::string build_probe(const VerbArgs& args, Command& c) {
 
 std::string build_explain(const VerbArgs& args, Command& c) {
   if (args.positionals.size() != 1) return "explain takes one DOMAIN";
+  c.output = Output::explain;
+  c.timeout_seconds = 45;
   c.request.path_segments = segments({"explain"});
   c.request.query.emplace_back("domain", args.positionals[0]);
   options_as_query(args, c.request);

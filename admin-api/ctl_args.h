@@ -39,6 +39,7 @@ enum class Output {
   dead_list,    // dead list: one row per dead letter
   dead_retry,   // "ID: n recipients queued again"
   dead_delete,  // "deleted dead letter ID"
+  explain,      // domain, site, provider, source, then the limits table
   pretty,       // the JSON pretty-printed (routes without a table yet)
 };
 
@@ -64,7 +65,8 @@ struct Command {
   ApiRequest request;
   bool streaming = false;  // events: the answer is a stream, read until it ends
   // The whole request's limit, 0 for none (events). A probe is up to seven
-  // steps of 10 s each on the server, so it gets longer than the rest.
+  // steps of 10 s each on the server, so it gets longer than the rest; an
+  // explain's DNS look-up may take 30 s.
   int timeout_seconds = 30;
   // suppressions import: the file of addresses main() reads into the body.
   std::string import_file;

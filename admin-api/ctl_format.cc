@@ -245,6 +245,24 @@ std::string format_object(const json& body, const std::vector<std::string>& fiel
   return out;
 }
 
+std::string format_explain(const json& body) {
+  std::vector<std::pair<std::string, std::string>> lines;
+  for (const char* name : {"domain", "site", "provider", "source"}) {
+    lines.emplace_back(name, cell_text(field(body, name)));
+  }
+  static const std::vector<Column> kColumns = {
+      {"LIMIT", Align::left}, {"VALUE", Align::left}, {"SET-BY", Align::left}};
+  std::vector<std::vector<std::string>> rows;
+  const json& limits = field(body, "limits");
+  if (limits.is_array()) {
+    for (const json& l : limits) {
+      rows.push_back({cell_text(field(l, "name")), cell_text(field(l, "value")),
+                      cell_text(field(l, "set_by"))});
+    }
+  }
+  return key_values(lines, "") + "\n" + format_table(kColumns, rows);
+}
+
 std::string format_message(const json& message) {
   std::vector<std::pair<std::string, std::string>> lines;
   for (const char* name :
@@ -374,6 +392,8 @@ std::string format_human(Output output, const json& body) {
              plural(field(body, "requeued"), "recipient", "recipients") + " queued again\n";
     case Output::dead_delete:
       return "deleted dead letter " + cell_text(field(body, "id")) + "\n";
+    case Output::explain:
+      return format_explain(body);
     case Output::pretty:
       return dump(body, 2) + "\n";
   }

@@ -62,10 +62,13 @@ std::string format_message(const nlohmann::json& message);
 // GET /api/v1/dead: ID  RECEIVED  FAILED  KEPT-UNTIL  TENANT  CAMPAIGN  SENDER  FAILED-RCPTS
 // CATEGORIES, then "total: n".
 std::string format_dead_letters(const nlohmann::json& list);
-// One delivery-log record: TIME TYPE RECIPIENT SITE CODE TEXT.
+// GET /api/v1/explain: domain, site, provider and source, then
+// LIMIT  VALUE  SET-BY, one row per limit in force.
+std::string format_explain(const nlohmann::json& body);
 // The campaigns and tenants tables (GET /api/v1/campaigns, /tenants).
 std::string format_campaigns(const nlohmann::json& body);
 std::string format_tenants(const nlohmann::json& body);
+// One delivery-log record: TIME TYPE RECIPIENT SITE CODE TEXT.
 std::string format_event(const nlohmann::json& record);
 
 // What a successful answer prints in human form (with a final newline).

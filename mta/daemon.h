@@ -67,6 +67,16 @@ class DaemonControl {
   virtual runtime::EventHub* events() = 0;
   // The registry /metrics renders (the control plane counts into it too).
   virtual runtime::MetricsRegistry& metrics() = 0;
+  // GET /api/v1/explain: the limits delivery adds at run time to the
+  // configured ones (policy/site_limits.h) for that ready queue, e.g. an
+  // active backoff ("backoff …") or a warm-up cap ("warmup …"), listed
+  // after them. The extension point of the traffic policy: none today (the
+  // planner keeps no such state yet); the daemon will ask the delivery
+  // thread through its mailbox, with a timeout, as snapshot() does.
+  virtual std::vector<ExplainedLimit> explain_live(const ExplainTarget& target) {
+    (void)target;
+    return {};
+  }
   // POST /api/v1/messages: the message on the SMTP submission path
   // (milters, DKIM, spool), on the calling thread; returns once the commit
   // is durable or the message was refused (mta/inbound/message_injector.h).

@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "runtime/clock.h"
@@ -114,6 +115,24 @@ struct DeliverySnapshot {
   uint64_t queued = 0;              // recipients waiting or in flight that match the filter
   uint64_t in_flight = 0;           // of those, in a transaction
   std::vector<SiteSnapshot> sites;  // by site name, then source
+};
+
+// GET /api/v1/explain: one more limit in force for a (source, site) that
+// delivery knows at run time and the config does not say (an active
+// backoff, a warm-up cap), as the route lists it: {"name", "value",
+// "set_by"}.
+struct ExplainedLimit {
+  std::string name;  // "message_rate", "suspended", "warmup_cap", …
+  std::variant<std::monostate, int64_t, bool, std::string> value;  // monostate: null
+  std::string set_by;  // "backoff RULE", "warmup SOURCE day N", …
+};
+// The ready queue the explain route asks about.
+struct ExplainTarget {
+  std::string domain;
+  std::string site;            // as the planner names it (ReadyQueueKey::site)
+  std::string source;          // the egress source's name ("default": the machine's address)
+  std::string source_address;  // "" for the machine's default address
+  std::string provider;        // the shipped provider of the site, "" for none
 };
 
 }  // namespace ringmail::mta

@@ -47,6 +47,7 @@
 #include "policy/egress_selector.h"
 #include "policy/hold_set.h"
 #include "policy/shaper.h"
+#include "policy/site_limits.h"
 #include "policy/suppression_list.h"
 #include "queue/dsn.h"
 #include "queue/scheduler.h"
@@ -86,6 +87,13 @@ struct SiteState {
   uint16_t port = 25;
   uint32_t max_connections = 32;
   uint32_t max_messages_per_connection = 100;
+  // From policy::resolve_site_limits (apply_limits) for the traffic policy
+  // to come: the shipped provider of the site ("" none), whether
+  // max_connections counts per source across all its sites, whether TLS is
+  // required.
+  std::string provider;
+  bool per_provider_connections = false;
+  bool tls_required = false;
   // Adaptive concurrency (README, "Connections per site"): the connections
   // it may have now, from delivery.initial_connections up to
   // max_connections; 0 until its limits are applied.

@@ -9,7 +9,6 @@
 #include <set>
 
 #include "mta/outbound/delivery_planner.h"
-#include "policy/site_shaping.h"
 
 namespace ringmail::mta {
 
@@ -293,22 +292,21 @@ SiteState& DeliveryPlanner::site_for_resolution(const MxResolution& resolution,
 }
 
 void DeliveryPlanner::apply_limits(SiteState& site) const {
-  site.max_connections = config_->delivery.max_connections_per_site;
-  site.max_messages_per_connection = config_->delivery.max_messages_per_connection;
+  std::vector<std::string_view> hosts;
+  for (const MxHost& host : site.hosts) hosts.push_back(host.name);
+  const policy::SiteLimits limits = policy::resolve_site_limits(*config_, site.domain, hosts);
+  site.max_connections = limits.max_connections.value;
+  site.max_messages_per_connection = limits.max_messages_per_connection.value;
+  site.provider = limits.provider;
+  site.per_provider_connections = limits.connection_scope == policy::ConnectionScope::provider;
+  site.tls_required = limits.tls_required.value;
   policy::RateSpec message_rate, connection_rate;
-  const conf::ShapingRule* rule = nullptr;
-  if (config_->policy) {
-    std::vector<std::string_view> hosts;
-    for (const MxHost& host : site.hosts) hosts.push_back(host.name);
-    rule = policy::match_shaping(config_->policy->shaping, site.domain, hosts);
+  if (limits.message_rate.value.rate) {
+    message_rate =
+        policy::rate_spec(*limits.message_rate.value.rate, limits.message_rate.value.burst);
   }
-  if (rule) {
-    if (rule->max_connections) site.max_connections = *rule->max_connections;
-    if (rule->max_messages_per_connection) {
-      site.max_messages_per_connection = *rule->max_messages_per_connection;
-    }
-    if (rule->message_rate) message_rate = policy::rate_spec(*rule->message_rate, rule->burst);
-    if (rule->connection_rate) connection_rate = policy::rate_spec(*rule->connection_rate);
+  if (limits.connection_rate.value.rate) {
+    connection_rate = policy::rate_spec(*limits.connection_rate.value.rate);
   }
   site.shaping.configure(message_rate, connection_rate);
   // A new site starts at initial_connections; a reload keeps what it

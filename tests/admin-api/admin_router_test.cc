@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "admin-api/admin_destination.h"
 #include "admin-api/admin_probe.h"
 #include "conf/config_policy.h"
 #include "mta/campaigns.h"
@@ -67,6 +68,10 @@ class FakeDaemon final : public mta::DaemonControl {
   runtime::EventHub* events() override { return has_delivery_log ? &hub : nullptr; }
   runtime::MetricsRegistry& metrics() override { return registry; }
   mta::CampaignRegistry* campaigns() override { return &campaign_registry; }
+  std::vector<mta::ExplainedLimit> explain_live(const mta::ExplainTarget& target) override {
+    explained.push_back(target);
+    return live_limits;
+  }
 
   // What it answers.
   std::string unhealthy;
@@ -76,7 +81,9 @@ class FakeDaemon final : public mta::DaemonControl {
   size_t bounced = 0;
   std::vector<std::string> reload_errors;
   bool has_delivery_log = true;
+  std::vector<mta::ExplainedLimit> live_limits;
   // What it was asked.
+  std::vector<mta::ExplainTarget> explained;
   std::vector<mta::AdminCommand> commands;
   std::vector<mta::QueueFilter> filters;
   std::vector<bool> idle_sites;
@@ -923,6 +930,229 @@ TEST(AdminRouter, ProbeWithoutAProberIs404AndStillNeedsTheToken) {
                     false);
   EXPECT_EQ(r.status, 401);
   EXPECT_TRUE(prober.domains.empty());
+}
+
+// --- explain
+
+// Google's MX for gmail.com, a route for *.routed.test, no MX for gone.test,
+// a failing look-up for broken.test; records what it was asked.
+class FakeDestinations final : public DestinationFinder {
+ public:
+  Destination find(const conf::Config&, const std::string& domain) override {
+    domains.push_back(domain);
+    Destination d;
+    d.shaping_domain = domain;
+    if (domain == "gmail.com") {
+      d.outcome = Destination::Outcome::found;
+      d.site = "alt1.gmail-smtp-in.l.google.com,gmail-smtp-in.l.google.com";
+      d.hosts = {mta::MxHost{"gmail-smtp-in.l.google.com", 5, {"192.0.2.1"}},
+                 mta::MxHost{"alt1.gmail-smtp-in.l.google.com", 10, {"192.0.2.2"}}};
+    } else if (domain.ends_with(".routed.test")) {
+      d.outcome = Destination::Outcome::found;
+      d.site = "192.0.2.9:2525";
+      d.shaping_domain = "*.routed.test";
+      d.hosts = {mta::MxHost{"192.0.2.9", 0, {"192.0.2.9"}}};
+    } else if (domain == "gone.test") {
+      d.outcome = Destination::Outcome::no_destination;
+      d.error = "DNS: gone.test: no such domain";
+    } else {
+      d.error = "DNS: " + domain + ": SERVFAIL";
+    }
+    return d;
+  }
+  std::vector<std::string> domains;
+};
+
+// Two sources, ip1 first in the default pool; rule 0 for one domain, rule
+// 1 for Google's MX hosts (per-connection and rate only).
+std::shared_ptr<conf::Config> explain_config() {
+  auto config = std::make_shared<conf::Config>();
+  config->delivery.max_connections_per_site = 32;
+  config->delivery.max_messages_per_connection = 100;
+  auto policy = std::make_shared<conf::PolicyConfig>();
+  policy->sources = {conf::EgressSource{"ip1", *conf::parse_ip_address("192.0.2.10")},
+                     conf::EgressSource{"ip2", *conf::parse_ip_address("192.0.2.11")}};
+  policy->pools = {conf::EgressPool{"default", {conf::PoolMember{"ip1", 1}}}};
+  conf::ShapingRule vip;
+  vip.match = {conf::ShapingMatch::Kind::domain, "vip.routed.test"};
+  vip.max_connections = 2;
+  vip.connection_rate = conf::parse_rate("10/s");
+  conf::ShapingRule google;
+  google.match = {conf::ShapingMatch::Kind::mx_suffix, ".google.com"};
+  google.max_messages_per_connection = 60;
+  google.message_rate = conf::parse_rate("300/m");
+  policy->shaping = {vip, google};
+  config->policy = policy;
+  return config;
+}
+
+struct ExplainSession {
+  FakeDaemon daemon;
+  FakeDestinations destinations;
+  runtime::FakeClock clock;
+  AdminRouter router{daemon, clock};
+  ExplainSession() {
+    daemon.config_ = explain_config();
+    router.set_destinations(&destinations);
+  }
+  HttpResponse get(Query query, std::string auth = kGoodAuth) {
+    return router.handle({"GET", "/api/v1/explain", std::move(query), std::move(auth), "", false},
+                         kToken, false);
+  }
+};
+
+TEST(AdminRouter, ExplainListsEveryLimitWithWhatSetIt) {
+  ExplainSession s;
+  HttpResponse r = s.get({{"domain", "GMail.com"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(s.destinations.domains, std::vector<std::string>{"gmail.com"});
+  // In CONTRACT's order and form; the shipped gmail defaults under rule 1.
+  EXPECT_EQ(json::parse(r.body), json::parse(R"({
+    "domain": "gmail.com",
+    "site": "alt1.gmail-smtp-in.l.google.com,gmail-smtp-in.l.google.com",
+    "provider": "gmail", "source": "ip1",
+    "limits": [
+      {"name": "max_connections", "value": 5, "set_by": "shipped provider gmail"},
+      {"name": "max_connections_scope", "value": "provider", "set_by": "shipped provider gmail"},
+      {"name": "max_messages_per_connection", "value": 60, "set_by": "policy.shaping[1]"},
+      {"name": "message_rate", "value": "300/m", "set_by": "policy.shaping[1]"},
+      {"name": "message_rate_burst", "value": 300, "set_by": "policy.shaping[1]"},
+      {"name": "connection_rate", "value": "unlimited", "set_by": "delivery defaults"},
+      {"name": "tls_required", "value": true, "set_by": "shipped provider gmail"}]})"));
+  const std::string body = r.body;
+  EXPECT_LT(body.find("\"domain\""), body.find("\"site\""));
+  EXPECT_LT(body.find("\"provider\""), body.find("\"limits\""));
+  ASSERT_EQ(s.daemon.explained.size(), 1u);
+  EXPECT_EQ(s.daemon.explained[0].site,
+            "alt1.gmail-smtp-in.l.google.com,gmail-smtp-in.l.google.com");
+  EXPECT_EQ(s.daemon.explained[0].source, "ip1");
+  EXPECT_EQ(s.daemon.explained[0].source_address, "192.0.2.10");
+  EXPECT_EQ(s.daemon.explained[0].provider, "gmail");
+  EXPECT_TRUE(s.daemon.commands.empty());
+}
+
+TEST(AdminRouter, ExplainOfARoutedDomainSeesTheRoutesDomainAsThePlannerDoes) {
+  ExplainSession s;
+  // The route's domain is what a domain rule sees (as the planner's site
+  // does): "vip.routed.test" is not "*.routed.test", so rule 0 does not
+  // match and the test smarthost is no provider's.
+  HttpResponse r = s.get({{"domain", "vip.routed.test"}, {"source", "ip2"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  json body = json::parse(r.body);
+  EXPECT_EQ(body["site"], "192.0.2.9:2525");
+  EXPECT_EQ(body["provider"], nullptr);
+  EXPECT_EQ(body["source"], "ip2");
+  for (const json& limit : body["limits"]) {
+    EXPECT_EQ(limit["set_by"], "delivery defaults") << limit;
+  }
+  EXPECT_EQ(body["limits"][0], json::parse(R"({"name": "max_connections", "value": 32,
+                                               "set_by": "delivery defaults"})"));
+  EXPECT_EQ(body["limits"][1]["value"], "site");
+  EXPECT_EQ(body["limits"][2]["value"], 100);
+  EXPECT_EQ(body["limits"][3]["value"], "unlimited");
+  EXPECT_EQ(body["limits"].back(), json::parse(R"({"name": "tls_required", "value": false,
+                                                 "set_by": "delivery defaults"})"));
+  EXPECT_EQ(s.daemon.explained.at(0).source_address, "192.0.2.11");
+  // The machine's default address by its name.
+  r = s.get({{"domain", "a.routed.test"}, {"source", "default"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["source"], "default");
+  EXPECT_EQ(s.daemon.explained.at(1).source_address, "");
+}
+
+TEST(AdminRouter, ExplainAppendsWhatDeliveryAddsAtRunTime) {
+  ExplainSession s;
+  s.daemon.live_limits = {
+      {"message_rate", std::string("10/m"), "backoff 421 4.7.28 until 2026-01-01T00:30:00.000Z"},
+      {"warmup_cap", int64_t{50}, "warmup ip1 day 1"},
+      {"suspended", true, "backoff [TSS04]"},
+      {"until", std::monostate{}, "backoff x"}};
+  HttpResponse r = s.get({{"domain", "gmail.com"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json limits = json::parse(r.body)["limits"];
+  ASSERT_EQ(limits.size(), 11u) << r.body;
+  EXPECT_EQ(limits[7], json::parse(R"({"name": "message_rate", "value": "10/m",
+    "set_by": "backoff 421 4.7.28 until 2026-01-01T00:30:00.000Z"})"));
+  EXPECT_EQ(limits[8]["value"], 50);
+  EXPECT_EQ(limits[9]["value"], true);
+  EXPECT_EQ(limits[10]["value"], nullptr);
+}
+
+TEST(AdminRouter, ExplainRefusesBadRequestsBeforeAnyLookUp) {
+  const struct {
+    const char* name;
+    Query query;
+    int status;
+    const char* detail;
+    bool looked_up;
+  } cases[] = {
+      {"no domain", {}, 400, R"(one of "domain" is required)", false},
+      {"an empty domain", {{"domain", ""}}, 400, "domain: must not be empty", false},
+      {"an address", {{"domain", "u@a.test"}}, 400, "domain: not a domain name", false},
+      {"a space", {{"domain", "a .test"}}, 400, "domain: not a domain name", false},
+      {"a newline", {{"domain", "a.test\nx"}}, 400, "domain: control characters", false},
+      {"too long", {{"domain", std::string(256, 'd')}}, 400, "longer than 255 bytes", false},
+      {"twice", {{"domain", "a.test"}, {"domain", "b.test"}}, 400, "domain: given twice", false},
+      {"an unknown parameter",
+       {{"domain", "a.test"}, {"site", "x"}},
+       400,
+       "site: the parameters are domain and source",
+       false},
+      {"an unknown source",
+       {{"domain", "gmail.com"}, {"source", "ip9"}},
+       400,
+       "source: \"ip9\" is not a policy.sources name",
+       false},
+      {"a source with a control character",
+       {{"domain", "gmail.com"}, {"source", "ip\r1"}},
+       400,
+       "source: control characters",
+       false},
+      {"no MX", {{"domain", "gone.test"}}, 404, "DNS: gone.test: no such domain", true},
+      {"a failed look-up", {{"domain", "broken.test"}}, 500, "DNS: broken.test: SERVFAIL", true},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    ExplainSession s;
+    const HttpResponse r = s.get(c.query);
+    ASSERT_EQ(r.status, c.status) << r.body;
+    expect_error_shape(r);
+    EXPECT_NE(json::parse(r.body)["detail"].get<std::string>().find(c.detail), std::string::npos)
+        << r.body;
+    EXPECT_EQ(s.destinations.domains.size(), c.looked_up ? 1u : 0u);
+    EXPECT_TRUE(s.daemon.explained.empty());
+  }
+}
+
+TEST(AdminRouter, ExplainIsAGetThatNeedsTheTokenAndAFinder) {
+  ExplainSession s;
+  HttpResponse r = s.get({{"domain", "gmail.com"}}, "");
+  EXPECT_EQ(r.status, 401);
+  r = s.router.handle({"POST", "/api/v1/explain", {{"domain", "gmail.com"}}, kGoodAuth, "", false},
+                      kToken, false);
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(header(r, "Allow"), "GET");
+  EXPECT_TRUE(s.destinations.domains.empty());
+  FakeDaemon daemon;
+  runtime::FakeClock clock;
+  AdminRouter bare(daemon, clock);
+  r = bare.handle({"GET", "/api/v1/explain", {{"domain", "gmail.com"}}, kGoodAuth, "", false},
+                  kToken, false);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(json::parse(r.body)["detail"], "explaining is not available here");
+}
+
+TEST(AdminDestination, SourcesAsDeliveryChoosesThem) {
+  const std::shared_ptr<conf::Config> config = explain_config();
+  EXPECT_EQ(default_source(*config).name, "ip1");
+  EXPECT_EQ(default_source(*config).address->text, "192.0.2.10");
+  EXPECT_EQ(named_source(*config, "ip2")->address->text, "192.0.2.11");
+  EXPECT_EQ(named_source(*config, "default")->name, "default");
+  EXPECT_FALSE(named_source(*config, "default")->address.has_value());
+  EXPECT_FALSE(named_source(*config, "ip9").has_value());
+  const conf::Config bare;
+  EXPECT_EQ(default_source(bare).name, "default");
+  EXPECT_FALSE(named_source(bare, "ip1").has_value());
 }
 
 // --- error bodies

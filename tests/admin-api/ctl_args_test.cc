@@ -70,9 +70,11 @@ TEST(CtlArgs, EveryVerbMapsToItsRoute) {
        Output::events},
       {"tail --types Bounce", "GET /api/v1/events?types=Bounce", Output::events},
       {"probe example.com", R"(POST /api/v1/probe {"domain":"example.com"})", Output::pretty},
-      {"explain example.com", "GET /api/v1/explain?domain=example.com", Output::pretty},
+      {"explain example.com", "GET /api/v1/explain?domain=example.com", Output::explain},
       {"explain example.com --source ip1", "GET /api/v1/explain?domain=example.com&source=ip1",
-       Output::pretty},
+       Output::explain},
+      {"explain --source=ip2 example.com", "GET /api/v1/explain?domain=example.com&source=ip2",
+       Output::explain},
       {"message 01HX-abc", "GET /api/v1/messages/01HX-abc", Output::message},
       {"dead", "GET /api/v1/dead", Output::dead_list},
       {"dead list", "GET /api/v1/dead", Output::dead_list},
@@ -113,9 +115,10 @@ TEST(CtlArgs, EveryVerbMapsToItsRoute) {
     EXPECT_EQ(describe(r.command->request), c.request);
     EXPECT_EQ(r.command->output, c.output);
     EXPECT_EQ(r.command->streaming, c.output == Output::events);
-    EXPECT_EQ(r.command->timeout_seconds, c.output == Output::events   ? 0
-                                          : r.command->verb == "probe" ? 90
-                                                                       : 30);
+    EXPECT_EQ(r.command->timeout_seconds, c.output == Output::events     ? 0
+                                          : r.command->verb == "probe"   ? 90
+                                          : r.command->verb == "explain" ? 45
+                                                                         : 30);
     EXPECT_FALSE(r.command->json);
     EXPECT_EQ(r.command->config, kDefaultConfig);
   }

@@ -32,6 +32,33 @@ const char* const kSitesTable =
     "backoff mx.example.test: rate_factor until 2026-12-02T11:00:00.000Z (rule 421 4.7.0 -> "
     "rate 0.5 for 1h; reply 421 4.7.0 try later)\n";
 
+TEST(CtlFormat, ExplainIsTheDestinationThenOneRowPerLimit) {
+  const json body = json::parse(R"({
+    "domain": "gmail.com", "site": "alt1.gmail-smtp-in.l.google.com,gmail-smtp-in.l.google.com",
+    "provider": "gmail", "source": "ip1",
+    "limits": [
+      {"name": "max_connections", "value": 5, "set_by": "shipped provider gmail"},
+      {"name": "message_rate", "value": "300/m", "set_by": "policy.shaping[1]"},
+      {"name": "tls_required", "value": true, "set_by": "shipped provider gmail"},
+      {"name": "until", "value": null, "set_by": "backoff \u001b[31mx"}]})");
+  EXPECT_EQ(format_human(Output::explain, body),
+            "domain    gmail.com\n"
+            "site      alt1.gmail-smtp-in.l.google.com,gmail-smtp-in.l.google.com\n"
+            "provider  gmail\n"
+            "source    ip1\n"
+            "\n"
+            "LIMIT            VALUE  SET-BY\n"
+            "max_connections  5      shipped provider gmail\n"
+            "message_rate     300/m  policy.shaping[1]\n"
+            "tls_required     true   shipped provider gmail\n"
+            "until            -      backoff ?[31mx\n");
+  // No provider, no limits: still the four lines and the header.
+  const std::string bare = format_human(Output::explain, json::parse(R"({"domain": "a.test",
+    "site": "127.0.0.2:25", "provider": null, "source": "default", "limits": []})"));
+  EXPECT_NE(bare.find("provider  -\n"), std::string::npos) << bare;
+  EXPECT_NE(bare.find("LIMIT  VALUE  SET-BY\n"), std::string::npos) << bare;
+}
+
 TEST(CtlFormat, CampaignsAndTenantsAsTables) {
   const json campaigns = json::parse(R"({"campaigns": [
     {"id": "spring", "name": "Spring sale", "tenant": "app1", "pool": null,

@@ -5,7 +5,9 @@
 //   1. daemon and server flags, one letter each: m metrics_auth, L body
 //      over the limit, u unhealthy, e no delivery log, s no snapshot answer,
 //      f commands fail, r reload refused, n no admin token configured,
-//      P no prober (POST /api/v1/probe answers 404)
+//      P no prober (POST /api/v1/probe answers 404), D no destination
+//      finder (GET /api/v1/explain answers 404), X explained domains have
+//      no MX (404), T their look-up fails (500)
 //   2. the method   3. the path
 //   4. the query: pairs split on '&', key and value on the first '='
 //   5. the Authorization header ("=" stands for the right bearer token)
@@ -38,6 +40,7 @@
 #include <string_view>
 #include <vector>
 
+#include "admin-api/admin_destination.h"
 #include "admin-api/admin_probe.h"
 #include "admin-api/admin_router.h"
 #include "mta/campaigns.h"
@@ -137,6 +140,53 @@ class FuzzProber final : public admin::Prober {
   std::vector<std::string> domains;
 };
 
+// Finds a Google-hosted destination without DNS, or fails as the flags
+// say; records what it was asked to find.
+class FuzzDestinations final : public admin::DestinationFinder {
+ public:
+  explicit FuzzDestinations(std::string_view flags)
+      : no_mx_(flags.find('X') != std::string_view::npos),
+        fails_(flags.find('T') != std::string_view::npos) {}
+  admin::Destination find(const ringmail::conf::Config&, const std::string& domain) override {
+    domains.push_back(domain);
+    admin::Destination d;
+    if (no_mx_ || fails_) {
+      d.outcome = no_mx_ ? admin::Destination::Outcome::no_destination
+                         : admin::Destination::Outcome::lookup_failed;
+      d.error = "DNS: fuzz";
+      return d;
+    }
+    d.outcome = admin::Destination::Outcome::found;
+    d.site = "aspmx.l.google.com";
+    d.shaping_domain = domain;
+    d.hosts = {mta::MxHost{"aspmx.l.google.com", 10, {"192.0.2.25"}}};
+    return d;
+  }
+  std::vector<std::string> domains;
+
+ private:
+  bool no_mx_ = false, fails_ = false;
+};
+
+void check_explain(const admin::HttpResponse& r) {
+  const json body = json::parse(r.body, nullptr, false);
+  if (!body.is_object() || body.size() != 5) broken("explain body", r.body);
+  for (const char* key : {"domain", "site", "source"}) {
+    if (!body.contains(key) || !body[key].is_string()) broken("explain field", key);
+  }
+  if (!body.contains("provider") || !(body["provider"].is_string() || body["provider"].is_null()))
+    broken("explain provider", r.body);
+  if (!body.contains("limits") || !body["limits"].is_array() || body["limits"].empty())
+    broken("explain limits", r.body);
+  for (const json& limit : body["limits"]) {
+    if (!limit.is_object() || limit.size() != 3 || !limit.contains("value") ||
+        !limit.contains("name") || !limit["name"].is_string() || !limit.contains("set_by") ||
+        !limit["set_by"].is_string()) {
+      broken("explain limit", limit.dump());
+    }
+  }
+}
+
 // The next '\n'-terminated field of `in` (the rest when there is no '\n').
 std::string_view take_line(std::string_view* in) {
   const size_t end = in->find('\n');
@@ -180,7 +230,8 @@ void check_error_body(const admin::HttpResponse& r) {
 }
 
 void check(const admin::HttpRequest& request, bool right_token, const admin::HttpResponse& r,
-           const FuzzDaemon& daemon, const FuzzProber& prober, const runtime::Clock& clock) {
+           const FuzzDaemon& daemon, const FuzzProber& prober, const FuzzDestinations& destinations,
+           const runtime::Clock& clock) {
   const std::string status = std::to_string(r.status);
   switch (r.status) {
     case 201:
@@ -193,6 +244,7 @@ void check(const admin::HttpRequest& request, bool right_token, const admin::Htt
         broken("200 body does not parse", r.body);
       }
       if (r.event_stream && request.path != "/api/v1/events") broken("stream", request.path);
+      if (request.path == "/api/v1/explain" && request.method == "GET") check_explain(r);
       break;
     case 503: {
       // /healthz's answer, not an error body.
@@ -243,7 +295,12 @@ void check(const admin::HttpRequest& request, bool right_token, const admin::Htt
   if (refused && !daemon.commands.empty()) broken("a refused request reached the daemon", status);
   if (daemon.commands.size() > 1) broken("more than one command", status);
   if (prober.domains.size() > (r.status == 200 ? 1u : 0u)) broken("probed", status);
-  for (const std::string& domain : prober.domains) {
+  if (destinations.domains.size() >
+      (r.status == 200 || r.status == 404 || r.status == 500 ? 1u : 0u))
+    broken("looked up", status);
+  std::vector<std::string> looked_up = prober.domains;
+  looked_up.insert(looked_up.end(), destinations.domains.begin(), destinations.domains.end());
+  for (const std::string& domain : looked_up) {
     if (domain.empty() || domain.size() > 255) broken("a probe of that length", domain);
     for (char ch : domain) {
       if ((ch >= 'A' && ch <= 'Z') ||
@@ -294,14 +351,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzDaemon daemon(flags);
   const runtime::FakeClock clock;
   FuzzProber prober;
+  FuzzDestinations destinations(flags);
   admin::AdminRouter router(daemon, clock);
   if (flags.find('P') == std::string_view::npos) router.set_prober(&prober);
+  if (flags.find('D') == std::string_view::npos) router.set_destinations(&destinations);
   const admin::HttpResponse response = router.handle(request, token, metrics_auth);
   if (std::getenv("ADMIN_FUZZ_VERBOSE")) {
     std::fprintf(stderr, "%s %s -> %d %s\n", request.method.c_str(), request.path.c_str(),
                  response.status, response.body.c_str());
   }
   check(request, admin::bearer_matches(request.authorization, token), response, daemon, prober,
-        clock);
+        destinations, clock);
   return 0;
 }

@@ -92,12 +92,15 @@ class Dnsmasq:
     mx: {domain: [(preference, host), ...]}
     hosts: {host: "127.0.0.x"}
     null_mx: [domain, ...]  (RFC 7505: MX 0 ".")
+    zones: more zones it is authoritative for (e.g. "google.com", so that
+           an MX host can have a real provider's name and a loopback address)
     """
 
     ZONE = "test"
 
-    def __init__(self, case, mx=None, hosts=None, null_mx=None, ttl=5):
+    def __init__(self, case, mx=None, hosts=None, null_mx=None, ttl=5, zones=()):
         self.case = case
+        self.zones = list(zones)
         self.mx = dict(mx or {})
         self.hosts = dict(hosts or {})
         self.null_mx = list(null_mx or [])
@@ -119,6 +122,7 @@ class Dnsmasq:
                 "--listen-address=127.0.0.1", f"--port={self.port}", "--pid-file",
                 f"--auth-server=ns.{self.ZONE},127.0.0.1", f"--auth-zone={self.ZONE}",
                 f"--auth-ttl={self.ttl}"]
+        args += [f"--auth-zone={zone}" for zone in self.zones]
         if os.geteuid() == 0:
             args.append("--user=root")
         for domain, records in self.mx.items():
