@@ -13,9 +13,9 @@ Destination DnsDestinationFinder::find(const conf::Config& config, const std::st
   for (const conf::Route& r : config.delivery.routes) {
     if (!mta::route_matches(r, domain)) continue;
     d.outcome = Destination::Outcome::found;
-    d.site = r.smarthost.text;
+    d.site = r.site();  // the delivery log's site: the failover list too
     d.shaping_domain = r.domain;
-    d.hosts = {mta::MxHost{r.smarthost.host, 0, {r.smarthost.host}}};
+    d.hosts = {mta::MxHost{r.smarthost.host, 0, {r.smarthost.host}, r.smarthost.port}};
     d.port = r.smarthost.port;
     return d;
   }
