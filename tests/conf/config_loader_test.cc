@@ -357,6 +357,25 @@ TEST_F(ConfigLoaderTest, AddressWithHostName) {
                                              "\"mail.example.org\" is not an IP address"));
 }
 
+TEST_F(ConfigLoaderTest, SmarthostFailoverLists) {
+  auto good =
+      load(std::string(kMinimal) +
+           "delivery:\n"
+           "  routes:\n"
+           "    - {domain: example.org, smarthost: [192.0.2.1:25, \"[2001:db8::1]:587\"]}\n");
+  ASSERT_TRUE(good.errors.empty());
+  ASSERT_EQ(good.config->delivery.routes.size(), 1u);
+  EXPECT_EQ(good.config->delivery.routes[0].site(), "192.0.2.1:25,[2001:db8::1]:587");
+  auto bad = load(std::string(kMinimal) +
+                  "delivery:\n"
+                  "  routes:\n"
+                  "    - {domain: example.org, smarthost: [192.0.2.1:25, mail.example.org]}\n"
+                  "    - {domain: example.net, smarthost: []}\n");
+  EXPECT_TRUE(has_problem(bad.errors, at(11, "delivery.routes[0].smarthost[1]") +
+                                          "\"mail.example.org\" is not an IP address"));
+  EXPECT_TRUE(has_problem(bad.errors, at(12, "delivery.routes[1].smarthost") + "an empty list"));
+}
+
 TEST_F(ConfigLoaderTest, UnbracketedIpv6Address) {
   auto result =
       load(std::string(kMinimal) + "admin: {address: \"::1:8025\", token_file: admin.token}\n");
@@ -988,9 +1007,13 @@ TEST_F(ConfigLoaderTest, ExampleConfigLoadsWithTheFilesItNames) {
   EXPECT_EQ(config.limits.idle_timeout, std::chrono::minutes(5));
   EXPECT_EQ(config.limits.shutdown_timeout, std::chrono::seconds(30));
   EXPECT_EQ(config.spool.max_size, 16ull << 30);
-  ASSERT_EQ(config.delivery.routes.size(), 1u);
+  ASSERT_EQ(config.delivery.routes.size(), 2u);
   EXPECT_EQ(config.delivery.routes[0].domain, "*.internal.test");
   EXPECT_EQ(config.delivery.routes[0].smarthost.host, "10.0.0.5");
+  EXPECT_TRUE(config.delivery.routes[0].failover.empty());
+  EXPECT_EQ(config.delivery.routes[1].site(), "10.0.0.6:587,10.0.0.7:587");
+  ASSERT_EQ(config.delivery.routes[1].failover.size(), 1u);
+  EXPECT_EQ(config.delivery.routes[1].failover[0].port, 587);
   ASSERT_EQ(config.delivery.dns.nameservers.size(), 1u);
   EXPECT_EQ(config.delivery.dns.nameservers[0].port, 53);
   EXPECT_EQ(config.delivery.retry.intervals.back(), std::chrono::hours(4));
