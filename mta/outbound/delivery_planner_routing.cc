@@ -513,53 +513,43 @@ DeliverySnapshot DeliveryPlanner::snapshot(const QueueFilter& filter, bool with_
       for (const queue::JobRecipient& r : job.recipients) e.site.deferred += r.was_deferred;
     }
   });
+  // A site's entry, made for a site with nothing queued only when the
+  // filter names no domain, campaign or tenant (it has none of those).
+  const bool by_site_only =
+      filter.domain.empty() && filter.campaign.empty() && filter.tenant.empty();
+  auto entry_of = [&](const SiteState& s, bool make) -> Entry* {
+    if (!filter.site.empty() && s.key.site != filter.site) return nullptr;
+    auto it = entries.find({s.key.site, s.source.name});
+    if (it != entries.end()) return &it->second;
+    if (!make || !by_site_only) return nullptr;
+    Entry& e = entries[{s.key.site, s.source.name}];
+    e.site.site = s.key.site;
+    e.site.source = s.source.name;
+    e.domains.insert(s.domain);
+    return &e;
+  };
   // Counts since start, per site and source.
   for (const auto& [name, counts] : site_counts_) {
     const SiteState* s = site(name);
-    if (!s) continue;
-    if (!filter.site.empty() && s->key.site != filter.site) continue;
-    auto it = entries.find({s->key.site, s->source.name});
-    if (it == entries.end()) {
-      if (!with_idle_sites || !filter.domain.empty() || !filter.campaign.empty() ||
-          !filter.tenant.empty())
-        continue;
-      it = entries.emplace(std::make_pair(s->key.site, s->source.name), Entry{}).first;
-      it->second.site.site = s->key.site;
-      it->second.site.source = s->source.name;
-      it->second.domains.insert(s->domain);
-    }
-    it->second.site.delivered += counts.delivered;
-    it->second.site.bounced += counts.bounced;
+    Entry* e = s ? entry_of(*s, with_idle_sites) : nullptr;
+    if (!e) continue;
+    e->site.delivered += counts.delivered;
+    e->site.bounced += counts.bounced;
   }
+  // Backoff rules and circuits in force, whether or not jobs wait there.
   backoff_.for_each_active(now, [&](const std::string& key, const policy::BackoffOverride& o) {
     const SiteState* s = site(key);
-    if (!s) return;
-    auto it = entries.find({s->key.site, s->source.name});
-    if (it == entries.end()) {
-      if (!filter.domain.empty() || !filter.campaign.empty() || !filter.tenant.empty()) return;
-      if (!filter.site.empty() && s->key.site != filter.site) return;
-      it = entries.emplace(std::make_pair(s->key.site, s->source.name), Entry{}).first;
-      it->second.site.site = s->key.site;
-      it->second.site.source = s->source.name;
-      it->second.domains.insert(s->domain);
-    }
-    it->second.site.backoff =
+    Entry* e = s ? entry_of(*s, true) : nullptr;
+    if (!e) return;
+    e->site.backoff =
         SiteSnapshot::Backoff{o.kind == policy::BackoffKind::suspend ? "suspend" : "rate_factor",
                               o.until, o.rule, o.reply};
   });
   const runtime::SteadyTime steady_now = clock_.steady();
   for (const auto& [name, s] : sites_) {
-    if (s.down_streak == 0) continue;
-    if (!filter.site.empty() && s.key.site != filter.site) continue;
-    auto it = entries.find({s.key.site, s.source.name});
-    if (it == entries.end()) {
-      if (!filter.domain.empty() || !filter.campaign.empty() || !filter.tenant.empty()) continue;
-      it = entries.emplace(std::make_pair(s.key.site, s.source.name), Entry{}).first;
-      it->second.site.site = s.key.site;
-      it->second.site.source = s.source.name;
-      it->second.domains.insert(s.domain);
-    }
-    it->second.site.circuit = SiteSnapshot::Circuit{
+    Entry* e = s.down_streak > 0 ? entry_of(s, true) : nullptr;
+    if (!e) continue;
+    e->site.circuit = SiteSnapshot::Circuit{
         s.down_streak, now + std::chrono::duration_cast<std::chrono::system_clock::duration>(
                                  std::max(s.down_until, steady_now) - steady_now)};
   }
