@@ -284,6 +284,37 @@ class Daemon final : public DaemonControl {
     return outbound_->snapshot(filter, with_idle_sites, kAdminAnswerTimeout);
   }
 
+  // What delivery has in force for the explained (source, site) now: a
+  // backoff rule, an operator's suspension, an open circuit.
+  std::vector<ExplainedLimit> explain_live(const ExplainTarget& target) override {
+    std::vector<ExplainedLimit> live;
+    QueueFilter filter;
+    filter.site = target.site;
+    const std::optional<DeliverySnapshot> snap = snapshot(filter, true);
+    if (!snap) return live;
+    auto when = [](runtime::WallTime t) {
+      return queue::format_rfc3339_ms(runtime::to_unix_ms(t));
+    };
+    for (const SiteSnapshot& s : snap->sites) {
+      if (s.site != target.site || s.source != target.source) continue;
+      if (s.backoff) {
+        live.push_back(
+            ExplainedLimit{"backoff", s.backoff->action + " until " + when(s.backoff->until),
+                           "backoff " + s.backoff->rule + " on \"" + s.backoff->reply + "\""});
+      }
+      if (s.suspended_until) {
+        live.push_back(ExplainedLimit{"suspended_until", when(*s.suspended_until),
+                                      "POST /api/v1/queue/suspend"});
+      }
+      if (s.circuit) {
+        live.push_back(ExplainedLimit{
+            "circuit_open_until", when(s.circuit->open_until),
+            "circuit breaker (" + std::to_string(s.circuit->failures) + " failures in a row)"});
+      }
+    }
+    return live;
+  }
+
   std::optional<size_t> command(const AdminCommand& command, std::string* error) override {
     if (!outbound_ || stopping_.load()) {
       *error = "the daemon is stopping";

@@ -13,6 +13,7 @@ import unittest
 
 from harness import free_port
 from peers import wait_until
+from test_admin_api import AdminCase
 from test_delivery import WAIT, DeliveryCase
 
 RX_IP = "127.0.0.21"
@@ -110,6 +111,53 @@ class BackoffTest(TrafficPolicyCase):
         bounce = self.wait_record(rm, "Bounce", f"x@{DOMAIN}")[0]
         self.assertEqual(bounce["response"]["code"], 450)
         self.assertEqual(self.records(rm, "TransientFailure", f"x@{DOMAIN}"), [])
+
+
+TSS04 = ("421 4.7.0 [TSS04] Messages from 127.0.0.1 temporarily deferred due to unexpected "
+         "volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes")
+
+
+class ShippedBackoffTest(AdminCase):
+    def test_yahoos_tss04_suspends_by_itself_shows_everywhere_and_resume_ends_it(self):
+        answers = {"n": 0}
+        lock = threading.Lock()
+
+        def data(address, attempt):
+            with lock:
+                answers["n"] += 1
+                return TSS04 if answers["n"] == 1 else None
+
+        rx = self.receiver(RX_IP, data=data)
+        site = f"{RX_IP}:{self.smtp_port}"
+        rm, api = self.admin_daemon(routes=[{"domain": DOMAIN, "smarthost": site}])
+        self.send(rm, f"y0@{DOMAIN}", "y 0")
+        self.assertTrue(wait_until(lambda: len(rx.all_transactions()) >= 1, WAIT))
+        for i in range(1, 3):
+            self.send(rm, f"y{i}@{DOMAIN}", f"y {i}")
+        # The shipped rule (no policy.backoff configured) holds the site 2 h.
+        queue = wait_until(lambda: [s for s in api.ok("GET", "/api/v1/queue")["sites"]
+                                    if s["backoff"]], WAIT)
+        self.assertTrue(queue, api.ok("GET", "/api/v1/queue"))
+        backoff = queue[0]["backoff"]
+        self.assertEqual(backoff["action"], "suspend")
+        self.assertIn("TSS04", backoff["rule"])
+        self.assertIn("TSS04", backoff["reply"])
+        status, _, _, metrics = api.get("/metrics", token=False)
+        metrics = metrics.decode()
+        self.assertEqual(status, 200)
+        self.assertIn(f'ringmail_backoff_active{{site="{site}",source="default"}} 1', metrics)
+        self.assertIn('ringmail_backoff_activations_total{action="suspend"} 1', metrics)
+        explain = api.ok("GET", f"/api/v1/explain?domain={DOMAIN}")
+        live = [limit for limit in explain["limits"] if limit["name"] == "backoff"]
+        self.assertEqual(len(live), 1, explain)
+        self.assertTrue(live[0]["set_by"].startswith("backoff "), live)
+        time.sleep(3)  # the deferred one is due again by now: still held
+        self.assertEqual(len(rx.all_transactions()), 1, "nothing is sent during the suspension")
+        api.ok("POST", "/api/v1/queue/resume", {"site": site})
+        self.assertTrue(wait_until(lambda: len(rx.messages()) >= 3, WAIT), rx)
+        status, _, _, metrics = api.get("/metrics", token=False)
+        self.assertIn(f'ringmail_backoff_active{{site="{site}",source="default"}} 0',
+                      metrics.decode())
 
 
 if __name__ == "__main__":
