@@ -250,6 +250,11 @@ void DeliveryPlanner::service_site(SiteState& site, PlannerOutput& out) {
   const uint32_t allowed = site.down_streak > 0 ? 1 : site.concurrency;
   while (ready > site.opening + site.busy && site.connections < allowed &&
          open_connections_ < config_->delivery.max_connections) {
+    // A provider's limit counts this source's connections to all its sites.
+    if (!site.provider_key.empty() &&
+        provider_connections_[site.provider_key] >= site.max_connections) {
+      break;
+    }
     if (site.shaping.limited()) {
       const policy::ShapingDecision d = site.shaping.may_connect(now);
       if (!d.go) {
@@ -290,6 +295,7 @@ void DeliveryPlanner::open_connection(SiteState& site, PlannerOutput& out) {
   ++site.connections;
   ++site.opening;
   ++open_connections_;
+  count_provider_connection(site, +1);
   out.open.push_back(OpenCommand{c.id, c.targets.front(), c.source, c.starttls});
   connections_.emplace(c.id, std::move(c));
 }
@@ -467,6 +473,7 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
   if (!c.ready_once && site.opening > 0) --site.opening;
   if (c.ready_once && site.established > 0) --site.established;
   if (site.connections > 0) --site.connections;
+  count_provider_connection(site, -1);
   if (open_connections_ > 0) --open_connections_;
   const ConnectTarget target = c.targets[c.target];
   if (c.job && site.busy > 0) --site.busy;
@@ -508,6 +515,7 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
       ++site.connections;
       ++site.opening;
       ++open_connections_;
+      count_provider_connection(site, +1);
       site.shaping.connected(steady());  // a new connection, if not a new decision
       out.open.push_back(
           OpenCommand{next.id, next.targets[next.target], next.source, next.starttls});

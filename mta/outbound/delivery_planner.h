@@ -87,12 +87,13 @@ struct SiteState {
   uint16_t port = 25;
   uint32_t max_connections = 32;
   uint32_t max_messages_per_connection = 100;
-  // From policy::resolve_site_limits (apply_limits) for the traffic policy
-  // to come: the shipped provider of the site ("" none), whether
-  // max_connections counts per source across all its sites, whether TLS is
-  // required.
+  // From policy::resolve_site_limits (apply_limits): the shipped provider
+  // of the site ("" none), whether max_connections counts per source
+  // across all its sites (then provider_key names that count: "SOURCE
+  // PROVIDER"), whether TLS is required (shown by explain, not enforced yet).
   std::string provider;
   bool per_provider_connections = false;
+  std::string provider_key;
   bool tls_required = false;
   // Adaptive concurrency (README, "Connections per site"): the connections
   // it may have now, from delivery.initial_connections up to
@@ -394,6 +395,11 @@ class DeliveryPlanner {
   std::multimap<runtime::SteadyTime, std::string> wakes_;
   std::unordered_map<std::string, std::string> campaign_pools_;  // set_campaign_policy
   uint32_t backoff_suspended_ = 0;  // sites with a backoff suspension in force
+  // Connections per (source, provider) of sites whose limit is the
+  // provider's (SiteState::provider_key); mutable for apply_limits, which
+  // moves a site's connections when a reload changes its key.
+  mutable std::unordered_map<std::string, uint32_t> provider_connections_;
+  void count_provider_connection(const SiteState& site, int delta);
   std::unordered_map<std::string, runtime::SteadyTime> wake_armed_;
 
   // Messages with content, kept from their commit until they are done, so

@@ -212,6 +212,16 @@ EgressChoice DeliveryPlanner::choose_source(const queue::Job& job, const std::st
   return egress_.select(pool);
 }
 
+void DeliveryPlanner::count_provider_connection(const SiteState& site, int delta) {
+  if (site.provider_key.empty()) return;
+  uint32_t& count = provider_connections_[site.provider_key];
+  if (delta > 0) {
+    ++count;
+  } else if (count > 0) {
+    --count;
+  }
+}
+
 void DeliveryPlanner::apply_tenant_rates() {
   // policy.tenants[].message_rate, across all sites; a reload keeps the
   // tokens of a rate that did not change.

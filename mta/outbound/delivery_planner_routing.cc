@@ -299,6 +299,17 @@ void DeliveryPlanner::apply_limits(SiteState& site) const {
   site.max_messages_per_connection = limits.max_messages_per_connection.value;
   site.provider = limits.provider;
   site.per_provider_connections = limits.connection_scope == policy::ConnectionScope::provider;
+  std::string key =
+      site.per_provider_connections ? site.source.name + " " + site.provider : std::string();
+  if (key != site.provider_key) {
+    // A reload moved the site to another count: its open connections go along.
+    if (!site.provider_key.empty()) {
+      uint32_t& before = provider_connections_[site.provider_key];
+      before -= std::min(before, site.connections);
+    }
+    if (!key.empty()) provider_connections_[key] += site.connections;
+    site.provider_key = std::move(key);
+  }
   site.tls_required = limits.tls_required.value;
   policy::RateSpec message_rate, connection_rate;
   if (limits.message_rate.value.rate) {

@@ -450,5 +450,34 @@ TEST_F(DeliveryPolicyTest, ASiteThatKeepsFailingIsLeftAloneLongerAndProbedWithOn
   EXPECT_FALSE(planner().snapshot(QueueFilter{}, true).sites[0].circuit.has_value());
 }
 
+TEST_F(DeliveryPolicyTest, AProviderLimitCountsConnectionsAcrossAllItsSites) {
+  // Two Workspace domains on different Google MX sets: one limit of 5
+  // (shipped gmail default) per source, not 5 each.
+  config.delivery.routes.clear();
+  config.delivery.initial_connections = 8;
+  std::vector<std::shared_ptr<queue::SpoolMessage>> batch;
+  for (int i = 0; i < 8; ++i) {
+    batch.push_back(message({"u" + std::to_string(i) + "@one.test"}));
+    batch.push_back(message({"v" + std::to_string(i) + "@two.test"}));
+  }
+  PlannerOutput out = planner().committed(batch);
+  ASSERT_EQ(out.resolve, (Strings{"one.test", "two.test"}));
+  size_t opened_total = 0;
+  out = planner().resolved("one.test", mx_answer("one.test", "aspmx.l.google.com",
+                                                 {host("aspmx.l.google.com", 1, "192.0.2.70")}));
+  opened_total += out.open.size();
+  EXPECT_EQ(out.open.size(), 5u) << "the provider's 5";
+  out =
+      planner().resolved("two.test", mx_answer("two.test", "alt1.aspmx.l.google.com",
+                                               {host("alt1.aspmx.l.google.com", 5, "192.0.2.71")}));
+  opened_total += out.open.size();
+  EXPECT_EQ(opened_total, 5u) << "the second site shares the first's limit";
+  const SiteState* two = planner().site("alt1.aspmx.l.google.com");
+  ASSERT_NE(two, nullptr);
+  EXPECT_EQ(two->provider, "gmail");
+  EXPECT_EQ(two->connections, 0u);
+  EXPECT_TRUE(tick().open.empty()) << "still five in all";
+}
+
 }  // namespace
 }  // namespace ringmail::mta::testing
