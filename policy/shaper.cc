@@ -43,8 +43,7 @@ ShapingDecision QueueShaping::decide(const TokenBucket& bucket, runtime::SteadyT
   return due <= now ? ShapingDecision{} : ShapingDecision{false, due};
 }
 
-void Shaper::set(std::unordered_map<std::string, Entry>& map, const std::string& name,
-                 const RateSpec& rate) {
+void Shaper::set(Map& map, const std::string& name, const RateSpec& rate) {
   if (!rate.limited()) {
     map.erase(name);
     return;
@@ -65,7 +64,7 @@ void Shaper::set_campaign_rate(const std::string& campaign, const RateSpec& rate
 const Shaper::Entry* Shaper::find(std::string_view bucket) const {
   if (bucket.size() < 2) return nullptr;
   const auto& map = bucket[0] == 't' ? tenants_ : campaigns_;
-  auto it = map.find(std::string(bucket.substr(2)));
+  auto it = map.find(bucket.substr(2));
   return it == map.end() ? nullptr : &it->second;
 }
 
@@ -74,10 +73,9 @@ Shaper::JobDecision Shaper::may_send(std::string_view tenant, std::string_view c
   JobDecision d;
   if (no_job_rates()) return d;
   // The later of the two tokens decides; the tenant's first when equal.
-  auto consider = [&](const std::unordered_map<std::string, Entry>& map, std::string_view name,
-                      char kind) {
+  auto consider = [&](const Map& map, std::string_view name, char kind) {
     if (name.empty() || map.empty()) return;
-    auto it = map.find(std::string(name));
+    auto it = map.find(name);
     if (it == map.end()) return;
     const runtime::SteadyTime due = it->second.bucket.next_token(now);
     if (due <= now || (!d.go && due <= d.wait_until)) return;
@@ -100,9 +98,9 @@ ShapingDecision Shaper::bucket_ready(std::string_view bucket, runtime::SteadyTim
 void Shaper::sent(std::string_view tenant, std::string_view campaign, uint32_t recipients,
                   runtime::SteadyTime now) {
   if (no_job_rates()) return;
-  auto take = [&](std::unordered_map<std::string, Entry>& map, std::string_view name) {
+  auto take = [&](Map& map, std::string_view name) {
     if (name.empty() || map.empty()) return;
-    auto it = map.find(std::string(name));
+    auto it = map.find(name);
     if (it == map.end()) return;
     for (uint32_t i = 0; i < recipients; ++i) it->second.bucket.take(now);
   };

@@ -108,12 +108,17 @@ class Shaper {
     RateSpec spec;
     TokenBucket bucket;
   };
-  static void set(std::unordered_map<std::string, Entry>& map, const std::string& name,
-                  const RateSpec& rate);
+  // Looked up by string_view on the delivery path: no string is built.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Map = std::unordered_map<std::string, Entry, Hash, std::equal_to<>>;
+  static void set(Map& map, const std::string& name, const RateSpec& rate);
   const Entry* find(std::string_view bucket) const;
 
-  std::unordered_map<std::string, Entry> tenants_;
-  std::unordered_map<std::string, Entry> campaigns_;
+  Map tenants_;
+  Map campaigns_;
 };
 
 }  // namespace ringmail::policy
