@@ -290,13 +290,14 @@ void DeliveryPlanner::open_connection(SiteState& site, PlannerOutput& out) {
     }
   }
   if (c.targets.empty()) return;
-  c.starttls = config_->delivery.tls != conf::OutboundTls::none;
+  c.starttls = offers_tls(site);
   c.source = site.source.address;
   ++site.connections;
   ++site.opening;
   ++open_connections_;
   count_provider_connection(site, +1);
-  out.open.push_back(OpenCommand{c.id, c.targets.front(), c.source, c.starttls});
+  out.open.push_back(
+      OpenCommand{c.id, c.targets.front(), c.source, c.starttls, requires_tls(site)});
   connections_.emplace(c.id, std::move(c));
 }
 
@@ -498,7 +499,7 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
     // Opportunistic TLS (RFC 7435): a broken handshake is retried in clear text.
     const bool retry_same = tls_failed && !c.tls_retry_done &&
                             config_->delivery.tls == conf::OutboundTls::opportunistic &&
-                            c.messages == 0;
+                            !site.tls_required && c.messages == 0;
     const bool more = retry_same || c.target + 1 < c.targets.size();
     if (more && !stopping_ && c.messages == 0) {
       // The next MX (or address) on a fresh connection.
@@ -509,7 +510,7 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
       next.target = retry_same ? c.target : c.target + 1;
       // The clear-text retry is for this address only; the next one is
       // offered STARTTLS again.
-      next.starttls = retry_same ? false : config_->delivery.tls != conf::OutboundTls::none;
+      next.starttls = retry_same ? false : offers_tls(site);
       next.tls_retry_done = c.tls_retry_done || retry_same;
       next.source = c.source;
       ++site.connections;
@@ -517,8 +518,8 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
       ++open_connections_;
       count_provider_connection(site, +1);
       site.shaping.connected(steady());  // a new connection, if not a new decision
-      out.open.push_back(
-          OpenCommand{next.id, next.targets[next.target], next.source, next.starttls});
+      out.open.push_back(OpenCommand{next.id, next.targets[next.target], next.source, next.starttls,
+                                     requires_tls(site)});
       connections_.emplace(next.id, std::move(next));
       service_site(site, out);
       return;

@@ -127,6 +127,9 @@ struct OpenCommand {
   ConnectTarget target;
   std::optional<conf::IpAddress> source;  // bound before connect
   bool starttls = true;                   // offer STARTTLS (opportunistic or required)
+  // No transaction without TLS: delivery.tls: required, or the site's
+  // shipped provider default or shaping rule (tls_required).
+  bool require_tls = false;
 };
 
 struct StartCommand {
@@ -323,6 +326,16 @@ class DeliveryPlanner {
   void end_connection(ConnectionId id, const SmtpReply* failure, bool tls_failed,
                       PlannerOutput& out);
   bool site_blocked(const SiteState& site) const;
+  // TLS as the site needs it: offered (STARTTLS) unless delivery.tls is
+  // none (the operator's choice wins over a provider's), and required by
+  // delivery.tls: required or by the site's limits (tls_required).
+  bool offers_tls(const SiteState&) const {
+    return config_->delivery.tls != conf::OutboundTls::none;
+  }
+  bool requires_tls(const SiteState& site) const {
+    return config_->delivery.tls == conf::OutboundTls::required ||
+           (site.tls_required && config_->delivery.tls != conf::OutboundTls::none);
+  }
   SiteState& site_state_of(const Connection& c) { return sites_[c.site]; }
 
   // --- results (delivery_planner_results.cc)

@@ -368,6 +368,7 @@ void OutboundEngine::open(const OpenCommand& command) {
   c->id = command.id;
   c->target = command.target;
   c->starttls = command.starttls && tls_ != nullptr;
+  c->require_tls = command.require_tls;
   c->source = command.source;
   c->recv_buffer = std::make_unique<char[]>(kRecvBufferSize);
   const uint32_t slot = connections_.add(std::move(c));
@@ -520,7 +521,7 @@ void OutboundEngine::on_connect(uint32_t slot, uint32_t generation, int res) {
   ClientSettings settings;
   settings.helo_name = config_->hostname;
   settings.starttls = c->starttls;
-  settings.require_tls = config_->delivery.tls == conf::OutboundTls::required;
+  settings.require_tls = c->require_tls;
   const conf::DeliveryTimeouts& t = config_->delivery.timeouts;
   settings.timeouts = ClientTimeouts{t.greeting,  t.ehlo,       t.starttls,  t.mail, t.rcpt,
                                      t.data_init, t.data_block, t.data_term, t.mail, t.quit};

@@ -61,6 +61,7 @@ struct OutboundConnection {
   int fd = -1;
   ConnectTarget target;
   bool starttls = true;                   // offer STARTTLS to this target
+  bool require_tls = false;               // no transaction in clear text
   std::optional<conf::IpAddress> source;  // bound before connect
   sockaddr_storage address{};
   socklen_t address_length = 0;

@@ -479,5 +479,24 @@ TEST_F(DeliveryPolicyTest, AProviderLimitCountsConnectionsAcrossAllItsSites) {
   EXPECT_TRUE(tick().open.empty()) << "still five in all";
 }
 
+TEST_F(DeliveryPolicyTest, AProviderThatRequiresTlsGetsNoClearTextRetry) {
+  config.delivery.routes.clear();
+  config.delivery.initial_connections = 1;
+  PlannerOutput out = planner().committed({message({"u@one.test"}), message({"v@plain.test"})});
+  out = planner().resolved("one.test", mx_answer("one.test", "aspmx.l.google.com",
+                                                 {host("aspmx.l.google.com", 1, "192.0.2.70")}));
+  ASSERT_EQ(out.open.size(), 1u);
+  EXPECT_TRUE(out.open[0].starttls);
+  EXPECT_TRUE(out.open[0].require_tls) << "shipped gmail default";
+  // A broken handshake: opportunistic TLS would retry in clear; Google's may not.
+  out = planner().connection_failed(out.open[0].id, local_failure("TLS handshake failed"), true);
+  EXPECT_TRUE(out.open.empty());
+  ASSERT_EQ(types(out), Strings{"TransientFailure"});
+  out = planner().resolved("plain.test", mx_answer("plain.test", "mx.plain.test",
+                                                   {host("mx.plain.test", 1, "192.0.2.80")}));
+  ASSERT_EQ(out.open.size(), 1u);
+  EXPECT_FALSE(out.open[0].require_tls);
+}
+
 }  // namespace
 }  // namespace ringmail::mta::testing
