@@ -60,6 +60,8 @@ void DeliveryPlanner::run_wakes(PlannerOutput& out) {
 void DeliveryPlanner::release_rate_waiters(const std::string& bucket, PlannerOutput& out) {
   auto it = rate_waiting_.find(bucket);
   if (it == rate_waiting_.end()) return;
+  // A reference to the list stays valid when route() below inserts other
+  // lists (a rehash moves no element); the iterator does not.
   std::deque<queue::JobId>& waiting = it->second;
   const runtime::SteadyTime now = steady();
   while (!waiting.empty()) {
@@ -76,9 +78,9 @@ void DeliveryPlanner::release_rate_waiters(const std::string& bucket, PlannerOut
     // routed again (to the end of its ready queue).
     shaper_.sent(job->tenant, job->campaign, static_cast<uint32_t>(job->recipients.size()), now);
     job->rate_paid = true;
-    route(id, out);
+    route(id, out);  // may add wait lists: `it` is not used after this
   }
-  rate_waiting_.erase(it);
+  rate_waiting_.erase(bucket);
 }
 
 void DeliveryPlanner::concurrency_success(SiteState& site) {
