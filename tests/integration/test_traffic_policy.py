@@ -160,5 +160,42 @@ class ShippedBackoffTest(AdminCase):
                       metrics.decode())
 
 
+class CampaignPolicyTest(AdminCase):
+    def test_a_campaigns_pool_and_rate_hold_across_kill9(self):
+        from test_campaigns import campaign_text
+        from harness import send_message
+        from test_delivery import SENDER
+        rx = self.receiver(RX_IP)
+        rm, api = self.admin_daemon(
+            routes=[{"domain": DOMAIN, "smarthost": f"{RX_IP}:{self.smtp_port}"}],
+            policy={"sources": [{"name": "ip1", "address": "127.0.0.2"},
+                                {"name": "ip2", "address": "127.0.0.3"}],
+                    "pools": [{"name": "default", "sources": ["ip1"]},
+                              {"name": "bulk", "sources": ["ip2"]}]})
+        status, body = api.post("/api/v1/campaigns",
+                                 {"id": "spring", "pool": "bulk", "message_rate": "2/m"})[:2]
+        self.assertIn(status, (200, 201), body)
+        rm.kill9()
+        rm.start()
+        # Replayed from the campaign's record: its pool, and its rate (two now,
+        # the burst; the third waits 30 s for a token).
+        for i in range(3):
+            reply = send_message(rm.port("relay"), SENDER, [f"k{i}@{DOMAIN}"],
+                                 campaign_text(f"k{i}@{DOMAIN}", "spring"))
+            self.assertEqual(reply.code, 250, reply)
+        reply = send_message(rm.port("relay"), SENDER, [f"plain@{DOMAIN}"],
+                             campaign_text(f"plain@{DOMAIN}", ""))
+        self.assertEqual(reply.code, 250, reply)
+        self.assertTrue(wait_until(lambda: len(rx.messages()) >= 3, WAIT), rx)
+        time.sleep(2)
+        got = {a: t for t in rx.messages() for a in t.accepted}
+        self.assertEqual(len(got), 3, f"the campaign's third waits for its token: {got}")
+        self.assertIn(f"plain@{DOMAIN}", got, "mail of no campaign is not held up")
+        peers = {c.id: c.peer[0] for c in rx.connection_list()}
+        for addr, t in got.items():
+            want = "127.0.0.2" if addr.startswith("plain") else "127.0.0.3"
+            self.assertEqual(peers[t.conn], want, f"{addr} from {peers[t.conn]}")
+
+
 if __name__ == "__main__":
     unittest.main()
