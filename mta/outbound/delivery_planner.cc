@@ -500,6 +500,12 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
     const bool retry_same = tls_failed && !c.tls_retry_done &&
                             config_->delivery.tls == conf::OutboundTls::opportunistic &&
                             !site.tls_required && c.messages == 0;
+    // A backoff rule that this refusal triggered holds the site: no next
+    // address now, and its jobs wait (they are not deferred as if it were down).
+    if (site.backoff_until > wall()) {
+      if (!stopping_) service_site(site, out);
+      return;
+    }
     const bool more = retry_same || c.target + 1 < c.targets.size();
     if (more && !stopping_ && c.messages == 0) {
       // The next MX (or address) on a fresh connection.
@@ -531,6 +537,9 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
     if (!stopping_ && c.messages == 0 && site.established == 0) {
       // Connections failing together are one failure of the site.
       if (site.down_until <= steady()) ++site.down_streak;
+      // (A session that got ready meanwhile closed the circuit: this is a
+      // first failure again.)
+      site.down_streak = std::max<uint32_t>(site.down_streak, 1);
       const runtime::Millis down = std::min(
           kSiteDownMax, kSiteDown * (int64_t{1} << std::min<uint32_t>(site.down_streak - 1, 20)));
       site.down_until = steady() + down;

@@ -155,7 +155,8 @@ void DeliveryPlanner::finish_job(queue::JobId id, const queue::SpoolMessage* mes
   if (any_deferred) {
     job->recipients = std::move(deferred);
     job->last_site = job->site;
-    job->site.clear();  // routed afresh at its next attempt
+    job->site.clear();       // routed afresh at its next attempt
+    job->rate_paid = false;  // its next start pays its tokens again
     scheduler_.reschedule(id, *next_due);
   } else {
     scheduler_.remove(id);

@@ -319,6 +319,9 @@ void DeliveryPlanner::apply_limits(SiteState& site) const {
   if (limits.connection_rate.value.rate) {
     connection_rate = policy::rate_spec(*limits.connection_rate.value.rate);
   }
+  // During a backoff rate cut of a queue without a configured rate, its
+  // cut rate (made from what it sent) stays until the cut ends.
+  if (site.rate_cut && !message_rate.limited()) message_rate = site.shaping.message_rate();
   site.shaping.configure(message_rate, connection_rate);
   // A new site starts at initial_connections; a reload keeps what it
   // reached, within the new maximum.

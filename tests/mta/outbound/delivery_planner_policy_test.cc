@@ -498,5 +498,26 @@ TEST_F(DeliveryPolicyTest, AProviderThatRequiresTlsGetsNoClearTextRetry) {
   EXPECT_FALSE(out.open[0].require_tls);
 }
 
+TEST_F(DeliveryPolicyTest, ARefusalThatSuspendsTheSiteStopsTheFailoverToItsNextAddress) {
+  auto p = policy();
+  conf::BackoffRule rule;
+  rule.match = conf::make_response_match(421, "", "(?i)too many connections");
+  rule.action.kind = conf::BackoffAction::Kind::suspend;
+  rule.action.suspend = std::chrono::minutes(10);
+  p->backoff = {rule};
+  p->backoff_given = true;
+  conf::Route route{"a.test", smarthost("192.0.2.50", 25)};
+  route.failover = {smarthost("192.0.2.51", 25)};
+  config.delivery.routes = {route};
+  PlannerOutput out = planner().committed({message({"u@a.test"})});
+  ASSERT_EQ(out.open.size(), 1u);
+  out = planner().connection_failed(
+      out.open[0].id, reply(421, "4.7.0", "Too many connections from your IP"), false);
+  EXPECT_TRUE(out.open.empty()) << "not the next address of a suspended site";
+  EXPECT_TRUE(out.records.empty()) << "the job waits, it is not deferred";
+  EXPECT_EQ(counts(out.metrics.backoff_activations),
+            (std::vector<std::pair<std::string, uint64_t>>{{"suspend", 1}}));
+}
+
 }  // namespace
 }  // namespace ringmail::mta::testing
