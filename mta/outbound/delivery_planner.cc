@@ -550,7 +550,11 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
       for (queue::JobId job : jobs) fail_job(job, why, target.mx, out);
     }
   }
-  if (!stopping_) service_site(site, out);
+  if (stopping_) return;
+  service_site(site, out);
+  // A connection of a provider-wide limit is free: the provider's other
+  // sites of this source may open one now, not at the next tick.
+  if (!site.provider_key.empty()) service_ready_sites(out);
 }
 
 PlannerOutput DeliveryPlanner::tick() {
