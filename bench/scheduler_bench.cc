@@ -41,6 +41,20 @@ std::unique_ptr<Loaded> load(int64_t jobs, int64_t sites) {
   return loaded;
 }
 
+// Parks every other ready job of each site in the time index, due 1 ms
+// apart; returns how many.
+int64_t park_half(Loaded& loaded) {
+  int64_t parked = 0;
+  for (const std::string& site : loaded.sites) {
+    const size_t half = loaded.scheduler.ready(site) / 2;
+    for (size_t i = 0; i < half; ++i) {
+      loaded.scheduler.reschedule(*loaded.scheduler.pick_next(site),
+                                  runtime::from_unix_ms(++parked));
+    }
+  }
+  return parked;
+}
+
 // The steady state of a busy queue, per iteration: a connection picks the
 // oldest ready job of a site, the attempt defers it (reschedule one minute
 // ahead, into the time index), and the earliest waiting job comes due and
@@ -49,13 +63,7 @@ void BM_PickNextAndReschedule(benchmark::State& state) {
   const int64_t jobs = state.range(0);
   auto loaded = load(jobs, state.range(1));
   Scheduler& s = loaded->scheduler;
-  // Park every other job in the time index, due 1 ms apart.
-  int64_t parked = 0;
-  for (const std::string& site : loaded->sites) {
-    const size_t half = s.ready(site) / 2;
-    for (size_t i = 0; i < half; ++i)
-      s.reschedule(*s.pick_next(site), runtime::from_unix_ms(++parked));
-  }
+  const int64_t parked = park_half(*loaded);
   std::mt19937_64 random(42);
   std::uniform_int_distribution<size_t> pick_site(0, loaded->sites.size() - 1);
   std::vector<JobId> due;
@@ -101,12 +109,7 @@ void BM_PickNextAndRescheduleWithPolicy(benchmark::State& state) {
   for (size_t slot = 0; slot < static_cast<size_t>(jobs); ++slot) {
     if (Job* job = s.find((JobId(1) << 32) | slot)) job->tenant = tenants[slot % tenants.size()];
   }
-  int64_t parked = 0;
-  for (const std::string& site : loaded->sites) {
-    const size_t half = s.ready(site) / 2;
-    for (size_t i = 0; i < half; ++i)
-      s.reschedule(*s.pick_next(site), runtime::from_unix_ms(++parked));
-  }
+  const int64_t parked = park_half(*loaded);
   std::mt19937_64 random(42);
   std::uniform_int_distribution<size_t> pick_site(0, loaded->sites.size() - 1);
   std::vector<JobId> due;

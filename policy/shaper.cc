@@ -29,8 +29,7 @@ void QueueShaping::configure(const RateSpec& message_rate, const RateSpec& conne
 }
 
 void QueueShaping::sent(uint32_t recipients, runtime::SteadyTime now) {
-  if (!messages_.limited()) return;
-  for (uint32_t i = 0; i < recipients; ++i) messages_.take(now);
+  messages_.take(now, recipients);
 }
 
 void QueueShaping::set_factor(double factor, runtime::SteadyTime now) {
@@ -91,8 +90,7 @@ Shaper::JobDecision Shaper::may_send(std::string_view tenant, std::string_view c
 ShapingDecision Shaper::bucket_ready(std::string_view bucket, runtime::SteadyTime now) const {
   const Entry* e = find(bucket);
   if (!e) return {};  // its rate was removed: go
-  const runtime::SteadyTime due = e->bucket.next_token(now);
-  return due <= now ? ShapingDecision{} : ShapingDecision{false, due};
+  return QueueShaping::decide(e->bucket, now);
 }
 
 void Shaper::sent(std::string_view tenant, std::string_view campaign, uint32_t recipients,
@@ -102,7 +100,7 @@ void Shaper::sent(std::string_view tenant, std::string_view campaign, uint32_t r
     if (name.empty() || map.empty()) return;
     auto it = map.find(name);
     if (it == map.end()) return;
-    for (uint32_t i = 0; i < recipients; ++i) it->second.bucket.take(now);
+    it->second.bucket.take(now, recipients);
   };
   take(tenants_, tenant);
   take(campaigns_, campaign);

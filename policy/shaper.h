@@ -66,8 +66,10 @@ class QueueShaping {
   const RateSpec& message_rate() const { return message_spec_; }
   const RateSpec& connection_rate() const { return connection_spec_; }
 
- private:
+  // Go, or wait until the bucket's next token.
   static ShapingDecision decide(const TokenBucket& bucket, runtime::SteadyTime now);
+
+ private:
   RateSpec message_spec_, connection_spec_;
   TokenBucket messages_, connections_;
 };

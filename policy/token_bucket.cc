@@ -18,9 +18,9 @@ bool TokenBucket::try_take(runtime::SteadyTime now) {
   return true;
 }
 
-void TokenBucket::take(runtime::SteadyTime now) {
+void TokenBucket::take(runtime::SteadyTime now, uint64_t n) {
   if (!limited()) return;
-  tat_ = std::max(tat_, now) + interval_;
+  tat_ = std::max(tat_, now) + interval_ * static_cast<int64_t>(n);
 }
 
 runtime::SteadyTime TokenBucket::next_token(runtime::SteadyTime now) const {

@@ -32,9 +32,10 @@ class TokenBucket {
 
   // Takes a token if one is there at `now`.
   bool try_take(runtime::SteadyTime now);
-  // Takes a token whether or not one is there (the bucket goes into debt:
-  // an event that happened anyway, e.g. a connection already opened).
-  void take(runtime::SteadyTime now);
+  // Takes `n` tokens whether or not they are there (the bucket goes into
+  // debt: an event that happened anyway, e.g. a connection already opened,
+  // or the other recipients of a job that found one token).
+  void take(runtime::SteadyTime now, uint64_t n = 1);
   // When the next token is there: `now` when one is, else the exact time.
   runtime::SteadyTime next_token(runtime::SteadyTime now) const;
   // Whole tokens available at `now` (at most burst).

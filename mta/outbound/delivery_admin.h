@@ -51,7 +51,7 @@ struct AdminCommand {
   std::string target;         // site, domain, tenant or campaign
   runtime::WallTime until{};  // suspend_site, suspend_domain
   std::string reason;         // bounce_*
-  std::string pool;           // set_campaign_policy
+  std::string pool = {};      // set_campaign_policy (initialised: aggregates may omit it)
   uint64_t rate_count = 0;
   runtime::Millis rate_per{0};
 };

@@ -58,7 +58,7 @@ RestoredHolds restore_holds(const std::vector<std::pair<std::string, std::string
     const std::string_view k = key;
     if (k == kAll) {
       if (value == "1") {
-        out.commands.push_back(AdminCommand{AdminCommand::Kind::pause_all, "", {}, "", "", 0, {}});
+        out.commands.push_back(AdminCommand{AdminCommand::Kind::pause_all, "", {}, ""});
       } else {
         out.problems.push_back(key);
       }
@@ -68,7 +68,7 @@ RestoredHolds restore_holds(const std::vector<std::pair<std::string, std::string
       const std::string_view tenant = k.substr(kTenant.size());
       if (value == "1" && !tenant.empty()) {
         out.commands.push_back(
-            AdminCommand{AdminCommand::Kind::pause_tenant, std::string(tenant), {}, "", "", 0, {}});
+            AdminCommand{AdminCommand::Kind::pause_tenant, std::string(tenant), {}, ""});
       } else {
         out.problems.push_back(key);
       }
@@ -132,10 +132,9 @@ std::vector<AdminCommand> campaign_holds(
       out.push_back(campaign_policy_command(record.id, record.pool, record.message_rate));
     }
     if (record.state == queue::CampaignState::paused) {
-      out.push_back(AdminCommand{AdminCommand::Kind::pause_campaign, record.id, {}, "", "", 0, {}});
+      out.push_back(AdminCommand{AdminCommand::Kind::pause_campaign, record.id, {}, ""});
     } else if (record.state == queue::CampaignState::cancelled) {
-      out.push_back(
-          AdminCommand{AdminCommand::Kind::cancel_campaign, record.id, {}, "", "", 0, {}});
+      out.push_back(AdminCommand{AdminCommand::Kind::cancel_campaign, record.id, {}, ""});
     }
   }
   return out;

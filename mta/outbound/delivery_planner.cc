@@ -309,7 +309,7 @@ PlannerOutput DeliveryPlanner::connection_ready(ConnectionId id) {
   if (c.quitting) return out;  // its QUIT is on the way
   if (!c.ready_once) {
     c.ready_once = true;
-    SiteState& site = sites_[c.site];
+    SiteState& site = site_state_of(c);
     --site.opening;
     ++site.established;
     site.down_streak = 0;  // the circuit closes
@@ -319,7 +319,7 @@ PlannerOutput DeliveryPlanner::connection_ready(ConnectionId id) {
 }
 
 void DeliveryPlanner::use_connection(Connection& c, PlannerOutput& out) {
-  SiteState& site = sites_[c.site];
+  SiteState& site = site_state_of(c);
   if (stopping_ || holds_.all_paused() || c.messages >= site.max_messages_per_connection) {
     quit(c, out);
     return;
@@ -349,7 +349,7 @@ void DeliveryPlanner::quit(Connection& c, PlannerOutput& out) {
   c.quitting = true;
   if (c.idle) {
     c.idle = false;
-    std::erase(sites_[c.site].idle, c.id);
+    std::erase(site_state_of(c).idle, c.id);
   }
   out.quit.push_back(c.id);
 }
@@ -469,7 +469,7 @@ void DeliveryPlanner::end_connection(ConnectionId id, const SmtpReply* failure, 
   if (it == connections_.end()) return;
   Connection c = std::move(it->second);
   connections_.erase(it);
-  SiteState& site = sites_[c.site];
+  SiteState& site = site_state_of(c);
   if (c.idle) std::erase(site.idle, c.id);
   if (!c.ready_once && site.opening > 0) --site.opening;
   if (c.ready_once && site.established > 0) --site.established;

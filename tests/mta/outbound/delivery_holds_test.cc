@@ -25,7 +25,7 @@ const runtime::WallTime kNow{runtime::Millis(kNowMs)};
 
 AdminCommand command(Kind kind, std::string target = "", runtime::WallTime until = {},
                      std::string reason = "") {
-  return AdminCommand{kind, std::move(target), until, std::move(reason), "", 0, {}};
+  return AdminCommand{kind, std::move(target), until, std::move(reason)};
 }
 
 struct PersistCase {

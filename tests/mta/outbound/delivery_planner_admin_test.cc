@@ -21,7 +21,7 @@ using Kind = AdminCommand::Kind;
 
 AdminCommand admin(Kind kind, std::string target = "", runtime::WallTime until = {},
                    std::string reason = "") {
-  return AdminCommand{kind, std::move(target), until, std::move(reason), "", 0, {}};
+  return AdminCommand{kind, std::move(target), until, std::move(reason)};
 }
 
 // Gmail's reply for an address that does not exist (InvalidRecipient).

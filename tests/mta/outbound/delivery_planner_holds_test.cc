@@ -14,7 +14,7 @@ using Strings = std::vector<std::string>;
 using Kind = AdminCommand::Kind;
 
 AdminCommand admin(Kind kind, std::string target = "", runtime::WallTime until = {}) {
-  return AdminCommand{kind, std::move(target), until, "", "", 0, {}};
+  return AdminCommand{kind, std::move(target), until, ""};
 }
 
 // --- holds
