@@ -19,6 +19,7 @@ packages (openssl, mkpasswd); run with /usr/bin/python3.
 import copy
 import json
 import os
+import random
 import re
 import select
 import shutil
@@ -54,16 +55,37 @@ _ports_given = set()
 _ports_lock = threading.Lock()
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(v) for v in f.read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    """A loopback TCP port nobody listens on right now (not reused in-process)."""
+    """A TCP port nobody holds on any address right now (not reused in-process).
+
+    Chosen below the kernel's ephemeral range, so that no outgoing connection
+    (the daemon's, a client's) can be given it as its local port: a receiver
+    binds the port on 127.0.0.N, and a TIME_WAIT left on 127.0.0.N:PORT by an
+    earlier connection would refuse that bind.
+    """
+    low, _ = _ephemeral_range()
+    first, last = (10000, low - 1) if low > 11000 else (low + 20000, 65000)
     with _ports_lock:
-        for _ in range(200):
+        for _ in range(500):
+            port = random.randint(first, last)
+            if port in _ports_given:
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind((HOST, 0))
-                port = s.getsockname()[1]
-            if port not in _ports_given:
-                _ports_given.add(port)
-                return port
+                try:
+                    s.bind(("0.0.0.0", port))  # no SO_REUSEADDR: TIME_WAIT counts too
+                except OSError:
+                    continue
+            _ports_given.add(port)
+            return port
     raise RuntimeError("no free port found")
 
 
