@@ -24,6 +24,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -136,6 +137,16 @@ struct RetentionPolicy {
   int64_t keep_failed_ms = 0;
 };
 
+// A control-plane key (see Spool::put_control) that a commit writes, or
+// deletes when value is nullopt: state that must change together with the
+// delivery results it belongs to (the warm-up counts, queue/warmup_records.h).
+struct ControlWrite {
+  std::string key;
+  std::optional<std::string> value;
+};
+// What both spools take as a control key (LMDB's key limit is 511 bytes).
+inline bool valid_control_key(std::string_view key) { return !key.empty() && key.size() <= 400; }
+
 struct SpoolOptions {
   RetentionPolicy retention;
   // Expired status records and dead letters removed per commit at most,
@@ -201,10 +212,13 @@ class Spool {
   // (failed when there is none: nothing of it is stored) and its recipients
   // count as queued again, not received; and a bounded number of expired
   // records are removed (SpoolOptions::expire_per_commit; a commit with
-  // nothing else to do removes them too). All or nothing.
+  // nothing else to do removes them too). Last, it writes `controls` in
+  // order (a later write of a key wins), so that control state changes
+  // with the results it goes with. All or nothing.
   virtual StoreOutcome commit(std::span<SpoolMessage* const> messages,
                               std::span<const RecipientUpdate> updates,
-                              std::span<const MessageId> finished) = 0;
+                              std::span<const MessageId> finished,
+                              std::span<const ControlWrite> controls = {}) = 0;
 
   // Control-plane state (holds, campaigns and their statistics; lists
   // later): small values by key, beside the messages, not part of their

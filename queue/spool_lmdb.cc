@@ -189,8 +189,8 @@ class LmdbSpool final : public Spool {
   SpoolSpace space(CountFreePages count) const override;
   StoreOutcome update_recipients(std::span<const RecipientUpdate> updates) override;
   StoreOutcome commit(std::span<SpoolMessage* const> messages,
-                      std::span<const RecipientUpdate> updates,
-                      std::span<const MessageId> finished) override;
+                      std::span<const RecipientUpdate> updates, std::span<const MessageId> finished,
+                      std::span<const ControlWrite> controls = {}) override;
   StoreOutcome put_control(const std::string& key,
                            const std::optional<std::string>& value) override;
   std::vector<std::pair<std::string, std::string>> controls(
@@ -224,6 +224,8 @@ class LmdbSpool final : public Spool {
   StoreOutcome apply_stats(MDB_txn* txn, const StatsBatch& stats, std::string* scratch, bool* fold);
   // After a commit that wrote `stats`: the in-memory side of the journal.
   void stats_committed(const StatsBatch& stats, bool fold);
+  // Puts `key` (value), or deletes it (nullopt; absent is fine): an LMDB code.
+  int write_control(MDB_txn* txn, const std::string& key, const std::optional<std::string>& value);
   StoreOutcome remove_if_final(MDB_txn* txn, const MessageId& id, const RetentionPolicy& policy,
                                int64_t now_ms);
   static StoreOutcome check_messages(std::span<SpoolMessage* const> messages);
@@ -422,10 +424,15 @@ StoreOutcome LmdbSpool::check_messages(std::span<SpoolMessage* const> messages) 
 
 StoreOutcome LmdbSpool::commit(std::span<SpoolMessage* const> messages,
                                std::span<const RecipientUpdate> updates,
-                               std::span<const MessageId> finished) {
+                               std::span<const MessageId> finished,
+                               std::span<const ControlWrite> controls) {
   if (StoreOutcome checked = check_messages(messages); !checked.ok()) return checked;
+  for (const ControlWrite& w : controls) {
+    if (!valid_control_key(w.key)) return {StoreStatus::failed, "bad control key"};
+  }
   const int64_t now = clock_.unix_ms();
-  if (messages.empty() && updates.empty() && finished.empty() && !retained_expired(now))
+  if (messages.empty() && updates.empty() && finished.empty() && controls.empty() &&
+      !retained_expired(now))
     return {StoreStatus::ok, {}};
 
   MDB_txn* txn = nullptr;
@@ -473,6 +480,10 @@ StoreOutcome LmdbSpool::commit(std::span<SpoolMessage* const> messages,
   const size_t expire_limit = expire_per_commit_ + 2 * finished.size();
   if (StoreOutcome outcome = expire_retained(control, now, expire_limit, &expired); !outcome.ok())
     return abort_with(std::move(outcome));
+  for (const ControlWrite& w : controls) {
+    rc = write_control(txn, w.key, w.value);
+    if (rc != MDB_SUCCESS) return abort_with(failure("writing control state", rc));
+  }
   std::unique_lock stats_lock(stats_mutex_, std::defer_lock);
   if (!stats.deltas().empty()) stats_lock.lock();
   rc = mdb_txn_commit(txn);  // frees txn whatever happens; syncs data then meta page
@@ -781,20 +792,24 @@ StoreOutcome LmdbSpool::update_recipients(std::span<const RecipientUpdate> updat
   return {StoreStatus::ok, {}};
 }
 
-StoreOutcome LmdbSpool::put_control(const std::string& key,
-                                    const std::optional<std::string>& value) {
-  if (key.empty() || key.size() > 400) return {StoreStatus::failed, "bad control key"};
-  MDB_txn* txn = nullptr;
-  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
-  if (rc != MDB_SUCCESS) return failure("mdb_txn_begin", rc);
+int LmdbSpool::write_control(MDB_txn* txn, const std::string& key,
+                             const std::optional<std::string>& value) {
   MDB_val k = as_val(key);
   if (value) {
     MDB_val v = as_val(*value);
-    rc = mdb_put(txn, control_, &k, &v, 0);
-  } else {
-    rc = mdb_del(txn, control_, &k, nullptr);
-    if (rc == MDB_NOTFOUND) rc = MDB_SUCCESS;
+    return mdb_put(txn, control_, &k, &v, 0);
   }
+  const int rc = mdb_del(txn, control_, &k, nullptr);
+  return rc == MDB_NOTFOUND ? MDB_SUCCESS : rc;
+}
+
+StoreOutcome LmdbSpool::put_control(const std::string& key,
+                                    const std::optional<std::string>& value) {
+  if (!valid_control_key(key)) return {StoreStatus::failed, "bad control key"};
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+  if (rc != MDB_SUCCESS) return failure("mdb_txn_begin", rc);
+  rc = write_control(txn, key, value);
   if (rc != MDB_SUCCESS) {
     mdb_txn_abort(txn);
     return failure("writing control state", rc);

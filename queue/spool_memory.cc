@@ -91,7 +91,11 @@ StoreOutcome MemorySpool::store_locked(std::span<SpoolMessage* const> messages) 
 
 StoreOutcome MemorySpool::commit(std::span<SpoolMessage* const> messages,
                                  std::span<const RecipientUpdate> updates,
-                                 std::span<const MessageId> finished) {
+                                 std::span<const MessageId> finished,
+                                 std::span<const ControlWrite> writes) {
+  for (const ControlWrite& w : writes) {
+    if (!valid_control_key(w.key)) return {StoreStatus::failed, "bad control key"};
+  }
   std::lock_guard lock(mutex_);
   ++store_calls_;
   // A commit of updates alone can fail too.
@@ -164,6 +168,13 @@ StoreOutcome MemorySpool::commit(std::span<SpoolMessage* const> messages,
   }
   size_t expired = 0;
   (void)expire_retained(control, now, options_.expire_per_commit + 2 * finished.size(), &expired);
+  for (const ControlWrite& w : writes) {
+    if (w.value) {
+      controls[w.key] = *w.value;
+    } else {
+      controls.erase(w.key);
+    }
+  }
   controls_ = std::move(controls);
   return {StoreStatus::ok, {}};
 }
@@ -258,7 +269,7 @@ SpoolSpace MemorySpool::space(CountFreePages count) const {
 StoreOutcome MemorySpool::put_control(const std::string& key,
                                       const std::optional<std::string>& value) {
   // As the LMDB spool, whose keys are bounded by LMDB's key size.
-  if (key.empty() || key.size() > 400) return {StoreStatus::failed, "bad control key"};
+  if (!valid_control_key(key)) return {StoreStatus::failed, "bad control key"};
   std::lock_guard lock(mutex_);
   if (value) {
     controls_[key] = *value;

@@ -34,8 +34,8 @@ class MemorySpool final : public Spool {
   SpoolSpace space(CountFreePages count) const override;
   StoreOutcome update_recipients(std::span<const RecipientUpdate> updates) override;
   StoreOutcome commit(std::span<SpoolMessage* const> messages,
-                      std::span<const RecipientUpdate> updates,
-                      std::span<const MessageId> finished) override;
+                      std::span<const RecipientUpdate> updates, std::span<const MessageId> finished,
+                      std::span<const ControlWrite> controls = {}) override;
   StoreOutcome put_control(const std::string& key,
                            const std::optional<std::string>& value) override;
   std::vector<std::pair<std::string, std::string>> controls(

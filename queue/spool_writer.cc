@@ -62,7 +62,8 @@ void SpoolWriter::submit(std::unique_ptr<SpoolMessage> message, Done done, Kind 
 }
 
 void SpoolWriter::submit_updates(std::vector<RecipientUpdate> updates,
-                                 std::vector<MessageId> finished, UpdatesDone done) {
+                                 std::vector<MessageId> finished, UpdatesDone done,
+                                 std::vector<ControlWrite> controls) {
   {
     std::lock_guard lock(mutex_);
     if (!stopping_) {
@@ -70,8 +71,8 @@ void SpoolWriter::submit_updates(std::vector<RecipientUpdate> updates,
       // it waits for new mail to share the commit with (one wake-up, not
       // one per delivered message).
       const bool first = pending_updates_.empty();
-      pending_updates_.push_back(
-          UpdateRequest{std::move(updates), std::move(finished), std::move(done)});
+      pending_updates_.push_back(UpdateRequest{std::move(updates), std::move(finished),
+                                               std::move(done), std::move(controls)});
       if (first) wake_.notify_one();
       return;
     }
@@ -158,9 +159,10 @@ void SpoolWriter::run() {
 
 StoreOutcome SpoolWriter::store(std::span<SpoolMessage* const> messages,
                                 std::span<const RecipientUpdate> updates,
-                                std::span<const MessageId> finished) {
+                                std::span<const MessageId> finished,
+                                std::span<const ControlWrite> controls) {
   const auto started = std::chrono::steady_clock::now();
-  StoreOutcome outcome = spool_.commit(messages, updates, finished);
+  StoreOutcome outcome = spool_.commit(messages, updates, finished, controls);
   if (commit_seconds_) {
     commit_seconds_->observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
@@ -176,13 +178,11 @@ void SpoolWriter::commit(std::vector<Request>& batch, std::vector<UpdateRequest>
   for (Request& request : batch) messages.push_back(request.message.get());
   std::vector<RecipientUpdate> updates;
   std::vector<MessageId> finished;
-  for (const UpdateRequest& request : update_requests) {  // copied: a failed commit retries them
-    updates.insert(updates.end(), request.updates.begin(), request.updates.end());
-    finished.insert(finished.end(), request.finished.begin(), request.finished.end());
-  }
+  std::vector<ControlWrite> controls;
+  gather(update_requests, &updates, &finished, &controls);  // copied: a failed commit retries them
   if (messages.empty() && update_requests.empty()) return;
 
-  StoreOutcome outcome = store(messages, updates, finished);
+  StoreOutcome outcome = store(messages, updates, finished, controls);
   if (!outcome.ok() && !update_requests.empty()) {
     // Keep the delivery results apart from whatever sank the batch.
     if (!batch.empty()) {
@@ -244,14 +244,22 @@ void SpoolWriter::refuse_over_reserve(std::vector<Request>& batch) {
   complete(refused, 0, refused.size(), outcome, clock().unix_ms());
 }
 
+void SpoolWriter::gather(const std::vector<UpdateRequest>& requests,
+                         std::vector<RecipientUpdate>* updates, std::vector<MessageId>* finished,
+                         std::vector<ControlWrite>* controls) {
+  for (const UpdateRequest& request : requests) {
+    updates->insert(updates->end(), request.updates.begin(), request.updates.end());
+    finished->insert(finished->end(), request.finished.begin(), request.finished.end());
+    controls->insert(controls->end(), request.controls.begin(), request.controls.end());
+  }
+}
+
 void SpoolWriter::commit_results_apart(std::vector<UpdateRequest>& requests) {
   std::vector<RecipientUpdate> updates;
   std::vector<MessageId> finished;
-  for (const UpdateRequest& request : requests) {
-    updates.insert(updates.end(), request.updates.begin(), request.updates.end());
-    finished.insert(finished.end(), request.finished.begin(), request.finished.end());
-  }
-  StoreOutcome last = store({}, updates, finished);
+  std::vector<ControlWrite> controls;
+  gather(requests, &updates, &finished, &controls);
+  StoreOutcome last = store({}, updates, finished, controls);
   if (last.ok()) {
     results_committed(requests, requests.size());
     return;
@@ -277,6 +285,12 @@ void SpoolWriter::commit_results_apart(std::vector<UpdateRequest>& requests) {
       spdlog::error("spool: giving up deleting {} after {} failed commits ({})",
                     stuck.finished.front().value, kMaxFailedRounds, last.detail);
       stuck.finished.erase(stuck.finished.begin());
+    } else if (!stuck.controls.empty()) {
+      spdlog::error(
+          "spool: giving up writing {} control records ({}...) after {} failed commits "
+          "({})",
+          stuck.controls.size(), stuck.controls.front().key, kMaxFailedRounds, last.detail);
+      stuck.controls.clear();
     }
   }
   results_committed(requests, committed);
@@ -290,21 +304,26 @@ bool SpoolWriter::commit_in_pieces(UpdateRequest& request, StoreOutcome* last) {
   while (!request.updates.empty()) {
     const size_t n = std::min(step, request.updates.size());
     const bool whole = n == request.updates.size();
-    *last =
-        store({}, std::span(request.updates).first(n),
-              whole ? std::span<const MessageId>(request.finished) : std::span<const MessageId>());
+    *last = store(
+        {}, std::span(request.updates).first(n),
+        whole ? std::span<const MessageId>(request.finished) : std::span<const MessageId>(),
+        whole ? std::span<const ControlWrite>(request.controls) : std::span<const ControlWrite>());
     if (last->ok()) {
       request.updates.erase(request.updates.begin(), request.updates.begin() + long(n));
-      if (whole) request.finished.clear();
+      if (whole) {
+        request.finished.clear();
+        request.controls.clear();
+      }
       continue;
     }
     if (n == 1) return false;  // this one update is what fails
     step = (n + 1) / 2;
   }
-  if (!request.finished.empty()) {
-    *last = store({}, {}, request.finished);
+  if (!request.finished.empty() || !request.controls.empty()) {
+    *last = store({}, {}, request.finished, request.controls);
     if (!last->ok()) return false;
     request.finished.clear();
+    request.controls.clear();
   }
   return true;
 }

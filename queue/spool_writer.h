@@ -100,9 +100,11 @@ class SpoolWriter {
   // results), committed in the same transaction as the next batch of
   // messages, so that delivery costs no fsync of its own. Any thread.
   // `done` (may be empty) runs on the writer thread after the commit.
+  // `controls` (control-plane state that goes with these results, e.g. the
+  // warm-up counts) are written in the same transaction as the updates.
   using UpdatesDone = std::function<void(StoreStatus status)>;
   void submit_updates(std::vector<RecipientUpdate> updates, std::vector<MessageId> finished,
-                      UpdatesDone done = {});
+                      UpdatesDone done = {}, std::vector<ControlWrite> controls = {});
 
   // Receives the messages of each commit, after their `done`, on the writer
   // thread, in one call per commit (the delivery engine schedules them; the
@@ -135,7 +137,8 @@ class SpoolWriter {
     std::vector<RecipientUpdate> updates;
     std::vector<MessageId> finished;
     UpdatesDone done;
-    int failed_rounds = 0;  // retries in a row whose first piece failed, not for space
+    std::vector<ControlWrite> controls;  // committed with the last piece of `updates`
+    int failed_rounds = 0;               // retries in a row whose first piece failed, not for space
   };
   // A result that fails this many retries in a row for another reason than
   // space is given up (logged), so that it cannot hold up every later one.
@@ -145,7 +148,8 @@ class SpoolWriter {
   void run();
   void commit(std::vector<Request>& batch, std::vector<UpdateRequest>& updates);
   StoreOutcome store(std::span<SpoolMessage* const> messages,
-                     std::span<const RecipientUpdate> updates, std::span<const MessageId> finished);
+                     std::span<const RecipientUpdate> updates, std::span<const MessageId> finished,
+                     std::span<const ControlWrite> controls = {});
   void complete(std::vector<Request>& batch, size_t first, size_t last, const StoreOutcome& outcome,
                 int64_t now_ms);
   // Refuses (spool_full) the messages of `batch` that the reserve does not
@@ -154,6 +158,9 @@ class SpoolWriter {
   // The delivery results of a commit that failed, committed on their own,
   // in order and in smaller pieces when the spool is full; what still does
   // not fit goes back to wait for a retry.
+  static void gather(const std::vector<UpdateRequest>& requests,
+                     std::vector<RecipientUpdate>* updates, std::vector<MessageId>* finished,
+                     std::vector<ControlWrite>* controls);
   void commit_results_apart(std::vector<UpdateRequest>& requests);
   bool commit_in_pieces(UpdateRequest& request, StoreOutcome* last);
   void results_committed(std::vector<UpdateRequest>& requests, size_t count);

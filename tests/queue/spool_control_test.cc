@@ -181,6 +181,36 @@ TEST_P(SpoolControl, ControlsStayOutOfTheMessages) {
   EXPECT_EQ(spool().load_message(a.id, true)->content, a.content);
 }
 
+TEST_P(SpoolControl, ACommitWritesItsControlsWithItsResultsOrNothing) {
+  SpoolMessage a = make_test_message(1);
+  SpoolMessage* batch[] = {&a};
+  ASSERT_TRUE(spool().store_batch(batch).ok());
+  put(spool(), "warmup/*/ip9", "old");
+
+  // Results and controls in one commit; a later write of a key wins.
+  const RecipientUpdate delivered{a.id, 0, RecipientState::delivered, 1, 0};
+  const ControlWrite writes[] = {{"warmup/*/ip1", "one"},
+                                 {"warmup/*/ip1", "two"},
+                                 {"warmup/*/ip9", std::nullopt},
+                                 {"warmup/*/never", std::nullopt}};
+  ASSERT_TRUE(spool().commit({}, {&delivered, 1}, {}, writes).ok());
+  EXPECT_EQ(spool().controls("warmup/"), (Controls{{"warmup/*/ip1", "two"}}));
+  EXPECT_EQ(spool().load_message(a.id, false)->envelope.recipients[0].state,
+            RecipientState::delivered);
+
+  // Controls alone make a commit too.
+  const ControlWrite alone[] = {{"warmup/*/ip2", "x"}};
+  ASSERT_TRUE(spool().commit({}, {}, {}, alone).ok());
+  EXPECT_EQ(spool().control("warmup/*/ip2"), "x");
+
+  // A bad key refuses the whole commit: the update with it is not applied.
+  const RecipientUpdate queued{a.id, 0, RecipientState::queued, 2, 0};
+  const ControlWrite bad[] = {{"warmup/*/ip3", "y"}, {"", "empty key"}};
+  EXPECT_FALSE(spool().commit({}, {&queued, 1}, {}, bad).ok());
+  EXPECT_FALSE(spool().control("warmup/*/ip3"));
+  EXPECT_EQ(spool().load_message(a.id, false)->envelope.recipients[0].attempts, 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Spools, SpoolControl,
     ::testing::Values(

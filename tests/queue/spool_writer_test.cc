@@ -331,6 +331,32 @@ TEST(SpoolWriter, FailedUpdatesAreRetriedWithTheNextCommits) {
   EXPECT_FALSE(spool.load_message(m.id, false).has_value()) << "the delivered message stayed";
 }
 
+TEST(SpoolWriter, ControlWritesCommitWithTheirResultsAndSurviveARetry) {
+  MemorySpool spool(1 << 20);
+  SpoolMessage m = make_test_message(1);
+  SpoolMessage* batch[] = {&m};
+  ASSERT_TRUE(spool.store_batch(batch).ok());
+  spool.fail_next_stores(StoreStatus::failed, 2);  // the commit and its retry apart
+  SpoolWriter writer(spool, nullptr, nullptr);
+  std::promise<StoreStatus> done;
+  writer.submit_updates({{m.id, 0, RecipientState::delivered, 1, 0}}, {},
+                        [&](StoreStatus status) { done.set_value(status); },
+                        {{"warmup/*/ip1", "count 1"}});
+  auto future = done.get_future();
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(future.get(), StoreStatus::ok);
+  EXPECT_EQ(spool.control("warmup/*/ip1"), "count 1");
+  EXPECT_EQ(spool.load_message(m.id, false)->envelope.recipients[0].state,
+            RecipientState::delivered);
+  // Controls alone (a deletion) commit too.
+  std::promise<StoreStatus> deleted;
+  writer.submit_updates({}, {}, [&](StoreStatus status) { deleted.set_value(status); },
+                        {{"warmup/*/ip1", std::nullopt}});
+  auto gone = deleted.get_future();
+  ASSERT_EQ(gone.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_FALSE(spool.control("warmup/*/ip1"));
+}
+
 SpoolWriterOptions fast_retries() {
   SpoolWriterOptions options;
   options.results_retry_min = std::chrono::milliseconds(1);
