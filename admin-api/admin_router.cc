@@ -269,6 +269,7 @@ HttpResponse AdminRouter::route(const HttpRequest& request) const {
       {"/api/v1/events", false, &AdminRouter::events},
       {"/api/v1/probe", true, &AdminRouter::probe},
       {"/api/v1/explain", false, &AdminRouter::explain},
+      {"/api/v1/warmup", false, &AdminRouter::warmup},
   };
   for (const Route& r : kRoutes) {
     if (path != r.path) continue;
@@ -479,6 +480,46 @@ HttpResponse AdminRouter::explain(const HttpRequest& request) const {
                                                              : ordered_json(limits.provider)},
                         {"source", source->name},
                         {"limits", std::move(list)}});
+}
+
+HttpResponse AdminRouter::warmup(const HttpRequest& request) const {
+  if (!request.query.empty()) {
+    return json_error(400, "unknown parameter",
+                      request.query.begin()->first.substr(0, 64) + ": this route takes none");
+  }
+  // A filter no job matches: the warm-up state without a walk of the queue's sites.
+  mta::QueueFilter none;
+  none.site = std::string(1, '\0');
+  std::optional<mta::DeliverySnapshot> snap = daemon_.snapshot(none, false);
+  if (!snap) return no_answer();
+  const std::shared_ptr<const conf::Config> config = daemon_.config();
+  const conf::PolicyConfig* policy = config->policy.get();
+  ordered_json sources = ordered_json::array();
+  if (!policy) return json_response(200, ordered_json{{"sources", std::move(sources)}});
+  auto or_null = [](const auto& v) { return v ? ordered_json(*v) : ordered_json(nullptr); };
+  for (const policy::WarmupStatus& w : snap->warmup) {
+    const conf::EgressSource* source = policy->find_source(w.source);
+    ordered_json pool = nullptr;  // the first pool that has it
+    for (const conf::EgressPool& p : policy->pools) {
+      if (std::ranges::any_of(p.sources, [&](const auto& m) { return m.source == w.source; })) {
+        pool = p.name;
+        break;
+      }
+    }
+    sources.push_back(ordered_json{
+        {"source", w.source},
+        {"address", source ? ordered_json(source->address.text) : ordered_json(nullptr)},
+        {"pool", pool},
+        {"provider", or_null(w.provider)},
+        {"started", or_null(w.started)},
+        {"day", w.day},
+        {"cap", or_null(w.cap)},
+        {"window", or_null(w.window)},
+        {"sent", w.sent},
+        {"state", w.state_name()},
+    });
+  }
+  return json_response(200, ordered_json{{"sources", std::move(sources)}});
 }
 
 HttpResponse AdminRouter::events(const HttpRequest& request) const {

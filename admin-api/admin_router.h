@@ -107,6 +107,7 @@ class AdminRouter {
   HttpResponse events(const HttpRequest& request) const;
   HttpResponse probe(const HttpRequest& request) const;
   HttpResponse explain(const HttpRequest& request) const;
+  HttpResponse warmup(const HttpRequest& request) const;
   // admin_campaigns.cc: /api/v1/campaigns[/ID[/ACTION]], /api/v1/tenants[/NAME[/ACTION]]
   HttpResponse campaigns(const HttpRequest& request) const;
   HttpResponse tenants(const HttpRequest& request) const;

@@ -376,7 +376,7 @@ const std::vector<VerbEntry>& verb_table() {
       {"tenant",
        {},
        object_route("tenant", "tenants", {"show", "pause", "resume"}, Output::tenant)},
-      {"warmup", {}, list_route("warmup", "warmup")},
+      {"warmup", {}, list_route("warmup", "warmup", Output::warmup)},
       {"suppressions", {{"--tenant", "--address", "--reason"}, {}}, build_suppressions},
       {"send",
        {{"--from", "--to", "--cc", "--bcc", "--reply-to", "--subject", "--text", "--html",

@@ -40,6 +40,7 @@ enum class Output {
   dead_retry,   // "ID: n recipients queued again"
   dead_delete,  // "deleted dead letter ID"
   explain,      // domain, site, provider, source, then the limits table
+  warmup,       // the warm-up table: one row per source (and provider)
   pretty,       // the JSON pretty-printed (routes without a table yet)
 };
 

@@ -245,6 +245,31 @@ std::string format_object(const json& body, const std::vector<std::string>& fiel
   return out;
 }
 
+std::string format_warmup(const json& body) {
+  static const std::vector<Column> kColumns = {
+      {"SOURCE", Align::left},   {"ADDRESS", Align::left}, {"POOL", Align::left},
+      {"PROVIDER", Align::left}, {"STARTED", Align::left}, {"DAY", Align::right},
+      {"CAP", Align::right},     {"WINDOW", Align::left},  {"SENT", Align::right},
+      {"STATE", Align::left},
+  };
+  std::vector<std::vector<std::string>> rows;
+  const json& list = field(body, "sources");
+  if (list.is_array()) {
+    for (const json& w : list) {
+      std::vector<std::string> row;
+      for (const char* name : {"source", "address", "pool", "provider", "started", "day", "cap",
+                               "window", "sent", "state"}) {
+        row.push_back(cell_text(field(w, name)));
+      }
+      // null means "all sites" and "unlimited" here, not "unknown".
+      if (row[3] == "-") row[3] = "all";
+      if (row[6] == "-") row[6] = "unlimited";
+      rows.push_back(std::move(row));
+    }
+  }
+  return format_table(kColumns, rows);
+}
+
 std::string format_explain(const json& body) {
   std::vector<std::pair<std::string, std::string>> lines;
   for (const char* name : {"domain", "site", "provider", "source"}) {
@@ -394,6 +419,8 @@ std::string format_human(Output output, const json& body) {
       return "deleted dead letter " + cell_text(field(body, "id")) + "\n";
     case Output::explain:
       return format_explain(body);
+    case Output::warmup:
+      return format_warmup(body);
     case Output::pretty:
       return dump(body, 2) + "\n";
   }

@@ -65,6 +65,10 @@ std::string format_dead_letters(const nlohmann::json& list);
 // GET /api/v1/explain: domain, site, provider and source, then
 // LIMIT  VALUE  SET-BY, one row per limit in force.
 std::string format_explain(const nlohmann::json& body);
+// GET /api/v1/warmup: SOURCE  ADDRESS  POOL  PROVIDER  STARTED  DAY  CAP
+// WINDOW  SENT  STATE, one row per source (and provider); a null provider
+// shows "all", a null cap "unlimited".
+std::string format_warmup(const nlohmann::json& body);
 // The campaigns and tenants tables (GET /api/v1/campaigns, /tenants).
 std::string format_campaigns(const nlohmann::json& body);
 std::string format_tenants(const nlohmann::json& body);

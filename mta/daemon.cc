@@ -312,6 +312,20 @@ class Daemon final : public DaemonControl {
             "circuit breaker (" + std::to_string(s.circuit->failures) + " failures in a row)"});
       }
     }
+    // The source's warm-up cap for this site: across all its sites, or the
+    // site's provider's.
+    for (const policy::WarmupStatus& w : snap->warmup) {
+      if (w.source != target.source || (w.provider && *w.provider != target.provider)) continue;
+      const std::string by = "warmup " + w.source + (w.provider ? " " + *w.provider : "") +
+                             " day " + std::to_string(w.day);
+      ExplainedLimit cap{"warmup_cap", {}, by};
+      if (w.cap) cap.value = static_cast<int64_t>(*w.cap);
+      live.push_back(std::move(cap));
+      if (w.window) {
+        live.push_back(ExplainedLimit{"warmup_window", *w.window, by});
+        live.push_back(ExplainedLimit{"warmup_sent", static_cast<int64_t>(w.sent), by});
+      }
+    }
     return live;
   }
 

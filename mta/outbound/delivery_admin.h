@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "policy/warmup.h"
 #include "runtime/clock.h"
 
 namespace ringmail::mta {
@@ -115,6 +116,8 @@ struct DeliverySnapshot {
   uint64_t queued = 0;              // recipients waiting or in flight that match the filter
   uint64_t in_flight = 0;           // of those, in a transaction
   std::vector<SiteSnapshot> sites;  // by site name, then source
+  // Every warm-up key (GET /api/v1/warmup), by source then provider.
+  std::vector<policy::WarmupStatus> warmup;
 };
 
 // GET /api/v1/explain: one more limit in force for a (source, site) that

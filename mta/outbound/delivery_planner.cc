@@ -46,6 +46,7 @@ void PlannerOutput::clear() {
   close.clear();
   updates.clear();
   finished.clear();
+  controls.clear();
   records.clear();
   dsns.clear();
   metrics.delivered_by_site.counts.clear();
@@ -53,6 +54,7 @@ void PlannerOutput::clear() {
   metrics.bounced_by_category.counts.clear();
   metrics.backoff_activations.counts.clear();
   metrics.backoff_active.clear();
+  metrics.warmup_sent.clear();
   metrics.cancelled = 0;
   metrics.queued = 0;
   metrics.deferred = 0;
@@ -75,6 +77,9 @@ PlannerOutput DeliveryPlanner::begin_event() {
   read_clock();
   PlannerOutput out = std::move(spare_);
   spare_.clear();  // a moved-from output is valid but unspecified
+  // What the last event counted goes with this event's results: a count
+  // is on disk by the time its transaction's result is.
+  if (warmup_dirty_ || !warmup_pending_.empty()) flush_warmup(out);
   return out;
 }
 
@@ -82,6 +87,7 @@ DeliveryPlanner::DeliveryPlanner(const queue::Spool& spool, const runtime::Clock
                                  std::shared_ptr<const conf::Config> config, uint64_t random_seed)
     : spool_(spool), clock_(clock), random_(random_seed) {
   set_config(std::move(config));
+  restore_warmup();
 }
 
 void DeliveryPlanner::set_config(std::shared_ptr<const conf::Config> config) {
@@ -101,6 +107,9 @@ void DeliveryPlanner::set_config(std::shared_ptr<const conf::Config> config) {
   backoff_.reconfigure(config_->policy.get());
   retry_intervals_.assign(config_->delivery.retry.intervals.begin(),
                           config_->delivery.retry.intervals.end());
+  // Kept states stay; every site's Warmup pointer is set again below.
+  warmup_.set_plans(config_->policy ? config_->policy->warmup : std::vector<conf::WarmupPlan>{});
+  warmup_dirty_ = true;  // dropped keys are deleted, new ones written
   // Site limits follow the new config at their next connection.
   for (auto& [name, site] : sites_) apply_limits(site);
   // Routes may have changed: route every domain afresh, but keep the jobs
@@ -231,6 +240,7 @@ void DeliveryPlanner::service_site(SiteState& site, PlannerOutput& out) {
       return;
     }
   }
+  if (!warmup_allows(site, out)) return;
   // Idle connections first. Each one either starts a job or goes back
   // idle (nothing ready, or a rate says wait): one try each.
   for (size_t tries = site.idle.size();
@@ -333,6 +343,7 @@ void DeliveryPlanner::use_connection(Connection& c, PlannerOutput& out) {
           break;
         }
       }
+      if (!warmup_allows(site, out)) break;
       const std::optional<queue::JobId> id = scheduler_.pick_next(c.site);
       if (!id) break;
       if (!pass_job_rates(*id, *scheduler_.find(*id))) continue;
@@ -406,6 +417,7 @@ bool DeliveryPlanner::start_transaction(Connection& c, queue::JobId id, PlannerO
   ++site.busy;
   site.shaping.sent(recipients, c.attempt_started);
   count_sent(site, recipients);
+  record_warmup(site, recipients);
   take_job_tokens(*job, recipients);
   out.start.push_back(StartCommand{c.id, std::move(outbound)});
   return true;
@@ -578,6 +590,9 @@ PlannerOutput DeliveryPlanner::tick() {
   run_due(out);
   run_backoff(out);
   run_wakes(out);
+  if (warmup_.size() > 0 && now - warmup_gauges_at_ >= std::chrono::seconds(1)) {
+    publish_warmup_gauges(out);  // a window that rolled over shows 0
+  }
   // Ready jobs of sites that found no free connection when they became
   // ready (the global limit was reached then, or the site was held) get one now.
   service_ready_sites(out);

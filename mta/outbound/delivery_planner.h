@@ -49,6 +49,7 @@
 #include "policy/shaper.h"
 #include "policy/site_limits.h"
 #include "policy/suppression_list.h"
+#include "policy/warmup.h"
 #include "queue/dsn.h"
 #include "queue/scheduler.h"
 #include "queue/spool.h"
@@ -109,6 +110,12 @@ struct SiteState {
   // rate that a rate cut scales when the queue has no message_rate.
   runtime::SteadyTime minute_start{};
   uint64_t minute_sent = 0, last_minute_sent = 0;
+  // IP warm-up (policy/warmup.h): the cap this (source, site) counts
+  // under, null when its source is not warming here (set by apply_limits;
+  // WarmupTracker keeps the object). Over the cap its ready jobs were
+  // sorted (spilled or kept) once for the window ending warmup_sorted_until.
+  policy::Warmup* warmup = nullptr;
+  runtime::WallTime warmup_sorted_until{};
   uint32_t connections = 0;        // open or opening
   uint32_t opening = 0;            // not yet ready for a first message
   uint32_t established = 0;        // got to ready at least once, not closed
@@ -154,6 +161,9 @@ struct MetricDeltas {
   LabelCounts bounced_by_category;
   LabelCounts backoff_activations;  // backoff_activations_total{action}
   std::vector<BackoffGauge> backoff_active;
+  // warmup_sent{source}: recipients in the current warm-up window, per
+  // source (summed over its providers), set when it changed.
+  std::vector<std::pair<std::string, uint64_t>> warmup_sent;
   uint64_t cancelled = 0;  // messages_cancelled_total
   int64_t queued = 0;      // queue_recipients{state} gauge deltas
   int64_t deferred = 0;
@@ -168,7 +178,10 @@ struct PlannerOutput {
   std::vector<ConnectionId> close;  // cut now (stop deadline); in-flight results are local failures
   std::vector<queue::RecipientUpdate> updates;  // for the spool writer, in order
   std::vector<queue::MessageId> finished;       // messages whose recipients are all final
-  std::vector<nlohmann::ordered_json> records;  // delivery-log records, in order
+  // Control-plane state for the same commit as `updates` (the warm-up
+  // counts, queue/warmup_records.h).
+  std::vector<queue::ControlWrite> controls;
+  std::vector<nlohmann::ordered_json> records;             // delivery-log records, in order
   std::vector<std::unique_ptr<queue::SpoolMessage>> dsns;  // to submit like new mail
   MetricDeltas metrics;
   size_t admin_bounced = 0;  // recipients an AdminCommand bounce took out
@@ -278,7 +291,7 @@ class DeliveryPlanner {
   SiteState& site_for_resolution(const MxResolution& resolution, const EgressChoice& source);
   SiteState& site_for_literal(const std::string& literal, const std::string& ip,
                               const EgressChoice& source);
-  void apply_limits(SiteState& site) const;
+  void apply_limits(SiteState& site);
   // Into the site's ready queue, or deferred at once while the site is
   // known to be down. True when it is ready.
   bool make_ready(queue::JobId id, SiteState& site, PlannerOutput& out);
@@ -303,10 +316,13 @@ class DeliveryPlanner {
   void apply_tenant_rates();
   // A job's egress pool: its campaign's, else its tenant's, else default.
   std::string_view pool_of(const queue::Job& job) const;
-  // The source of the job's next connection to `site`: its pool's turn,
-  // passing over sources whose (source, site) a backoff rule suspended
-  // (all suspended: the turn's source, where the job waits).
-  EgressChoice choose_source(const queue::Job& job, const std::string& site);
+  // The source of the job's next connection to `site` (whose MX hosts are
+  // `hosts`, null when unknown): its pool's turn, passing over sources whose
+  // (source, site) a backoff rule suspended or that are over their warm-up
+  // cap and would spill the job (none left: the turn's source, where the
+  // job waits).
+  EgressChoice choose_source(const queue::Job& job, const std::string& site,
+                             const std::vector<MxHost>* hosts);
   // --- backoff (delivery_planner_rates.cc)
   // A remote reply on the site: its rule's suspension or rate cut takes
   // effect; true when the rule bounces that recipient.
@@ -314,6 +330,22 @@ class DeliveryPlanner {
   void end_backoff(SiteState& site, PlannerOutput& out);
   void run_backoff(PlannerOutput& out);  // recovery and ends, each tick
   void count_sent(SiteState& site, uint32_t recipients);
+
+  // --- warm-up (delivery_planner_warmup.cc)
+  void restore_warmup();  // the counts the spool kept (construction)
+  // The warm-up cap (source, site) counts under; null: none.
+  policy::Warmup* warmup_for(const std::string& source, const std::vector<MxHost>* hosts);
+  // Whether the site's source may start a transaction under its warm-up
+  // cap; over it, its ready jobs are spilled to other sources or kept
+  // (once per window) and the site is woken when the next window opens.
+  bool warmup_allows(SiteState& site, PlannerOutput& out);
+  void spill_over_cap(SiteState& site, PlannerOutput& out);
+  // The queue of the same destination from another source.
+  SiteState& sibling_site(const SiteState& site, const EgressChoice& source);
+  void record_warmup(SiteState& site, uint32_t recipients);
+  // Changed warm-up states into out.controls, and the warmup_sent gauges.
+  void flush_warmup(PlannerOutput& out);
+  void publish_warmup_gauges(PlannerOutput& out);
 
   // --- connections (delivery_planner.cc)
   void service_site(SiteState& site, PlannerOutput& out);
@@ -408,6 +440,11 @@ class DeliveryPlanner {
   std::multimap<runtime::SteadyTime, std::string> wakes_;
   std::unordered_map<std::string, std::string> campaign_pools_;  // set_campaign_policy
   uint32_t backoff_suspended_ = 0;  // sites with a backoff suspension in force
+  policy::WarmupTracker warmup_;
+  bool warmup_dirty_ = false;                        // a count or day changed since the last flush
+  std::vector<queue::ControlWrite> warmup_pending_;  // records to delete (restore_warmup)
+  std::unordered_map<std::string, uint64_t> warmup_published_;  // warmup_sent by source
+  runtime::SteadyTime warmup_gauges_at_{};
   // Connections per (source, provider) of sites whose limit is the
   // provider's (SiteState::provider_key); mutable for apply_limits, which
   // moves a site's connections when a reload changes its key.

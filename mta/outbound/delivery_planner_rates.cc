@@ -130,6 +130,11 @@ bool DeliveryPlanner::backoff_reply(SiteState& site, const SmtpReply& reply, Pla
       backoff_.evaluate(site.name, reply.code, reply.enhanced, reply.text, wall());
   if (!act) return false;
   out.metrics.backoff_activations.add(action_name(act->kind));
+  if (site.warmup) {
+    // A day on which a provider pushed back does not advance the warm-up.
+    site.warmup->backoff_fired(wall());
+    warmup_dirty_ = true;
+  }
   spdlog::warn("backoff: {} from {}: rule {}{} on \"{}\"", site.key.site, site.source.name,
                act->rule, act->shipped ? " (shipped)" : "", reply.to_string());
   switch (act->kind) {
@@ -201,14 +206,20 @@ std::string_view DeliveryPlanner::pool_of(const queue::Job& job) const {
   return policy::job_pool(campaign_pool, job.tenant, config_->policy.get());
 }
 
-EgressChoice DeliveryPlanner::choose_source(const queue::Job& job, const std::string& site) {
+EgressChoice DeliveryPlanner::choose_source(const queue::Job& job, const std::string& site,
+                                            const std::vector<MxHost>* hosts) {
   const std::string_view pool = pool_of(job);
-  if (backoff_suspended_ == 0) return egress_.select(pool);
+  if (backoff_suspended_ == 0 && warmup_.size() == 0) return egress_.select(pool);
   const runtime::WallTime now = wall();
+  const runtime::Millis max_age = config_->delivery.retry.max_age;
   auto available = [&](const EgressChoice& c) {
     const ReadyQueueKey key{c.name, c.address ? c.address->text : "", site};
     auto it = sites_.find(key.text());
-    return it == sites_.end() || it->second.backoff_until <= now;
+    const SiteState* state = it == sites_.end() ? nullptr : &it->second;
+    if (state && state->backoff_until > now) return false;
+    const policy::Warmup* warmup = state ? state->warmup : warmup_for(c.name, hosts);
+    return !warmup ||
+           warmup->decide(now, job.received, max_age).kind != policy::WarmupDecision::Kind::spill;
   };
   if (std::optional<EgressChoice> c = egress_.select(pool, available)) return *c;
   return egress_.select(pool);

@@ -133,7 +133,7 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
   }
   for (const conf::Route& r : config_->delivery.routes) {
     if (!route_matches(r, job->domain)) continue;
-    SiteState& site = site_for_route(r, choose_source(*job, r.site()));
+    SiteState& site = site_for_route(r, choose_source(*job, r.site(), nullptr));
     if (make_ready(id, site, out)) service_site(site, out);
     return;
   }
@@ -148,7 +148,7 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
                "", out);
       return;
     }
-    SiteState& site = site_for_literal(job->domain, *ip, choose_source(*job, job->domain));
+    SiteState& site = site_for_literal(job->domain, *ip, choose_source(*job, job->domain, nullptr));
     if (make_ready(id, site, out)) service_site(site, out);
     return;
   }
@@ -163,8 +163,9 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
   }
   DomainRoute& domain = domains_[*name];
   if (domain.resolution && steady() < domain.expires) {
-    SiteState& site =
-        site_for_resolution(*domain.resolution, choose_source(*job, domain.resolution->site));
+    SiteState& site = site_for_resolution(
+        *domain.resolution,
+        choose_source(*job, domain.resolution->site, &domain.resolution->hosts));
     if (make_ready(id, site, out)) service_site(site, out);
     return;
   }
@@ -201,7 +202,8 @@ PlannerOutput DeliveryPlanner::resolved(const std::string& key, const MxResoluti
       for (queue::JobId id : waiting) {
         if (scheduler_.place(id) != queue::Scheduler::Place::routing) continue;
         const queue::Job* job = scheduler_.find(id);
-        SiteState& site = site_for_resolution(resolution, choose_source(*job, resolution.site));
+        SiteState& site = site_for_resolution(
+            resolution, choose_source(*job, resolution.site, &resolution.hosts));
         if (make_ready(id, site, out)) touched.push_back(site.name);
       }
       std::sort(touched.begin(), touched.end());
@@ -291,7 +293,7 @@ SiteState& DeliveryPlanner::site_for_resolution(const MxResolution& resolution,
   return site;
 }
 
-void DeliveryPlanner::apply_limits(SiteState& site) const {
+void DeliveryPlanner::apply_limits(SiteState& site) {
   std::vector<std::string_view> hosts;
   for (const MxHost& host : site.hosts) hosts.push_back(host.name);
   const policy::SiteLimits limits = policy::resolve_site_limits(*config_, site.domain, hosts);
@@ -327,6 +329,8 @@ void DeliveryPlanner::apply_limits(SiteState& site) const {
   // reached, within the new maximum.
   if (site.concurrency == 0) site.concurrency = config_->delivery.initial_connections;
   site.concurrency = std::clamp<uint32_t>(site.concurrency, 1, site.max_connections);
+  site.warmup = warmup_for(site.source.name, &site.hosts);
+  site.warmup_sorted_until = {};
 }
 
 bool DeliveryPlanner::make_ready(queue::JobId id, SiteState& site, PlannerOutput& out) {
@@ -573,6 +577,7 @@ DeliverySnapshot DeliveryPlanner::snapshot(const QueueFilter& filter, bool with_
     e.site.suspended_until = holds_.site_suspended(e.site.site, now);
     snap.sites.push_back(std::move(e.site));
   }
+  snap.warmup = warmup_.status(now);
   return snap;
 }
 

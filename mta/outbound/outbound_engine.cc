@@ -294,8 +294,9 @@ void OutboundEngine::enter_phase(OutboundConnection& c, Phase to) {
 void OutboundEngine::carry_out(PlannerOutput out) {
   if (deps_.delivery_log && !out.records.empty()) deps_.delivery_log->write_all(out.records);
   for (auto& dsn : out.dsns) submit_dsn(std::move(dsn));
-  if (!out.updates.empty() || !out.finished.empty()) {
-    deps_.spool_writer->submit_updates(std::move(out.updates), std::move(out.finished));
+  if (!out.updates.empty() || !out.finished.empty() || !out.controls.empty()) {
+    deps_.spool_writer->submit_updates(std::move(out.updates), std::move(out.finished), {},
+                                       std::move(out.controls));
   }
   apply_metrics(out.metrics);
   for (ConnectionId id : out.close) cut(id);
@@ -333,6 +334,12 @@ void OutboundEngine::apply_metrics(const MetricDeltas& m) {
         .gauge("backoff_active", "1 while a backoff rule holds or slows the (source, site)",
                {{"source", g.source}, {"site", g.site}})
         .set(g.active ? 1 : 0);
+  }
+  for (const auto& [source, sent] : m.warmup_sent) {
+    metrics
+        .gauge("warmup_sent", "Recipient attempts in the current warm-up window, by source",
+               {{"source", source}})
+        .set(static_cast<int64_t>(sent));
   }
   if (m.cancelled != 0) cancelled_->inc(m.cancelled);
   if (m.queued != 0) queued_gauge_->add(m.queued);

@@ -986,6 +986,48 @@ std::shared_ptr<conf::Config> explain_config() {
   return config;
 }
 
+// --- warm-up
+
+TEST(AdminRouter, WarmupListsEveryKeyWithItsAddressAndPool) {
+  FakeDaemon daemon;
+  daemon.config_ = explain_config();
+  policy::WarmupStatus ip1;
+  ip1.source = "ip1";
+  ip1.started = "2026-12-01";
+  ip1.day = 3;
+  ip1.cap = 500;
+  ip1.window = "1h";
+  ip1.sent = 42;
+  policy::WarmupStatus ip2;
+  ip2.source = "ip2";
+  ip2.provider = "gmail";
+  ip2.warm = true;
+  daemon.snap.warmup = {ip1, ip2};
+  runtime::FakeClock clock;
+  AdminRouter router(daemon, clock);
+  HttpResponse r =
+      router.handle({"GET", "/api/v1/warmup", {}, kGoodAuth, "", false}, kToken, false);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body), json::parse(R"({"sources": [
+    {"source": "ip1", "address": "192.0.2.10", "pool": "default", "provider": null,
+     "started": "2026-12-01", "day": 3, "cap": 500, "window": "1h", "sent": 42,
+     "state": "warming"},
+    {"source": "ip2", "address": "192.0.2.11", "pool": null, "provider": "gmail",
+     "started": null, "day": 1, "cap": null, "window": null, "sent": 0, "state": "warm"}]})"));
+
+  r = router.handle({"GET", "/api/v1/warmup", {{"source", "ip1"}}, kGoodAuth, "", false}, kToken,
+                    false);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(json::parse(r.body)["error"], "unknown parameter");
+  r = router.handle({"POST", "/api/v1/warmup", {}, kGoodAuth, "", false}, kToken, false);
+  EXPECT_EQ(r.status, 405);
+  r = router.handle({"GET", "/api/v1/warmup", {}, "Bearer wrong", "", false}, kToken, false);
+  EXPECT_EQ(r.status, 401);
+  daemon.answers = false;
+  r = router.handle({"GET", "/api/v1/warmup", {}, kGoodAuth, "", false}, kToken, false);
+  EXPECT_EQ(r.status, 500) << "the delivery thread did not answer";
+}
+
 struct ExplainSession {
   FakeDaemon daemon;
   FakeDestinations destinations;

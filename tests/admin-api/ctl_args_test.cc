@@ -93,7 +93,7 @@ TEST(CtlArgs, EveryVerbMapsToItsRoute) {
       {"tenants", "GET /api/v1/tenants", Output::tenants},
       {"tenant show t1", "GET /api/v1/tenants/t1", Output::tenant},
       {"tenant pause t1", "POST /api/v1/tenants/t1/pause", Output::tenant},
-      {"warmup", "GET /api/v1/warmup", Output::pretty},
+      {"warmup", "GET /api/v1/warmup", Output::warmup},
       {"suppressions", "GET /api/v1/suppressions", Output::pretty},
       {"suppressions list --tenant t1 --address a@x",
        "GET /api/v1/suppressions?tenant=t1&address=a@x", Output::pretty},

@@ -59,6 +59,22 @@ TEST(CtlFormat, ExplainIsTheDestinationThenOneRowPerLimit) {
   EXPECT_NE(bare.find("LIMIT  VALUE  SET-BY\n"), std::string::npos) << bare;
 }
 
+TEST(CtlFormat, WarmupIsOneRowPerSourceWithAllAndUnlimitedForNulls) {
+  const json body = json::parse(R"({"sources": [
+    {"source": "ip1", "address": "192.0.2.10", "pool": "default", "provider": null,
+     "started": "2026-12-01", "day": 3, "cap": 500, "window": "1h", "sent": 42,
+     "state": "warming"},
+    {"source": "ip2", "address": "192.0.2.11", "pool": null, "provider": "gmail",
+     "started": null, "day": 1, "cap": null, "window": null, "sent": 0, "state": "warm"}]})");
+  EXPECT_EQ(format_human(Output::warmup, body),
+            "SOURCE  ADDRESS     POOL     PROVIDER  STARTED     DAY        CAP  WINDOW  SENT  "
+            "STATE\n"
+            "ip1     192.0.2.10  default  all       2026-12-01    3        500  1h        42  "
+            "warming\n"
+            "ip2     192.0.2.11  -        gmail     -             1  unlimited  -          0  "
+            "warm\n");
+}
+
 TEST(CtlFormat, CampaignsAndTenantsAsTables) {
   const json campaigns = json::parse(R"({"campaigns": [
     {"id": "spring", "name": "Spring sale", "tenant": "app1", "pool": null,
