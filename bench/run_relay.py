@@ -67,9 +67,17 @@ delivery:
 
 # --policy: traffic policy configured but never binding (issue 12): a
 # shaping rule with rates far above what the machine can send, backoff
-# rules that no reply of the sink matches, and a tenant rate for the relay
-# tenant, so that every job passes the (source, site) and tenant buckets.
+# rules that no reply of the sink matches, a tenant rate for the relay
+# tenant, so that every job passes the (source, site) and tenant buckets,
+# and a warm-up plan with a cap far above the run for the one source
+# (127.0.0.1 bound before connect), so that every job is counted and checked.
 POLICY_NOT_BINDING = """policy:
+  sources:
+    - {name: ip1, address: 127.0.0.1}
+  pools:
+    - {name: default, sources: [ip1]}
+  warmup:
+    - {source: ip1, schedule: [100000000/h]}
   shaping:
     - match: {mx_suffix: ".0.0.1"}
       max_connections: 64

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <deque>
 #include <iterator>
+#include <string_view>
 
 #include "queue/delivery_log.h"
 #include "runtime/metrics_registry.h"
@@ -247,10 +248,20 @@ void SpoolWriter::refuse_over_reserve(std::vector<Request>& batch) {
 void SpoolWriter::gather(const std::vector<UpdateRequest>& requests,
                          std::vector<RecipientUpdate>* updates, std::vector<MessageId>* finished,
                          std::vector<ControlWrite>* controls) {
+  // A key written by many requests (a warm-up count, once per delivery
+  // event) is written once, with its last value, in request order.
+  std::unordered_map<std::string_view, size_t> written;
   for (const UpdateRequest& request : requests) {
     updates->insert(updates->end(), request.updates.begin(), request.updates.end());
     finished->insert(finished->end(), request.finished.begin(), request.finished.end());
-    controls->insert(controls->end(), request.controls.begin(), request.controls.end());
+    for (const ControlWrite& w : request.controls) {
+      auto [it, fresh] = written.try_emplace(w.key, controls->size());
+      if (fresh) {
+        controls->push_back(w);
+      } else {
+        (*controls)[it->second].value = w.value;
+      }
+    }
   }
 }
 

@@ -213,11 +213,16 @@ EgressChoice DeliveryPlanner::choose_source(const queue::Job& job, const std::st
   const runtime::WallTime now = wall();
   const runtime::Millis max_age = config_->delivery.retry.max_age;
   auto available = [&](const EgressChoice& c) {
-    const ReadyQueueKey key{c.name, c.address ? c.address->text : "", site};
-    auto it = sites_.find(key.text());
-    const SiteState* state = it == sites_.end() ? nullptr : &it->second;
-    if (state && state->backoff_until > now) return false;
-    const policy::Warmup* warmup = state ? state->warmup : warmup_for(c.name, hosts);
+    const policy::Warmup* warmup = nullptr;
+    if (backoff_suspended_ > 0) {
+      const ReadyQueueKey key{c.name, c.address ? c.address->text : "", site};
+      auto it = sites_.find(key.text());
+      const SiteState* state = it == sites_.end() ? nullptr : &it->second;
+      if (state && state->backoff_until > now) return false;
+      warmup = state ? state->warmup : warmup_for(c.name, hosts);
+    } else {
+      warmup = warmup_for(c.name, hosts);
+    }
     return !warmup ||
            warmup->decide(now, job.received, max_age).kind != policy::WarmupDecision::Kind::spill;
   };

@@ -42,12 +42,14 @@ void DeliveryPlanner::restore_warmup() {
 policy::Warmup* DeliveryPlanner::warmup_for(const std::string& source,
                                             const std::vector<MxHost>* hosts) {
   if (warmup_.size() == 0) return nullptr;
-  std::vector<std::string_view> names;
-  if (hosts) {
+  // A plan without providers needs no host names (the common case, per job).
+  std::optional<policy::WarmupKey> key = warmup_.key_for(source, {});
+  if (!key && hosts && !hosts->empty()) {
+    std::vector<std::string_view> names;
     names.reserve(hosts->size());
     for (const MxHost& host : *hosts) names.push_back(host.name);
+    key = warmup_.key_for(source, names);
   }
-  const std::optional<policy::WarmupKey> key = warmup_.key_for(source, names);
   return key ? warmup_.find(*key) : nullptr;
 }
 
@@ -132,7 +134,6 @@ void DeliveryPlanner::flush_warmup(PlannerOutput& out) {
         change.state ? std::optional(queue::encode_warmup_state(*change.state)) : std::nullopt});
   }
   warmup_dirty_ = false;
-  if (!changes.empty()) publish_warmup_gauges(out);
 }
 
 void DeliveryPlanner::publish_warmup_gauges(PlannerOutput& out) {
