@@ -266,6 +266,13 @@ void BackoffEvaluator::for_each_active(
   }
 }
 
+bool BackoffEvaluator::restore(const std::string& key, const BackoffOverride& override_in_force,
+                               runtime::WallTime now) {
+  if (override_in_force.kind == BackoffKind::bounce || override_in_force.until <= now) return false;
+  keys_[key].override_in_force = override_in_force;
+  return true;
+}
+
 bool BackoffEvaluator::cancel(std::string_view key) {
   auto it = keys_.find(key);
   if (it == keys_.end()) return false;

@@ -38,8 +38,8 @@
 // Threads: not thread-safe; owned by the delivery planner's thread. Pure:
 // every time is passed in (wall time, since overrides are shown to people
 // and compared with the admin API's times); no clock reads, no I/O.
-// Durability: none. Overrides are lost at restart; a provider that still
-// limits the sender says so again on the first attempts.
+// Durability: none here. The planner persists each override in force
+// (queue/backoff_records.h) and gives it back with restore() at start-up.
 // Network: evaluate() takes reply text from remote servers; the rules'
 // regexes are searched over it (conf::ResponseMatch), never compiled from
 // it, and the copy kept for the admin API is capped at kMaxReplyText bytes.
@@ -143,6 +143,11 @@ class BackoffEvaluator {
   void for_each_active(
       runtime::WallTime now,
       const std::function<void(const std::string& key, const BackoffOverride&)>& visit) const;
+
+  // An override read back at start-up: in force again on `key` when it
+  // has not ended by `now` (true); a suspension or a rate cut only.
+  bool restore(const std::string& key, const BackoffOverride& override_in_force,
+               runtime::WallTime now);
 
   // POST /api/v1/queue/resume: forgets the queue's override and pending
   // counts. Returns whether an override was there.

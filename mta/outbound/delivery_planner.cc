@@ -79,7 +79,7 @@ PlannerOutput DeliveryPlanner::begin_event() {
   spare_.clear();  // a moved-from output is valid but unspecified
   // What the last event counted goes with this event's results: a count
   // is on disk by the time its transaction's result is.
-  if (warmup_dirty_ || !warmup_pending_.empty()) flush_warmup(out);
+  if (warmup_dirty_ || !controls_pending_.empty()) flush_controls(out);
   return out;
 }
 
@@ -88,6 +88,7 @@ DeliveryPlanner::DeliveryPlanner(const queue::Spool& spool, const runtime::Clock
     : spool_(spool), clock_(clock), random_(random_seed) {
   set_config(std::move(config));
   restore_warmup();
+  restore_backoff();
 }
 
 void DeliveryPlanner::set_config(std::shared_ptr<const conf::Config> config) {
@@ -151,6 +152,9 @@ void DeliveryPlanner::load(const queue::SpoolMessage& message, const std::vector
 
 PlannerOutput DeliveryPlanner::start() {
   PlannerOutput out = begin_event();
+  for (const auto& [queue, r] : restored_backoff_) {
+    out.metrics.backoff_active.push_back(BackoffGauge{r.source, r.site, true});
+  }
   run_due(out);
   return out;
 }

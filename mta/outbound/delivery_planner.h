@@ -50,6 +50,7 @@
 #include "policy/site_limits.h"
 #include "policy/suppression_list.h"
 #include "policy/warmup.h"
+#include "queue/backoff_records.h"
 #include "queue/dsn.h"
 #include "queue/scheduler.h"
 #include "queue/spool.h"
@@ -106,6 +107,7 @@ struct SiteState {
   // no new transaction before backoff_until; rate_cut: its rates scaled.
   runtime::WallTime backoff_until{};
   bool rate_cut = false;
+  bool rate_cut_base = false;  // the cut rate was made from what it sent (no configured rate)
   // Recipients started in the current and the previous minute: the send
   // rate that a rate cut scales when the queue has no message_rate.
   runtime::SteadyTime minute_start{};
@@ -331,6 +333,15 @@ class DeliveryPlanner {
   void run_backoff(PlannerOutput& out);  // recovery and ends, each tick
   void count_sent(SiteState& site, uint32_t recipients);
 
+  // The override in force on the site as a control write (persisted with
+  // the next commit), or its deletion once it ended.
+  void persist_backoff(const SiteState& site);
+  void forget_backoff(const std::string& queue);
+  // Construction: the overrides the spool kept; a site made later takes
+  // its own over (adopt_backoff, from apply_limits).
+  void restore_backoff();
+  void adopt_backoff(SiteState& site);
+
   // --- warm-up (delivery_planner_warmup.cc)
   void restore_warmup();  // the counts the spool kept (construction)
   // The warm-up cap (source, site) counts under; null: none.
@@ -343,8 +354,8 @@ class DeliveryPlanner {
   // The queue of the same destination from another source.
   SiteState& sibling_site(const SiteState& site, const EgressChoice& source);
   void record_warmup(SiteState& site, uint32_t recipients);
-  // Changed warm-up states into out.controls, and the warmup_sent gauges.
-  void flush_warmup(PlannerOutput& out);
+  // Pending control writes and changed warm-up states into out.controls.
+  void flush_controls(PlannerOutput& out);
   void publish_warmup_gauges(PlannerOutput& out);
 
   // --- connections (delivery_planner.cc)
@@ -441,8 +452,13 @@ class DeliveryPlanner {
   std::unordered_map<std::string, std::string> campaign_pools_;  // set_campaign_policy
   uint32_t backoff_suspended_ = 0;  // sites with a backoff suspension in force
   policy::WarmupTracker warmup_;
-  bool warmup_dirty_ = false;                        // a count or day changed since the last flush
-  std::vector<queue::ControlWrite> warmup_pending_;  // records to delete (restore_warmup)
+  bool warmup_dirty_ = false;  // a count or day changed since the last flush
+  // Control writes for the next event's output (records to delete at
+  // start-up, backoff overrides).
+  std::vector<queue::ControlWrite> controls_pending_;
+  // Backoff overrides restored from the spool whose site was not made
+  // again yet, by ready-queue text.
+  std::unordered_map<std::string, queue::BackoffRecord> restored_backoff_;
   std::unordered_map<std::string, uint64_t> warmup_published_;  // warmup_sent by source
   runtime::SteadyTime warmup_gauges_at_{};
   // Connections per (source, provider) of sites whose limit is the

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "mta/outbound/delivery_planner.h"
+#include "queue/delivery_log.h"
 
 namespace ringmail::mta {
 
@@ -153,13 +154,75 @@ bool DeliveryPlanner::backoff_reply(SiteState& site, const SmtpReply& reply, Pla
             std::max<uint64_t>(1, std::max(site.last_minute_sent, site.minute_sent));
         site.shaping.configure(policy::RateSpec{rate, std::chrono::minutes(1), 1},
                                site.shaping.connection_rate());
+        site.rate_cut_base = true;
       }
       site.rate_cut = true;
       site.shaping.set_factor(act->factor, steady());
       break;
   }
+  persist_backoff(site);
   out.metrics.backoff_active.push_back(BackoffGauge{site.source.name, site.key.site, true});
   return false;
+}
+
+void DeliveryPlanner::persist_backoff(const SiteState& site) {
+  const std::optional<policy::BackoffOverride> o = backoff_.active(site.name, wall());
+  if (!o) return;
+  queue::BackoffRecord r{site.source.name, site.key.site, *o};
+  if (site.rate_cut_base) {
+    r.base_count = site.shaping.message_rate().count;
+    r.base_per_ms = site.shaping.message_rate().per.count();
+  }
+  controls_pending_.push_back(
+      {queue::backoff_record_key(site.name), queue::encode_backoff_record(r)});
+}
+
+void DeliveryPlanner::forget_backoff(const std::string& queue) {
+  controls_pending_.push_back({queue::backoff_record_key(queue), std::nullopt});
+  restored_backoff_.erase(queue);
+}
+
+void DeliveryPlanner::restore_backoff() {
+  const runtime::WallTime now = clock_.wall();
+  for (const auto& [key, value] : spool_.controls(queue::kBackoffPrefix)) {
+    const std::optional<std::string> queue = queue::parse_backoff_record_key(key);
+    std::string error;
+    std::optional<queue::BackoffRecord> r =
+        queue ? queue::decode_backoff_record(value, &error) : std::nullopt;
+    if (!r) {
+      spdlog::warn("delivery: backoff record {} is unreadable ({}); dropped", key, error);
+    } else if (backoff_.restore(*queue, r->override_in_force, now)) {
+      spdlog::info("backoff: {} from {}: {} restored, until {}", r->site, r->source,
+                   r->override_in_force.rule,
+                   queue::format_rfc3339_ms(runtime::to_unix_ms(r->override_in_force.until)));
+      restored_backoff_.emplace(*queue, std::move(*r));
+      continue;
+    }
+    controls_pending_.push_back({key, std::nullopt});  // ended while down, or unreadable
+  }
+}
+
+void DeliveryPlanner::adopt_backoff(SiteState& site) {
+  auto it = restored_backoff_.find(site.name);
+  if (it == restored_backoff_.end()) return;
+  const queue::BackoffRecord r = std::move(it->second);
+  restored_backoff_.erase(it);
+  const runtime::WallTime now = wall();
+  const std::optional<policy::BackoffOverride> o = backoff_.active(site.name, now);
+  if (!o) return;  // ended meanwhile: run_backoff deletes it
+  if (o->kind == policy::BackoffKind::suspend) {
+    if (site.backoff_until == runtime::WallTime{}) ++backoff_suspended_;
+    site.backoff_until = o->until;
+    wake_at("s:" + site.name, steady() + (o->until - now));
+    return;
+  }
+  if (!site.shaping.message_rate().limited() && r.base_count > 0) {
+    site.shaping.configure(policy::RateSpec{r.base_count, runtime::Millis(r.base_per_ms), 1},
+                           site.shaping.connection_rate());
+    site.rate_cut_base = true;
+  }
+  site.rate_cut = true;
+  site.shaping.set_factor(backoff_.rate_factor(site.name, now), steady());
 }
 
 void DeliveryPlanner::end_backoff(SiteState& site, PlannerOutput& out) {
@@ -167,6 +230,8 @@ void DeliveryPlanner::end_backoff(SiteState& site, PlannerOutput& out) {
   if (site.backoff_until != runtime::WallTime{} && backoff_suspended_ > 0) --backoff_suspended_;
   site.backoff_until = {};
   site.rate_cut = false;
+  site.rate_cut_base = false;
+  forget_backoff(site.name);
   if (was_cut) {
     site.shaping.set_factor(1.0, steady());
     apply_limits(site);  // the configured rates again (none: unlimited)
@@ -193,7 +258,13 @@ void DeliveryPlanner::run_backoff(PlannerOutput& out) {
   backoff_.expire(now, &ended);
   for (const std::string& key : ended) {
     auto it = sites_.find(key);
-    if (it != sites_.end()) end_backoff(it->second, out);
+    if (it != sites_.end()) {
+      end_backoff(it->second, out);
+    } else if (auto restored = restored_backoff_.find(key); restored != restored_backoff_.end()) {
+      out.metrics.backoff_active.push_back(
+          BackoffGauge{restored->second.source, restored->second.site, false});
+      forget_backoff(key);
+    }
   }
 }
 
@@ -209,16 +280,21 @@ std::string_view DeliveryPlanner::pool_of(const queue::Job& job) const {
 EgressChoice DeliveryPlanner::choose_source(const queue::Job& job, const std::string& site,
                                             const std::vector<MxHost>* hosts) {
   const std::string_view pool = pool_of(job);
-  if (backoff_suspended_ == 0 && warmup_.size() == 0) return egress_.select(pool);
+  if (backoff_suspended_ == 0 && warmup_.size() == 0 && restored_backoff_.empty())
+    return egress_.select(pool);
   const runtime::WallTime now = wall();
   const runtime::Millis max_age = config_->delivery.retry.max_age;
   auto available = [&](const EgressChoice& c) {
     const policy::Warmup* warmup = nullptr;
-    if (backoff_suspended_ > 0) {
+    if (backoff_suspended_ > 0 || !restored_backoff_.empty()) {
       const ReadyQueueKey key{c.name, c.address ? c.address->text : "", site};
-      auto it = sites_.find(key.text());
+      const std::string text = key.text();
+      auto it = sites_.find(text);
       const SiteState* state = it == sites_.end() ? nullptr : &it->second;
       if (state && state->backoff_until > now) return false;
+      if (!state && restored_backoff_.contains(text) && backoff_.suspended_until(text, now)) {
+        return false;  // suspended before the restart
+      }
       warmup = state ? state->warmup : warmup_for(c.name, hosts);
     } else {
       warmup = warmup_for(c.name, hosts);

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -327,10 +328,12 @@ void DeliveryPlanner::apply_limits(SiteState& site) {
   site.shaping.configure(message_rate, connection_rate);
   // A new site starts at initial_connections; a reload keeps what it
   // reached, within the new maximum.
-  if (site.concurrency == 0) site.concurrency = config_->delivery.initial_connections;
+  const bool fresh = site.concurrency == 0;
+  if (fresh) site.concurrency = config_->delivery.initial_connections;
   site.concurrency = std::clamp<uint32_t>(site.concurrency, 1, site.max_connections);
   site.warmup = warmup_for(site.source.name, &site.hosts);
   site.warmup_sorted_until = {};
+  if (fresh && !restored_backoff_.empty()) adopt_backoff(site);
 }
 
 bool DeliveryPlanner::make_ready(queue::JobId id, SiteState& site, PlannerOutput& out) {
@@ -410,6 +413,17 @@ PlannerOutput DeliveryPlanner::command(const AdminCommand& command) {
       // Resume ends a backoff rule's override too, from every source.
       for (auto& [name, site] : sites_) {
         if (site.key.site == command.target && backoff_.cancel(name)) end_backoff(site, out);
+      }
+      // And those restored at start-up whose site has not been used since.
+      for (auto it = restored_backoff_.begin(); it != restored_backoff_.end();) {
+        auto next = std::next(it);
+        if (it->second.site == command.target) {
+          backoff_.cancel(it->first);
+          out.metrics.backoff_active.push_back(
+              BackoffGauge{it->second.source, it->second.site, false});
+          forget_backoff(it->first);  // erases `it`
+        }
+        it = next;
       }
       service_ready_sites(out);
       break;

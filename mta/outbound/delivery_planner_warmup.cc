@@ -32,7 +32,7 @@ void DeliveryPlanner::restore_warmup() {
     // Not configured any more, or made under another `started`, or
     // unreadable: a configured key writes its fresh state at the next
     // flush, any other record goes.
-    if (!key || !warmup_.find(*key)) warmup_pending_.push_back({record_key, std::nullopt});
+    if (!key || !warmup_.find(*key)) controls_pending_.push_back({record_key, std::nullopt});
   }
   if (restored > 0) spdlog::info("delivery: warm-up state of {} sources restored", restored);
   // Sites made before the restore point at the fresh objects' replacements.
@@ -123,11 +123,11 @@ void DeliveryPlanner::record_warmup(SiteState& site, uint32_t recipients) {
   warmup_dirty_ = true;
 }
 
-void DeliveryPlanner::flush_warmup(PlannerOutput& out) {
+void DeliveryPlanner::flush_controls(PlannerOutput& out) {
   std::vector<policy::WarmupChange> changes;
   warmup_.take_changes(&changes);
-  for (queue::ControlWrite& w : warmup_pending_) out.controls.push_back(std::move(w));
-  warmup_pending_.clear();
+  for (queue::ControlWrite& w : controls_pending_) out.controls.push_back(std::move(w));
+  controls_pending_.clear();
   for (const policy::WarmupChange& change : changes) {
     out.controls.push_back(queue::ControlWrite{
         queue::warmup_state_key(change.key),

@@ -153,6 +153,18 @@ class ShippedBackoffTest(AdminCase):
         self.assertTrue(live[0]["set_by"].startswith("backoff "), live)
         time.sleep(3)  # the deferred one is due again by now: still held
         self.assertEqual(len(rx.all_transactions()), 1, "nothing is sent during the suspension")
+        # kill -9: the suspension is in the spool and holds after the restart.
+        rm.kill9()
+        rm.start()
+        status, _, _, metrics = api.get("/metrics", token=False)
+        self.assertIn(f'ringmail_backoff_active{{site="{site}",source="default"}} 1',
+                      metrics.decode(), "restored, before any mail routes to the site")
+        time.sleep(3)  # the recipients loaded at start-up are due again: still held
+        self.assertEqual(len(rx.all_transactions()), 1, "the suspension survives kill -9")
+        queue = wait_until(lambda: [s for s in api.ok("GET", "/api/v1/queue")["sites"]
+                                    if s["backoff"]], WAIT)
+        self.assertTrue(queue, api.ok("GET", "/api/v1/queue"))
+        self.assertEqual(queue[0]["backoff"]["until"], backoff["until"])
         api.ok("POST", "/api/v1/queue/resume", {"site": site})
         self.assertTrue(wait_until(lambda: len(rx.messages()) >= 3, WAIT), rx)
         status, _, _, metrics = api.get("/metrics", token=False)

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -456,6 +457,46 @@ TEST(BackoffEvaluator, RuleText) {
        "421 -> rate_factor 0.25 recover_after 90s when 4 within 30s"},
   };
   for (const Case& c : cases) EXPECT_EQ(BackoffEvaluator::rule_text(c.rule), c.text);
+}
+
+TEST(BackoffEvaluator, RestoredOverridesAreInForceUntilTheirEnd) {
+  BackoffEvaluator e = configured({rule(421, "", "", suspend(hours(2)))});
+  const runtime::WallTime now = runtime::WallTime(hours(1000));
+  BackoffOverride held;
+  held.kind = BackoffKind::suspend;
+  held.since = now - minutes(30);
+  held.until = now + minutes(90);
+  held.rule = "421 -> suspend 2h";
+  held.reply = "421 4.7.0 [TSS04] deferred";
+  ASSERT_TRUE(e.restore(kKey, held, now));
+  EXPECT_EQ(e.suspended_until(kKey, now), held.until);
+  ASSERT_TRUE(e.active(kKey, now));
+  EXPECT_EQ(e.active(kKey, now)->reply, held.reply);
+  EXPECT_EQ(e.next_expiry(), held.until);
+  EXPECT_EQ(e.activations(BackoffKind::suspend), 0u) << "a restore is not a new activation";
+
+  BackoffOverride cut;
+  cut.kind = BackoffKind::rate_factor;
+  cut.since = now - minutes(15);
+  cut.until = now + minutes(15);
+  cut.factor = 0.2;
+  ASSERT_TRUE(e.restore("other", cut, now));
+  EXPECT_NEAR(e.rate_factor("other", now), 0.6, 1e-9) << "halfway through its recovery";
+
+  BackoffOverride ended = held;
+  ended.until = now;
+  EXPECT_FALSE(e.restore("ended", ended, now)) << "ended while the daemon was down";
+  BackoffOverride bounced = held;
+  bounced.kind = BackoffKind::bounce;
+  EXPECT_FALSE(e.restore("bounce", bounced, now)) << "a bounce leaves no override";
+  EXPECT_FALSE(e.active("ended", now));
+  EXPECT_EQ(e.tracked_keys(), 2u);
+
+  std::vector<std::string> expired;
+  e.expire(held.until, &expired);
+  std::sort(expired.begin(), expired.end());
+  EXPECT_EQ(expired, (std::vector<std::string>{kKey, "other"}));
+  EXPECT_FALSE(e.active(kKey, held.until));
 }
 
 }  // namespace

@@ -6,6 +6,9 @@
 // Ringmail's own failures).
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+
 #include "tests/mta/outbound/delivery_planner_test_support.h"
 
 namespace ringmail::mta::testing {
@@ -184,6 +187,73 @@ TEST_F(DeliveryPolicyTest, AShippedYahooRuleSuspendsTheQueueUntilItEndsOrIsResum
   ASSERT_EQ(out.metrics.backoff_active.size(), 1u);
   EXPECT_FALSE(out.metrics.backoff_active[0].active);
   EXPECT_FALSE(planner().snapshot(QueueFilter{}, true).sites[0].backoff.has_value());
+}
+
+TEST_F(DeliveryPolicyTest, ABackoffSuspensionSurvivesARestartUntilItEndsOrIsResumed) {
+  commit_n(1);
+  ASSERT_EQ(opened.size(), 1u);
+  planner().connection_ready(opened[0]);
+  planner().transaction_done(
+      opened[0], result({reply(421, "4.7.0", "[TSS04] Messages from 192.0.2.10 deferred")}), "");
+  // The override goes out with the next event's output, for the next commit.
+  PlannerOutput out = planner().connection_ready(opened[0]);
+  std::map<std::string, std::optional<std::string>> writes;
+  for (const queue::ControlWrite& w : out.controls) writes[w.key] = w.value;
+  const std::string key = "backoff/" + kSite;
+  ASSERT_TRUE(writes.contains(key) && writes[key]) << "suspension persisted";
+  ASSERT_TRUE(spool.put_control(key, writes[key]).ok());  // what the writer commits
+
+  // A restart 10 minutes later: the site is still suspended for 1 h 50.
+  clock.advance(10min);
+  DeliveryPlanner again(spool, clock, std::make_shared<const conf::Config>(config), 7);
+  out = again.start();
+  ASSERT_EQ(out.metrics.backoff_active.size(), 1u);
+  EXPECT_TRUE(out.metrics.backoff_active[0].active);
+  EXPECT_EQ(out.metrics.backoff_active[0].site, kSite);
+  out = again.committed({message({"new@a.test"})});
+  EXPECT_TRUE(out.open.empty()) << "no connection to a suspended site after the restart";
+  DeliverySnapshot snap = again.snapshot(QueueFilter{}, true);
+  ASSERT_EQ(snap.sites.size(), 1u);
+  ASSERT_TRUE(snap.sites[0].backoff);
+  EXPECT_EQ(snap.sites[0].backoff->action, "suspend");
+  EXPECT_EQ(snap.sites[0].backoff->until, runtime::WallTime(1767225600000ms + 2h));
+  clock.advance(1h);
+  EXPECT_TRUE(again.tick().open.empty());
+
+  // Resume ends it, and deletes its record.
+  AdminCommand resume;
+  resume.kind = AdminCommand::Kind::resume_site;
+  resume.target = kSite;
+  out = again.command(resume);
+  EXPECT_EQ(out.open.size(), 1u);
+  out = again.tick();
+  bool deleted = false;
+  for (const queue::ControlWrite& w : out.controls) deleted |= w.key == key && !w.value;
+  EXPECT_TRUE(deleted);
+}
+
+TEST_F(DeliveryPolicyTest, ARestoredSuspensionOfAnUnusedSiteEndsAndIsResumable) {
+  queue::BackoffRecord r;
+  r.source = "default";
+  r.site = kSite;
+  r.override_in_force.kind = policy::BackoffKind::suspend;
+  r.override_in_force.since = clock.wall() - 1h;
+  r.override_in_force.until = clock.wall() + 30min;
+  ASSERT_TRUE(spool.put_control("backoff/" + kSite, queue::encode_backoff_record(r)).ok());
+  r.override_in_force.until = clock.wall() - 1min;  // ended while the daemon was down
+  ASSERT_TRUE(spool.put_control("backoff/gone.test:25", queue::encode_backoff_record(r)).ok());
+  ASSERT_TRUE(spool.put_control("backoff/bad", "{not json").ok());
+  PlannerOutput out = planner().start();
+  std::set<std::string> deleted;
+  for (const queue::ControlWrite& w : out.controls) {
+    if (!w.value) deleted.insert(w.key);
+  }
+  EXPECT_EQ(deleted, (std::set<std::string>{"backoff/gone.test:25", "backoff/bad"}));
+  ASSERT_EQ(out.metrics.backoff_active.size(), 1u);
+  clock.advance(30min);
+  out = tick();
+  ASSERT_EQ(out.metrics.backoff_active.size(), 1u);
+  EXPECT_FALSE(out.metrics.backoff_active[0].active) << "ended at its time, never used";
 }
 
 TEST_F(DeliveryPolicyTest, ASuspensionEndsByItselfAtItsTime) {
