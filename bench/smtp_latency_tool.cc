@@ -14,6 +14,9 @@
 //          [--rate 1000] [--messages 10000] [--size 4096] [--campaigns N]
 // --campaigns N: message k carries "X-Campaign-ID: bench-(k mod N)" (the
 // relay benchmark's campaign load); 0, the default, names none.
+// --domains N --domain-suffix S: message k goes to <rK@d(K mod N).S> (the
+// many-sites benchmark); without them every message goes to
+// <rcpt@example.test>.
 // Prints a human summary on stderr and one JSON line on stdout:
 //   {"count":N,"errors":E,"seconds":S,"rate":R,"p50_ms":..,"p90_ms":..,
 //    "p99_ms":..,"max_ms":..,"late_p99_ms":..}
@@ -50,6 +53,8 @@ struct Options {
   long messages = 10000;
   long size = 4096;
   long campaigns = 0;
+  long domains = 0;
+  std::string domain_suffix;
 };
 
 // One blocking SMTP connection with a small line reader.
@@ -89,13 +94,13 @@ class Connection {
   }
 
   // Sends one message; on success stores the end-of-DATA latency.
-  bool transaction(const std::string& body, double* latency_ms, std::string* error) {
+  bool transaction(const std::string& body, const std::string& rcpt, double* latency_ms,
+                   std::string* error) {
     static const std::string kMail = "MAIL FROM:<bench@bench.test>\r\n";
-    static const std::string kRcpt = "RCPT TO:<rcpt@example.test>\r\n";
     static const std::string kData = "DATA\r\n";
     std::string reply;
     if (pipelining_) {
-      if (!send_all(kMail + kRcpt + kData)) return fail(error, "send");
+      if (!send_all(kMail + rcpt + kData)) return fail(error, "send");
       for (const char* want : {"250", "250", "354"}) {
         if (!read_reply(&reply) || reply.compare(0, 3, want) != 0) {
           *error = "envelope: " + reply;
@@ -103,7 +108,7 @@ class Connection {
         }
       }
     } else {
-      const std::string* cmds[] = {&kMail, &kRcpt, &kData};
+      const std::string* cmds[] = {&kMail, &rcpt, &kData};
       const char* wants[] = {"250", "250", "354"};
       for (int i = 0; i < 3; ++i) {
         if (!send_all(*cmds[i]) || !read_reply(&reply) || reply.compare(0, 3, wants[i]) != 0) {
@@ -220,11 +225,16 @@ bool parse(int argc, char** argv, Options* opt) {
       opt->size = std::atol(v);
     else if (a == "--campaigns")
       opt->campaigns = std::atol(v);
+    else if (a == "--domains")
+      opt->domains = std::atol(v);
+    else if (a == "--domain-suffix")
+      opt->domain_suffix = v;
     else
       return false;
   }
   return opt->port > 0 && opt->connections > 0 && opt->rate > 0 && opt->messages > 0 &&
-         opt->size > 0 && opt->campaigns >= 0;
+         opt->size > 0 && opt->campaigns >= 0 && opt->domains >= 0 &&
+         (opt->domains == 0) == opt->domain_suffix.empty();
 }
 
 }  // namespace
@@ -234,7 +244,8 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, &opt)) {
     std::fprintf(stderr,
                  "usage: %s --port P [--host 127.0.0.1] [--connections 50] [--rate 1000] "
-                 "[--messages 10000] [--size 4096] [--campaigns N]\n",
+                 "[--messages 10000] [--size 4096] [--campaigns N] "
+                 "[--domains N --domain-suffix S]\n",
                  argv[0]);
     return 2;
   }
@@ -272,7 +283,11 @@ int main(int argc, char** argv) {
         double ms = 0;
         std::string err;
         const std::string& body = bodies[static_cast<size_t>(k) % bodies.size()];
-        if (conns[static_cast<size_t>(c)].transaction(body, &ms, &err)) {
+        const std::string rcpt = opt.domains == 0 ? std::string("RCPT TO:<rcpt@example.test>\r\n")
+                                                  : "RCPT TO:<r" + std::to_string(k) + "@d" +
+                                                        std::to_string(k % opt.domains) + "." +
+                                                        opt.domain_suffix + ">\r\n";
+        if (conns[static_cast<size_t>(c)].transaction(body, rcpt, &ms, &err)) {
           mine.push_back(ms);
         } else {
           errors.fetch_add(1);
