@@ -134,9 +134,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def smtp_greets(port, timeout=1.0):
+def smtp_greets(port, timeout=1.0, host="127.0.0.1"):
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with socket.create_connection((host, port), timeout=timeout) as s:
             ok = s.recv(512).startswith(b"220")
             s.sendall(b"QUIT\r\n")
             return ok

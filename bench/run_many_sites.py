@@ -135,7 +135,7 @@ class MxSinks:
             self.sinks.append(sink)
         deadline = time.monotonic() + 15
         for j in range(MX_HOSTS):
-            while not greets(mx_ip(j), self.port):
+            while not bu.smtp_greets(self.port, host=mx_ip(j)):
                 if time.monotonic() > deadline:
                     raise RuntimeError("smtp-sink on %s did not start: %s"
                                        % (mx_ip(j), self.sinks[j].stderr_tail()))
@@ -148,16 +148,6 @@ class MxSinks:
     def stop(self):
         for s in self.sinks:
             s.stop()
-
-
-def greets(ip, port):
-    try:
-        with socket.create_connection((ip, port), timeout=1) as s:
-            ok = s.recv(256).startswith(b"220")
-            s.sendall(b"QUIT\r\n")
-            return ok
-    except OSError:
-        return False
 
 
 class PostfixPath:
@@ -204,7 +194,7 @@ class PostfixPath:
                                                                     self.pf.maillog_tail()))
         self.pf.running = True
         deadline = time.monotonic() + 20
-        while not greets("127.0.0.1", self.port):
+        while not bu.smtp_greets(self.port):
             if time.monotonic() > deadline:
                 raise RuntimeError("postfix did not listen\n" + self.pf.maillog_tail())
             time.sleep(0.1)
