@@ -62,12 +62,15 @@ test-asan: asan
 
 fuzz: build/fuzz/build.ninja
 	ninja -C build/fuzz -j$(JOBS) smtp_session_fuzz milter_protocol_fuzz smtp_client_session_fuzz \
-	  admin_router_fuzz admin_injection_fuzz
+	  admin_router_fuzz admin_injection_fuzz feedback_report_fuzz feedback_token_fuzz \
+	  sender_auth_records_fuzz unsubscribe_request_fuzz
 
 test-fuzz: fuzz
 	@mkdir -p build/fuzz/corpus-smtp_session build/fuzz/corpus-milter_protocol \
 	  build/fuzz/corpus-smtp_client_session build/fuzz/corpus-admin_router \
-	  build/fuzz/corpus-admin_injection
+	  build/fuzz/corpus-admin_injection build/fuzz/corpus-feedback_report \
+	  build/fuzz/corpus-feedback_token build/fuzz/corpus-sender_auth_records \
+	  build/fuzz/corpus-unsubscribe_request
 	build/fuzz/smtp_session_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  -print_final_stats=1 build/fuzz/corpus-smtp_session tests/fuzz/corpus/smtp_session
 	build/fuzz/milter_protocol_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
@@ -81,6 +84,14 @@ test-fuzz: fuzz
 	ASAN_OPTIONS=fast_unwind_on_malloc=0 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/fuzz/lsan.supp \
 	  build/fuzz/admin_injection_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  -print_final_stats=1 build/fuzz/corpus-admin_injection tests/fuzz/corpus/admin_injection
+	build/fuzz/feedback_report_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
+	  -print_final_stats=1 build/fuzz/corpus-feedback_report tests/mail/feedback_corpus
+	build/fuzz/feedback_token_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -print_final_stats=1 build/fuzz/corpus-feedback_token tests/fuzz/corpus/feedback_token
+	build/fuzz/sender_auth_records_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -print_final_stats=1 build/fuzz/corpus-sender_auth_records tests/fuzz/corpus/sender_auth_records
+	build/fuzz/unsubscribe_request_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -print_final_stats=1 build/fuzz/corpus-unsubscribe_request tests/fuzz/corpus/unsubscribe_request
 
 FORMAT_FILES = $(shell git ls-files '*.cc' '*.h')
 

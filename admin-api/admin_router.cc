@@ -282,6 +282,7 @@ HttpResponse AdminRouter::route(const HttpRequest& request) const {
   // Only the message status: POST to the exact /api/v1/messages is injection.
   if (path.starts_with("/api/v1/messages/")) return messages(request);
   if (path == "/api/v1/dead" || path.starts_with("/api/v1/dead/")) return dead(request);
+  if (path == "/api/v1/suppressions") return suppressions(request);
   if (path == "/api/v1/stats") return get ? stats() : method_not_allowed("GET", path);
   if (path == "/api/v1/reload") return post ? reload() : method_not_allowed("POST", path);
   if (path == "/api/v1/delivery/pause" || path == "/api/v1/delivery/resume") {
@@ -306,7 +307,7 @@ HttpResponse AdminRouter::stats() const {
                                 {"bounced", t.bounced},
                                 {"bounced_by_category", by_category},
                                 {"expired", t.expired},
-                                {"suppressed", 0},
+                                {"suppressed", t.suppressed},
                                 {"cancelled", t.cancelled},
                                 {"complaints", 0},
                                 {"queued", snap->queued},

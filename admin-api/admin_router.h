@@ -116,6 +116,8 @@ class AdminRouter {
   // admin_messages.cc: GET /api/v1/messages/ID, /api/v1/dead[/ID[/retry]]
   HttpResponse messages(const HttpRequest& request) const;
   HttpResponse dead(const HttpRequest& request) const;
+  // admin_suppressions.cc: GET/POST/DELETE /api/v1/suppressions
+  HttpResponse suppressions(const HttpRequest& request) const;
 
   mta::DaemonControl& daemon_;
   const runtime::Clock& clock_;

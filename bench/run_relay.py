@@ -564,6 +564,9 @@ def main():
                          "are reported")
     ap.add_argument("--delivery-connections", type=int,
                     help="ringmaild delivery.max_connections_per_site (default: its own default)")
+    ap.add_argument("--delivery-extra", default="",
+                    help="more lines of the delivery: section for --ringmaild only (not the "
+                         "baseline), e.g. 'initial_connections: 64'; ';' separates lines")
     ap.add_argument("--admin-load", action="store_true",
                     help="the ringmaild path runs with the admin API on, scraped by Prometheus "
                          "every second and polled (GET /api/v1/queue) every second; compare with "
@@ -630,9 +633,11 @@ def main():
         cg["ringmaild"] = bu.CpuCgroup(tag + "-ringmaild")
         extra = ("  max_connections_per_site: %d\n" % args.delivery_connections
                  if args.delivery_connections else "")
+        own = "".join("  %s\n" % line.strip() for line in args.delivery_extra.split(";")
+                      if line.strip())
         paths.append(RingmailRelayPath(ringmaild, os.path.join(scratch, "ringmail"),
                                        args.delivery_log,
-                                       extra + (POLICY_NOT_BINDING if args.policy else ""),
+                                       extra + own + (POLICY_NOT_BINDING if args.policy else ""),
                                        admin_load=args.admin_load, campaigns=args.campaigns))
         if args.policy and not args.baseline:
             args.baseline = ringmaild

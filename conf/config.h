@@ -42,7 +42,9 @@ struct Network {
   bool contains(int addr_family, const uint8_t* addr) const;
 };
 
-enum class ListenerMode { submission, relay };
+// feedback: bounces and reports for policy.return_path.domain, from anyone
+// (no AUTH, no relay), processed by mta/feedback_processor.h.
+enum class ListenerMode { submission, relay, feedback };
 enum class TlsMode { none, starttls, implicit };
 
 struct Listener {
@@ -159,8 +161,9 @@ struct DkimKey {
   std::string domain;
   std::string selector;
   std::filesystem::path private_key;
-  std::vector<std::string> headers = {"from", "to",         "subject",
-                                      "date", "message-id", "list-unsubscribe"};
+  // feedback-id: Gmail counts it only when a signature covers it.
+  std::vector<std::string> headers = {
+      "from", "to", "subject", "date", "message-id", "list-unsubscribe", "feedback-id"};
   // canonicalization: "relaxed/relaxed" (default), "simple/simple", … (header/body)
   bool simple_header_canonicalization = false;
   bool simple_body_canonicalization = false;
@@ -200,6 +203,29 @@ struct AdminConfig {
 // daemon, the config check and ringmailctl all read a token file this way.
 std::string trim_token(std::string_view contents);
 
+// A key of an HMAC key file (conf/config_secret.h): at least 32 octets.
+struct HmacKey {
+  std::filesystem::path file;
+  std::string key;  // the octets as read, one trailing newline stripped
+};
+
+// The delivery-log record types (CONTRACT.md "Delivery log"), for
+// webhooks[].events.
+inline constexpr std::string_view kDeliveryLogTypes[] = {
+    "Reception",   "Delivery",  "TransientFailure", "Bounce",  "Expiration",
+    "AdminBounce", "Cancelled", "Suppressed",       "Feedback"};
+
+// webhooks[]: delivery-log records POSTed as JSON arrays, signed with
+// X-Ringmail-Signature (CONTRACT.md); posted by mta/webhook_dispatcher.h.
+struct Webhook {
+  std::string name;                 // 1-64 of [A-Za-z0-9._-], unique
+  std::string url;                  // http:// or https://
+  std::vector<std::string> events;  // kDeliveryLogTypes names; empty: every type
+  HmacKey secret;
+  uint32_t batch = 100;           // records per POST, 1..1000
+  uint64_t max_backlog = 100000;  // records kept for a dead endpoint
+};
+
 struct LogConfig {
   std::string level = "info";          // trace debug info warn error critical off
   std::filesystem::path delivery_log;  // empty: no delivery log
@@ -225,6 +251,7 @@ struct Config {
   std::string campaign_header = "X-Campaign-ID";  // policy.campaign_header
   AdminConfig admin;
   LogConfig log;
+  std::vector<Webhook> webhooks;
 };
 
 // One validation problem, printed as "FILE:LINE: key.path: problem".

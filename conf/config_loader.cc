@@ -29,6 +29,7 @@ namespace ringmail::conf {
 namespace {
 
 using detail::Fields;
+using detail::is_host_name;
 using detail::Item;
 using detail::Need;
 using detail::Reader;
@@ -57,22 +58,6 @@ PkeyPtr read_private_key(const std::filesystem::path& file) {
   return key;
 }
 
-bool is_host_name(std::string_view name) {
-  if (name.empty() || name.size() > 253) return false;
-  size_t label = 0;
-  for (size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    if (c == '.') {
-      if (label == 0) return false;
-      label = 0;
-      continue;
-    }
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
-    if (++label > 63) return false;
-  }
-  return label > 0;
-}
-
 bool is_route_domain(std::string_view pattern) {
   if (pattern == "*") return true;
   if (pattern.starts_with("*.")) pattern.remove_prefix(2);
@@ -94,8 +79,9 @@ class Loader {
       r_.error(1, "", "the config file is empty");
       return;
     }
-    auto fields = r_.map(top, {"hostname", "listeners", "relay_networks", "tls", "auth", "limits",
-                               "spool", "delivery", "dkim", "milters", "policy", "admin", "log"});
+    auto fields =
+        r_.map(top, {"hostname", "listeners", "relay_networks", "tls", "auth", "limits", "spool",
+                     "delivery", "dkim", "milters", "policy", "admin", "log", "webhooks"});
     if (!fields) return;
     read_hostname(*fields);
     read_tls(fields->get("tls"));
@@ -108,9 +94,15 @@ class Loader {
     read_dkim(fields->get("dkim"));
     read_milters(fields->get("milters"));
     config_.policy = detail::read_policy(r_, fields->get("policy"));
+    if (auto policy = fields->get("policy"); policy && policy->node.IsMap()) {
+      const YAML::Node& node = policy->node;
+      return_path_written_ = static_cast<bool>(node["return_path"]);
+    }
     config_.campaign_header = config_.policy->campaign_header;
     read_admin(fields->get("admin"));
     read_log(fields->get("log"));
+    if (auto webhooks = fields->get("webhooks"))
+      detail::read_webhooks(r_, *webhooks, config_.webhooks);
     check_listeners_against_sections();
   }
 
@@ -213,6 +205,7 @@ class Loader {
       check.mode_item = fields->get("mode");
       check.tls_item = fields->get("tls");
       check.address_item = fields->get("address");
+      check.auth_item = fields->get("require_tls_for_auth");
       Listener& listener = check.listener;
       bool ok = true;
       if (auto name = r_.string(*fields, "name", Need::required)) {
@@ -241,9 +234,10 @@ class Loader {
         ok = false;
       }
       if (check.mode_item) {
-        auto mode = r_.choice<ListenerMode>(
-            *check.mode_item,
-            {{"submission", ListenerMode::submission}, {"relay", ListenerMode::relay}});
+        auto mode =
+            r_.choice<ListenerMode>(*check.mode_item, {{"submission", ListenerMode::submission},
+                                                       {"relay", ListenerMode::relay},
+                                                       {"feedback", ListenerMode::feedback}});
         if (mode) listener.mode = *mode;
         check.has_mode = mode.has_value();
         ok = ok && mode.has_value();
@@ -861,6 +855,8 @@ class Loader {
                    "a submission listener without TLS can never authenticate; use starttls or "
                    "implicit, or set require_tls_for_auth: false");
         }
+      } else if (check.has_mode && listener.mode == ListenerMode::feedback) {
+        check_feedback_listener(check);
       } else if (check.has_mode && first_relay_line == 0) {
         first_relay_line = check.line;
       }
@@ -887,11 +883,26 @@ class Loader {
     std::optional<Item> mode_item;
     std::optional<Item> tls_item;
     std::optional<Item> address_item;
+    std::optional<Item> auth_item;  // require_tls_for_auth, when written
     bool has_name = false;
     bool has_address = false;
     bool has_mode = true;  // false when mode: or tls: has a bad value
     bool has_tls = true;
   };
+
+  // A feedback listener takes mail for policy.return_path.domain from
+  // anyone: no AUTH, no relaying (CONTRACT.md "Feedback").
+  void check_feedback_listener(const ListenerCheck& check) {
+    const int mode_line = check.mode_item ? check.mode_item->line : check.line;
+    const std::string mode_path = detail::child_path(check.path, "mode");
+    if (!config_.policy->return_path && !return_path_written_) {
+      r_.error(mode_line, mode_path, "mode feedback needs policy.return_path");
+    }
+    if (check.auth_item) {
+      r_.error(check.auth_item->line, check.auth_item->path,
+               "a feedback listener takes no AUTH; remove require_tls_for_auth");
+    }
+  }
 
   Reader& r_;
   Config& config_;
@@ -900,6 +911,7 @@ class Loader {
   bool relay_networks_written_ = false;  // at least one entry, good or bad
   int relay_networks_line_ = 0;          // 0 when the key is absent
   std::vector<ListenerCheck> listener_checks_;
+  bool return_path_written_ = false;  // even with errors of its own
 
  public:
   std::vector<ConfigError> users_file_errors_;

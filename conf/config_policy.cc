@@ -753,8 +753,9 @@ namespace detail {
 std::shared_ptr<const PolicyConfig> read_policy(Reader& r, const std::optional<Item>& item) {
   auto policy = std::make_shared<PolicyConfig>();
   if (!item) return policy;
-  auto fields = r.map(*item, {"campaign_header", "sources", "pools", "tenants", "shaping",
-                              "backoff", "warmup", "bounce_rules"});
+  auto fields =
+      r.map(*item, {"campaign_header", "sources", "pools", "tenants", "shaping", "backoff",
+                    "warmup", "bounce_rules", "return_path", "list_unsubscribe", "complaints"});
   if (!fields) return policy;
   if (auto header_item = fields->get("campaign_header")) {
     if (auto header = r.string(*header_item)) {
@@ -777,6 +778,11 @@ std::shared_ptr<const PolicyConfig> read_policy(Reader& r, const std::optional<I
   if (auto backoff = fields->get("backoff")) read_backoff(r, *backoff, *policy);
   if (auto warmup = fields->get("warmup")) read_warmup(r, *warmup, *policy, names);
   if (auto rules = fields->get("bounce_rules")) read_bounce_rules(r, *rules, *policy);
+  if (auto return_path = fields->get("return_path")) read_return_path(r, *return_path, *policy);
+  if (auto unsubscribe = fields->get("list_unsubscribe")) {
+    read_list_unsubscribe(r, *unsubscribe, *policy);
+  }
+  if (auto complaints = fields->get("complaints")) read_complaints(r, *complaints, *policy);
   return policy;
 }
 

@@ -1,7 +1,8 @@
 // conf/config_policy.h — the policy: section of the config as typed rules:
 // egress sources and weighted pools, tenants (pool, rate, submission
-// limit), shaping, adaptive backoff, warm-up schedules and extra bounce
-// rules (CONTRACT.md). The policy/ module turns these into
+// limit), shaping, adaptive backoff, warm-up schedules, extra bounce
+// rules, and the feedback loop's return path, unsubscribe and complaint
+// thresholds (CONTRACT.md; read in conf/config_feedback.cc). The policy/ module turns these into
 // decisions; here they are only parsed and validated (names cross-checked,
 // regexes compiled, rates and categories checked).
 //
@@ -167,6 +168,38 @@ struct BounceRule {
   BounceCategory category = BounceCategory::Uncategorized;
 };
 
+// policy.return_path (CONTRACT.md "Feedback"): VERP envelope senders
+// b-TOKEN@domain and the X-Ringmail-Ref header, both signed with key
+// (policy/feedback_token.h), and the Feedback-ID header whose last field
+// is sender_id (policy/return_path.h does all three).
+struct ReturnPathConfig {
+  std::string domain;  // lower-cased
+  bool verp = true;
+  HmacKey key;
+  std::string sender_id = "ringmail";  // 5-15 of [A-Za-z0-9._-] (Gmail's SenderId)
+};
+
+// policy.list_unsubscribe: one-click unsubscribe (RFC 8058): the header
+// fields (policy/list_unsubscribe.h) and the endpoint on `listen`
+// (mta/unsubscribe_endpoint.h).
+struct ListUnsubscribeConfig {
+  SocketAddress listen;
+  // https://host[:port][/path] without a trailing '/', query or fragment;
+  // http:// only for a loopback host (tests). A token is appended as
+  // URL/TOKEN.
+  std::string url;
+  std::string mailto_domain;  // "" : no mailto; lower-cased
+  HmacKey key;
+};
+
+// policy.complaints: complaint rates, as fractions (0.001 = 0.1%), with
+// 0 < warn <= pause <= 1.
+struct ComplaintThresholds {
+  double warn = 0.001;
+  double pause = 0.003;
+  friend bool operator==(const ComplaintThresholds&, const ComplaintThresholds&) = default;
+};
+
 struct PolicyConfig {
   std::string campaign_header = "X-Campaign-ID";
   std::vector<EgressSource> sources;
@@ -179,6 +212,9 @@ struct PolicyConfig {
   bool backoff_given = false;
   std::vector<WarmupPlan> warmup;
   std::vector<BounceRule> bounce_rules;  // tried before the shipped rules
+  std::optional<ReturnPathConfig> return_path;
+  std::optional<ListUnsubscribeConfig> list_unsubscribe;
+  ComplaintThresholds complaints;
 
   const EgressSource* find_source(std::string_view name) const;
   const EgressPool* find_pool(std::string_view name) const;

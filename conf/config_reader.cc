@@ -1,6 +1,7 @@
 // conf/config_reader.cc — typed, error-collecting access to a YAML tree.
 #include "conf/config_reader.h"
 
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -323,6 +324,23 @@ bool Reader::check_readable_file(const Item& item, const std::filesystem::path& 
     return false;
   }
   return true;
+}
+
+// Labels of letters, digits, '-' and '_', at most 63 octets each.
+bool is_host_name(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  size_t label = 0;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+    if (++label > 63) return false;
+  }
+  return label > 0;
 }
 
 }  // namespace ringmail::conf::detail

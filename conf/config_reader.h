@@ -31,6 +31,10 @@ namespace detail {
 std::string child_path(const std::string& parent, std::string_view key);
 std::string index_path(const std::string& parent, size_t index);
 
+// A DNS name of letters, digits, '-' and '_' (hostname, DKIM and
+// return-path domains); no trailing dot.
+bool is_host_name(std::string_view name);
+
 // 1-based line of a node's first character; 0 when yaml-cpp has no mark.
 int line_of(const YAML::Node& node);
 
@@ -136,6 +140,15 @@ class Reader {
   std::vector<ConfigError>* errors_;
   std::vector<ConfigError>* warnings_;
 };
+
+// The feedback loop's keys (conf/config_feedback.cc). Each reports its
+// problems and leaves its target unset (or at its defaults) when the entry
+// has any.
+std::optional<HmacKey> read_key_file(Reader& reader, const Fields& fields, std::string_view key);
+void read_return_path(Reader& reader, const Item& item, PolicyConfig& policy);
+void read_list_unsubscribe(Reader& reader, const Item& item, PolicyConfig& policy);
+void read_complaints(Reader& reader, const Item& item, PolicyConfig& policy);
+void read_webhooks(Reader& reader, const Item& item, std::vector<Webhook>& webhooks);
 
 // The policy: section (conf/config_policy.cc). item may be absent (nullopt):
 // the result then holds the defaults.

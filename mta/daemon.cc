@@ -18,13 +18,17 @@
 
 #include "conf/config.h"
 #include "conf/config_users.h"
+#include "mta/compliance_command.h"
 #include "mta/dkim/dkim_signer.h"
+#include "mta/feedback_processor.h"
 #include "mta/inbound/auth_service.h"
 #include "mta/inbound/inbound_server.h"
 #include "mta/milter/milter_client.h"
 #include "mta/outbound/delivery_holds.h"
 #include "mta/outbound/outbound_server.h"
 #include "mta/smtp/tls_context.h"
+#include "mta/unsubscribe_endpoint.h"
+#include "mta/webhook_dispatcher.h"
 #include "policy/submission_limiter.h"
 #include "queue/delivery_log.h"
 #include "queue/spool.h"
@@ -33,6 +37,7 @@
 #include "queue/spool_operations.h"
 #include "queue/spool_reserve.h"
 #include "queue/spool_writer.h"
+#include "queue/suppression_store.h"
 #include "ringmail_version.h"
 #include "runtime/metrics_registry.h"
 
@@ -47,6 +52,7 @@ constexpr int kExitUsage = 2;
 struct Options {
   std::string config_file;
   bool check_config = false;
+  std::string check_compliance;  // the From domain
   bool spool_dump = false;
   std::string spool_show;     // message id
   std::string spool_release;  // message id
@@ -55,10 +61,13 @@ struct Options {
 
 void print_usage(std::FILE* out) {
   std::fputs(
-      "usage: ringmaild -c FILE [--check-config | --spool-dump]\n"
+      "usage: ringmaild -c FILE [--check-config | --check-compliance DOMAIN | --spool-dump]\n"
       "       ringmaild --version\n"
       "  -c, --config FILE   configuration file (YAML)\n"
       "      --check-config  validate FILE and every file it names, then exit\n"
+      "      --check-compliance DOMAIN  check what bulk senders need for From DOMAIN (DKIM\n"
+      "                      key published, SPF, DMARC, unsubscribe, outbound TLS, return\n"
+      "                      path); exit 1 when something is missing\n"
       "      --spool-dump    print queued recipients as JSON lines, then exit\n"
       "      --spool-show ID print the spooled message ID as it will be delivered\n"
       "      --spool-release ID  queue the quarantined recipients of message ID\n"
@@ -68,10 +77,11 @@ void print_usage(std::FILE* out) {
 
 // Returns -1 when the options are fine, otherwise the exit code.
 int parse_options(int argc, char** argv, Options* options) {
-  enum { kCheckConfig = 1000, kSpoolDump, kSpoolShow, kSpoolRelease, kVersion };
+  enum { kCheckConfig = 1000, kCheckCompliance, kSpoolDump, kSpoolShow, kSpoolRelease, kVersion };
   static const option long_options[] = {
       {"config", required_argument, nullptr, 'c'},
       {"check-config", no_argument, nullptr, kCheckConfig},
+      {"check-compliance", required_argument, nullptr, kCheckCompliance},
       {"spool-dump", no_argument, nullptr, kSpoolDump},
       {"spool-show", required_argument, nullptr, kSpoolShow},
       {"spool-release", required_argument, nullptr, kSpoolRelease},
@@ -88,6 +98,9 @@ int parse_options(int argc, char** argv, Options* options) {
         break;
       case kCheckConfig:
         options->check_config = true;
+        break;
+      case kCheckCompliance:
+        options->check_compliance = optarg;
         break;
       case kSpoolDump:
         options->spool_dump = true;
@@ -121,12 +134,13 @@ int parse_options(int argc, char** argv, Options* options) {
     print_usage(stderr);
     return kExitUsage;
   }
-  if (int(options->check_config) + int(options->spool_dump) + int(!options->spool_show.empty()) +
+  if (int(options->check_config) + int(!options->check_compliance.empty()) +
+          int(options->spool_dump) + int(!options->spool_show.empty()) +
           int(!options->spool_release.empty()) >
       1) {
     std::fputs(
-        "ringmaild: --check-config, --spool-dump, --spool-show and --spool-release exclude each "
-        "other\n",
+        "ringmaild: --check-config, --check-compliance, --spool-dump, --spool-show and "
+        "--spool-release exclude each other\n",
         stderr);
     return kExitUsage;
   }
@@ -180,7 +194,10 @@ class Daemon final : public DaemonControl {
     if (control_) control_->stop();
     control_.reset();
     server_.reset();
+    unsubscribe_.reset();
+    if (feedback_) feedback_->stop();
     if (outbound_) outbound_->stop(std::chrono::milliseconds(0));
+    if (webhooks_) webhooks_->stop();
     if (writer_) writer_->stop();
   }
 
@@ -209,21 +226,33 @@ class Daemon final : public DaemonControl {
     campaigns_ =
         std::make_unique<CampaignRegistry>(*spool_, campaign_gate_, runtime::system_clock());
     campaigns_->load();
+    // Before the writer: its first commit may carry records for them.
+    webhooks_ = std::make_unique<WebhookDispatcher>(*spool_, metrics_, runtime::system_clock());
+    webhooks_->load(config_->webhooks);
     queue::SpoolWriterOptions writer_options;
     writer_options.initial_queued_recipients = recovered.count(queue::RecipientState::queued);
     writer_options.reserve_bytes =
         config_->spool.reserve.value_or(queue::default_spool_reserve(config_->spool.max_size));
     writer_ = std::make_unique<queue::SpoolWriter>(*spool_, &metrics_, delivery_log_.get(),
                                                    writer_options);
-    outbound_ = std::make_unique<OutboundServer>(
-        OutboundDependencies{spool_.get(), writer_.get(), delivery_log_.get(), &metrics_});
+    writer_->set_record_journal(webhooks_.get());
+    if (!webhooks_->start(writer_.get(), error)) return false;
+    suppressions_ = std::make_unique<queue::SuppressionStore>(*spool_);
+    uint64_t corrupt_suppressions = 0;
+    const size_t suppressed = suppressions_->load(&corrupt_suppressions);
+    spdlog::info("suppression lists: {} entries{}", suppressed,
+                 corrupt_suppressions
+                     ? fmt::format(", {} unreadable (skipped)", corrupt_suppressions)
+                     : std::string());
+    outbound_ = std::make_unique<OutboundServer>(OutboundDependencies{
+        spool_.get(), writer_.get(), delivery_log_.get(), &metrics_, suppressions_.get()});
     // Before the engine and any listener start: every later commit (the
     // engine's own DSNs too) reaches the scheduler.
     writer_->set_committed_listener(
         [outbound = outbound_.get()](std::vector<std::unique_ptr<queue::SpoolMessage>> messages) {
           outbound->enqueue(std::move(messages));
         });
-    if (!outbound_->start(config_, error)) return false;
+    if (!outbound_->start(config_, dkim_, error)) return false;
     messages_ = std::make_unique<MessageTracker>(
         *spool_, runtime::system_clock(),
         [outbound = outbound_.get()](const std::string& id) {
@@ -232,6 +261,7 @@ class Daemon final : public DaemonControl {
         [writer = writer_.get()](std::unique_ptr<queue::SpoolMessage> message) {
           return commit_retry(*writer, std::move(message));
         });
+    messages_->set_suppressions(suppressions_.get());
 
     if (!load_tls(*config_, &tls_, error)) return false;
     if (!load_dkim(*config_, &dkim_, error)) return false;
@@ -244,11 +274,17 @@ class Daemon final : public DaemonControl {
       auth_ = std::make_unique<AuthService>(std::move(users.users));
     }
     if (!config_->milters.empty()) milters_ = std::make_unique<MilterClient>(config_->milters);
+    start_feedback();
+    if (config_->policy && config_->policy->list_unsubscribe) {
+      unsubscribe_ = std::make_unique<UnsubscribeEndpoint>(*feedback_, metrics_);
+      if (!unsubscribe_->start(config_, error)) return false;
+    }
     const unsigned cores = std::thread::hardware_concurrency();
     submission_limiter_.set_policy(config_->policy.get(), runtime::system_clock().steady());
     server_ = std::make_unique<InboundServer>(
         InboundDependencies{writer_.get(), auth_.get(), milters_.get(), &metrics_,
-                            &runtime::system_clock(), &campaign_gate_, &submission_limiter_},
+                            &runtime::system_clock(), &campaign_gate_, &submission_limiter_,
+                            feedback_.get()},
         cores ? int(cores) : 1);
     if (!server_->start(config_, tls_, dkim_, error)) return false;
     listening_.store(true);
@@ -352,6 +388,7 @@ class Daemon final : public DaemonControl {
   CampaignRegistry* campaigns() override { return campaigns_.get(); }
 
   MessageTracker* messages() override { return messages_.get(); }
+  queue::SuppressionStore* suppressions() override { return suppressions_.get(); }
 
   runtime::MetricsRegistry& metrics() override { return metrics_; }
 
@@ -422,7 +459,10 @@ class Daemon final : public DaemonControl {
       submission_limiter_.set_policy(fresh->policy.get(), runtime::system_clock().steady());
       server_->reload(fresh, tls, dkim);
       spool_->set_retention(spool_options(*fresh).retention);
-      outbound_->reload(fresh);
+      webhooks_->reload(fresh->webhooks);  // before the engine builds records for new ones
+      outbound_->reload(fresh, dkim);
+      if (feedback_) feedback_->reload(fresh);
+      if (unsubscribe_) unsubscribe_->reload(fresh);
       outbound_->rescan();  // e.g. mail released with --spool-release meanwhile
       {
         std::lock_guard lock(config_mutex_);
@@ -444,6 +484,8 @@ class Daemon final : public DaemonControl {
     const auto timeout = config_->limits.shutdown_timeout;
     spdlog::info("stopping: finishing sessions in progress (at most {} ms)", timeout.count());
     if (server_) server_->stop(timeout);
+    if (unsubscribe_) unsubscribe_->stop();  // waits for requests in progress
+    if (feedback_) feedback_->stop();        // its last reports still commit through the writer
     // Milter and auth answers are posted to the shards: end those services
     // while the (stopped) shards still exist.
     milters_.reset();
@@ -451,6 +493,9 @@ class Daemon final : public DaemonControl {
     // Transactions in progress finish (or are cut and retried later); their
     // results reach the writer before it stops.
     if (outbound_) outbound_->stop(timeout);
+    // A POST in flight is abandoned (posted again after the restart); the
+    // deletions of what was posted go to the writer before it stops.
+    if (webhooks_) webhooks_->stop();
     if (writer_) writer_->stop();  // commits what the sessions and deliveries handed over
     if (delivery_log_) delivery_log_->events().close();
     control_.reset();
@@ -488,6 +533,28 @@ class Daemon final : public DaemonControl {
               "the spool writer did not commit within 30 s (the retry may still be committed)"};
     }
     return answer.get();
+  }
+
+  // The feedback listener's processor, when a listener has mode feedback
+  // or policy.list_unsubscribe is set (its endpoint's unsubscribes go
+  // through it; listeners change only with a restart). Message look-ups read the
+  // spool alone: no need to ask delivery which recipients are in flight.
+  void start_feedback() {
+    bool wanted = false;
+    for (const auto& l : config_->listeners) wanted |= l.mode == conf::ListenerMode::feedback;
+    wanted |= config_->policy && config_->policy->list_unsubscribe;
+    if (!wanted) return;
+    auto tracker = std::make_shared<MessageTracker>(
+        *spool_, runtime::system_clock(), MessageTracker::LiveView{}, MessageTracker::Submit{});
+    FeedbackDependencies deps;
+    deps.spool = spool_.get();
+    deps.writer = writer_.get();
+    deps.find_message = [tracker](const std::string& id) { return tracker->find(id); };
+    feedback_suppressions_ = std::make_unique<StoreSuppressionWriter>(*suppressions_);
+    deps.suppressions = feedback_suppressions_.get();
+    deps.log = delivery_log_.get();
+    deps.metrics = &metrics_;
+    feedback_ = std::make_unique<FeedbackProcessor>(std::move(deps), config_);
   }
 
   static bool load_tls(const conf::Config& config, std::shared_ptr<const TlsContext>* tls,
@@ -574,6 +641,9 @@ class Daemon final : public DaemonControl {
   runtime::MetricsRegistry metrics_;
   std::unique_ptr<queue::DeliveryLog> delivery_log_;
   std::unique_ptr<queue::Spool> spool_;
+  std::unique_ptr<queue::SuppressionStore> suppressions_;  // over spool_
+  // Before the writer, which commits its records until it stops.
+  std::unique_ptr<WebhookDispatcher> webhooks_;
   std::unique_ptr<queue::SpoolWriter> writer_;
   policy::CampaignGate campaign_gate_;  // read by the shards
   // policy.tenants[].max_messages: asked by the shards at MAIL FROM and by
@@ -582,6 +652,9 @@ class Daemon final : public DaemonControl {
   std::unique_ptr<CampaignRegistry> campaigns_;
   std::unique_ptr<OutboundServer> outbound_;
   std::unique_ptr<MessageTracker> messages_;  // uses the spool, writer and outbound
+  std::unique_ptr<StoreSuppressionWriter> feedback_suppressions_;
+  std::unique_ptr<FeedbackProcessor> feedback_;  // uses the spool and writer; fed by the server
+  std::unique_ptr<UnsubscribeEndpoint> unsubscribe_;  // feeds feedback_
   std::shared_ptr<const TlsContext> tls_;
   std::shared_ptr<const DkimSignerSet> dkim_;
   std::unique_ptr<AuthService> auth_;
@@ -647,11 +720,14 @@ int run_ringmaild(int argc, char** argv, const ControlPlaneFactory& make_control
     return kExitOk;
   }
   std::shared_ptr<const conf::Config> config = load_and_report(options.config_file);
-  if (!config) return kExitFailure;
+  // --check-compliance keeps 1 for "something is missing".
+  if (!config) return options.check_compliance.empty() ? kExitFailure : kExitUsage;
   if (options.check_config) {
     std::printf("%s: configuration ok\n", config->source_file.c_str());
     return kExitOk;
   }
+  if (!options.check_compliance.empty())
+    return run_compliance_check(*config, options.check_compliance, stdout, stderr);
   if (options.spool_dump) return dump_spool(*config);
   if (!options.spool_show.empty()) return show_message(*config, options.spool_show);
   if (!options.spool_release.empty()) return release_message(*config, options.spool_release);

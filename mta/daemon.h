@@ -29,6 +29,9 @@ namespace ringmail::runtime {
 class EventHub;
 class MetricsRegistry;
 }  // namespace ringmail::runtime
+namespace ringmail::queue {
+class SuppressionStore;
+}
 
 namespace ringmail::mta {
 
@@ -63,6 +66,8 @@ class DaemonControl {
   // Message status and dead letters (mta/message_tracker.h); null while
   // the spool is not open (and in doubles that do not serve those routes).
   virtual MessageTracker* messages() { return nullptr; }
+  // The suppression lists; null before the spool is open.
+  virtual queue::SuppressionStore* suppressions() { return nullptr; }
   // Delivery-log records as they are written; null without a delivery log.
   virtual runtime::EventHub* events() = 0;
   // The registry /metrics renders (the control plane counts into it too).

@@ -185,6 +185,32 @@ DeadLetterOutcome MessageTracker::retry(const std::string& id) {
     outcome.detail = "the dead letter has no bounced or expired recipient";
     return outcome;
   }
+  // Before the commit, so that the planner, which schedules the retry once
+  // it is committed, finds the list without them.
+  if (suppressions_ && !dead.message.meta.tenant.empty()) {
+    for (const queue::Recipient& r : dead.message.envelope.recipients) {
+      if (!queue::is_failed(r.state)) continue;
+      const std::optional<queue::SuppressionEntry> entry =
+          suppressions_->find(dead.message.meta.tenant, r.address);
+      if (!entry || entry->source != queue::SuppressionSource::bounce ||
+          entry->tenant != dead.message.meta.tenant) {
+        continue;
+      }
+      bool found = false;
+      const queue::StoreOutcome lifted =
+          suppressions_->remove(entry->tenant, entry->address, &found);
+      if (!lifted.ok()) {
+        outcome.detail =
+            "the spool refused to lift the suppression of " + entry->address + ": " + lifted.detail;
+        return outcome;
+      }
+      if (found) {
+        spdlog::info(
+            "dead letter {}: suppression of {} for tenant {} lifted (it came from a bounce)", id,
+            entry->address, entry->tenant);
+      }
+    }
+  }
   const queue::StoreOutcome stored = submit_(std::move(message));
   if (stored.ok()) {
     spdlog::info("dead letter {}: {} recipient(s) queued again", id, outcome.requeued);

@@ -10,7 +10,13 @@
 // (queue/spool_retention.h). A retry builds the dead letter's message again
 // with the failed recipients queued and hands it to the spool writer, whose
 // commit takes the dead letter away in the same transaction; the writer's
-// committed listener then schedules it like new mail.
+// committed listener then schedules it like new mail. A retry also lifts
+// the suppression entries the bounce itself made (source "bounce", the
+// message's tenant, a requeued recipient): the operator who retries a
+// dead letter says that bounce was wrong (a bad route, a receiver's
+// mistake), so it must not keep the address off every later message.
+// Complaint, unsubscribe and admin entries stay: those recipients end
+// `suppressed` again.
 //
 // Threads: any (the admin API's threads). Reads are LMDB read transactions
 // (never blocking the writer); the live view and the submission go through
@@ -28,6 +34,7 @@
 #include "mta/outbound/delivery_admin.h"
 #include "queue/spool.h"
 #include "queue/spool_message.h"
+#include "queue/suppression_store.h"
 #include "runtime/clock.h"
 
 namespace ringmail::mta {
@@ -86,6 +93,9 @@ class MessageTracker {
   // Dead letters not yet expired, by id (reception order).
   std::vector<MessageStatus> dead_letters(const DeadLetterFilter& filter) const;
   DeadLetterOutcome retry(const std::string& id);
+  // The lists retry() lifts bounce entries from (none: it lifts nothing).
+  // Must outlive the tracker.
+  void set_suppressions(queue::SuppressionStore* suppressions) { suppressions_ = suppressions; }
   DeadLetterOutcome remove(const std::string& id);
 
  private:
@@ -97,6 +107,7 @@ class MessageTracker {
   const runtime::Clock& clock_;
   LiveView live_;
   Submit submit_;
+  queue::SuppressionStore* suppressions_ = nullptr;
 };
 
 }  // namespace ringmail::mta

@@ -281,6 +281,13 @@ void StatsBatch::count(const MessageMetadata& meta, const DeliveryStats& delta) 
     add_to(kTenantStatsPrefix, meta.tenant, delta);
 }
 
+void StatsBatch::count_addition(const StatsAddition& addition) {
+  MessageMetadata meta;
+  meta.tenant = addition.tenant;
+  meta.campaign = addition.campaign;
+  count(meta, addition.delta);
+}
+
 void StatsBatch::count_new(const SpoolMessage& message) {
   const MessageMetadata& meta = message.meta;
   if ((meta.campaign.empty() && meta.tenant.empty()) || meta.listener == kDsnListener) return;

@@ -111,6 +111,17 @@ DecodeResult decode_stats_journal(std::string_view bytes, StatsDeltas* out);
 // Adds every delta of `from` to `into`.
 void add_deltas(const StatsDeltas& from, StatsDeltas* into);
 
+// A count that goes with no recipient's change of state: a complaint or
+// an unsubscribe learnt from mail coming back (mta/feedback_processor.h),
+// for the campaign and tenant named, in the commit that carries it
+// (Spool::commit's `additions`). Only `complaints` and `unsubscribes` are
+// meant here: the other counters move with the recipients they count.
+struct StatsAddition {
+  std::string tenant;    // "" = no tenant's statistics
+  std::string campaign;  // "" = no campaign's
+  DeliveryStats delta;
+};
+
 // What one commit changes in the statistics, by control key, and the
 // campaigns its new messages name (created when absent, never overwritten:
 // an operator's record wins).
@@ -121,6 +132,8 @@ class StatsBatch {
   // A stored recipient of a message with this metadata goes from -> to.
   void count_transition(const MessageMetadata& meta, RecipientState from, RecipientState to,
                         std::optional<mail::BounceCategory> category);
+  // A count of no recipient (StatsAddition); creates no campaign record.
+  void count_addition(const StatsAddition& addition);
 
   bool empty() const { return deltas_.empty() && new_campaigns_.empty(); }
   const StatsDeltas& deltas() const { return deltas_; }

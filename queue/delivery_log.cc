@@ -129,4 +129,20 @@ nlohmann::ordered_json attempt_record(const AttemptRecord& a) {
   return record;
 }
 
+nlohmann::ordered_json feedback_record(const FeedbackRecord& f) {
+  nlohmann::ordered_json report = nlohmann::ordered_json::object();
+  for (const auto& [name, value] : f.report) report[name] = value;
+  return nlohmann::ordered_json{
+      {"type", "Feedback"},
+      {"time", format_rfc3339_ms(f.now_unix_ms)},
+      {"feedback_type", f.feedback_type},
+      {"id", f.id},
+      {"recipient", f.recipient},
+      {"campaign", f.campaign},
+      {"tenant", f.tenant},
+      {"category", f.category},
+      {"report", std::move(report)},
+  };
+}
+
 }  // namespace ringmail::queue

@@ -23,6 +23,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "runtime/event_hub.h"
 
@@ -92,5 +93,20 @@ struct AttemptRecord {
   int64_t next_attempt_unix_ms = 0;  // TransientFailure only
 };
 nlohmann::ordered_json attempt_record(const AttemptRecord& attempt);
+
+// What came back about one sent recipient (CONTRACT.md "Feedback"): a
+// bounce, delay, complaint, auto-reply or unsubscribe, with what the
+// report said as the "report" object, its fields in the order given.
+struct FeedbackRecord {
+  int64_t now_unix_ms = 0;
+  std::string_view feedback_type;
+  std::string_view id;         // the sent message's
+  std::string_view recipient;  // "" when unknown (a complaint about a forgotten message)
+  std::string_view campaign;
+  std::string_view tenant;
+  std::string_view category;  // bounce category name, "" for none
+  std::span<const std::pair<std::string, std::string>> report;
+};
+nlohmann::ordered_json feedback_record(const FeedbackRecord& feedback);
 
 }  // namespace ringmail::queue

@@ -214,11 +214,14 @@ class Spool {
   // records are removed (SpoolOptions::expire_per_commit; a commit with
   // nothing else to do removes them too). Last, it writes `controls` in
   // order (a later write of a key wins), so that control state changes
-  // with the results it goes with. All or nothing.
+  // with the results it goes with, and counts `additions` (complaints and
+  // unsubscribes, queue/campaign_records.h) into the statistics with the
+  // rest. All or nothing.
   virtual StoreOutcome commit(std::span<SpoolMessage* const> messages,
                               std::span<const RecipientUpdate> updates,
                               std::span<const MessageId> finished,
-                              std::span<const ControlWrite> controls = {}) = 0;
+                              std::span<const ControlWrite> controls = {},
+                              std::span<const StatsAddition> additions = {}) = 0;
 
   // Control-plane state (holds, campaigns and their statistics; lists
   // later): small values by key, beside the messages, not part of their
@@ -227,9 +230,18 @@ class Spool {
   // a time with the writer (LMDB serialises write transactions).
   virtual StoreOutcome put_control(const std::string& key,
                                    const std::optional<std::string>& value) = 0;
+  // Writes every control write in order in one synced transaction (a later
+  // write of a key wins): all or nothing. Any thread, as put_control().
+  virtual StoreOutcome put_controls(std::span<const ControlWrite> writes) = 0;
   // Every key that starts with `prefix`, in key order.
   virtual std::vector<std::pair<std::string, std::string>> controls(
       const std::string& prefix) const = 0;
+  // Calls visit(key, value) for every key that starts with `prefix`, in key
+  // order, in one read transaction, until visit returns false; for prefixes
+  // with too many keys to copy at once (the suppression lists). visit must
+  // not write to this spool.
+  using ControlVisitor = std::function<bool(std::string_view key, std::string_view value)>;
+  virtual void for_each_control(const std::string& prefix, const ControlVisitor& visit) const = 0;
   // One key's value; nullopt when absent.
   virtual std::optional<std::string> control(const std::string& key) const = 0;
 

@@ -74,6 +74,9 @@ void encode_message_record(const SpoolMessage& m, std::string* out) {
   put_str(out, m.meta.tls);
   put_u64le(out, m.meta.size);
   put_u64le(out, m.content.size());
+  // A trailing flags octet, only when a flag is set: a record without
+  // flags is byte for byte what builds before it wrote (and read).
+  if (m.meta.sign_at_delivery) put_u8(out, kMessageFlagSignAtDelivery);
   append_crc(out, start);
 }
 
@@ -101,6 +104,14 @@ DecodeResult decode_message_record(std::string_view bytes, SpoolMessage* out,
   r.str("tls", &out->meta.tls);
   out->meta.size = r.u64le("size");
   info->body_size = r.u64le("body_size");
+  out->meta.sign_at_delivery = false;
+  if (r.ok() && r.remaining() == 1) {
+    const uint8_t flags = r.u8("flags");
+    if (flags == 0 || (flags & ~kMessageFlagSignAtDelivery) != 0) {
+      r.fail("unknown message flags " + std::to_string(flags));
+    }
+    out->meta.sign_at_delivery = (flags & kMessageFlagSignAtDelivery) != 0;
+  }
   if (r.ok() && r.remaining() != 0) {
     r.fail(std::to_string(r.remaining()) + " trailing bytes");
   }

@@ -49,6 +49,8 @@ namespace ringmail::queue {
 
 // Message records and bodies.
 inline constexpr uint8_t kRecordVersion = 1;
+// The optional last octet of a message record: MessageMetadata flags.
+inline constexpr uint8_t kMessageFlagSignAtDelivery = 1;
 // Recipient records (version 1 is still decoded).
 inline constexpr uint8_t kRecipientRecordVersion = 2;
 // Readers size vectors by a record's recipient count; bound what they trust.

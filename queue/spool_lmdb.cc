@@ -190,9 +190,12 @@ class LmdbSpool final : public Spool {
   StoreOutcome update_recipients(std::span<const RecipientUpdate> updates) override;
   StoreOutcome commit(std::span<SpoolMessage* const> messages,
                       std::span<const RecipientUpdate> updates, std::span<const MessageId> finished,
-                      std::span<const ControlWrite> controls = {}) override;
+                      std::span<const ControlWrite> controls = {},
+                      std::span<const StatsAddition> additions = {}) override;
   StoreOutcome put_control(const std::string& key,
                            const std::optional<std::string>& value) override;
+  StoreOutcome put_controls(std::span<const ControlWrite> writes) override;
+  void for_each_control(const std::string& prefix, const ControlVisitor& visit) const override;
   std::vector<std::pair<std::string, std::string>> controls(
       const std::string& prefix) const override;
   std::optional<std::string> control(const std::string& key) const override;
@@ -425,14 +428,15 @@ StoreOutcome LmdbSpool::check_messages(std::span<SpoolMessage* const> messages) 
 StoreOutcome LmdbSpool::commit(std::span<SpoolMessage* const> messages,
                                std::span<const RecipientUpdate> updates,
                                std::span<const MessageId> finished,
-                               std::span<const ControlWrite> controls) {
+                               std::span<const ControlWrite> controls,
+                               std::span<const StatsAddition> additions) {
   if (StoreOutcome checked = check_messages(messages); !checked.ok()) return checked;
   for (const ControlWrite& w : controls) {
     if (!valid_control_key(w.key)) return {StoreStatus::failed, "bad control key"};
   }
   const int64_t now = clock_.unix_ms();
   if (messages.empty() && updates.empty() && finished.empty() && controls.empty() &&
-      !retained_expired(now))
+      additions.empty() && !retained_expired(now))
     return {StoreStatus::ok, {}};
 
   MDB_txn* txn = nullptr;
@@ -465,6 +469,7 @@ StoreOutcome LmdbSpool::commit(std::span<SpoolMessage* const> messages,
                    u.index, printable(u.id.value));
     }
   }
+  for (const StatsAddition& a : additions) stats.count_addition(a);
   const RetentionPolicy policy = retention();
   for (const MessageId& id : finished) {
     StoreOutcome outcome = remove_if_final(txn, id, policy, now);
@@ -805,18 +810,37 @@ int LmdbSpool::write_control(MDB_txn* txn, const std::string& key,
 
 StoreOutcome LmdbSpool::put_control(const std::string& key,
                                     const std::optional<std::string>& value) {
-  if (!valid_control_key(key)) return {StoreStatus::failed, "bad control key"};
+  const ControlWrite write{key, value};
+  return put_controls(std::span(&write, 1));
+}
+
+StoreOutcome LmdbSpool::put_controls(std::span<const ControlWrite> writes) {
+  for (const ControlWrite& w : writes) {
+    if (!valid_control_key(w.key)) return {StoreStatus::failed, "bad control key"};
+  }
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
   if (rc != MDB_SUCCESS) return failure("mdb_txn_begin", rc);
-  rc = write_control(txn, key, value);
-  if (rc != MDB_SUCCESS) {
-    mdb_txn_abort(txn);
-    return failure("writing control state", rc);
+  for (const ControlWrite& w : writes) {
+    rc = write_control(txn, w.key, w.value);
+    if (rc != MDB_SUCCESS) {
+      mdb_txn_abort(txn);
+      return failure("writing control state", rc);
+    }
   }
   rc = mdb_txn_commit(txn);
   if (rc != MDB_SUCCESS) return failure("mdb_txn_commit", rc);
   return {StoreStatus::ok, {}};
+}
+
+void LmdbSpool::for_each_control(const std::string& prefix, const ControlVisitor& visit) const {
+  ReadTxn txn(env_);
+  if (txn.rc() != MDB_SUCCESS) return;
+  Cursor cursor(txn.get(), control_);
+  bool ok = prefix.empty() ? cursor.get(MDB_FIRST) : cursor.seek(prefix);
+  for (; ok && cursor.key().starts_with(prefix); ok = cursor.get(MDB_NEXT)) {
+    if (!visit(cursor.key(), cursor.value())) return;
+  }
 }
 
 std::vector<std::pair<std::string, std::string>> LmdbSpool::controls(

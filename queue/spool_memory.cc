@@ -92,7 +92,8 @@ StoreOutcome MemorySpool::store_locked(std::span<SpoolMessage* const> messages) 
 StoreOutcome MemorySpool::commit(std::span<SpoolMessage* const> messages,
                                  std::span<const RecipientUpdate> updates,
                                  std::span<const MessageId> finished,
-                                 std::span<const ControlWrite> writes) {
+                                 std::span<const ControlWrite> writes,
+                                 std::span<const StatsAddition> additions) {
   for (const ControlWrite& w : writes) {
     if (!valid_control_key(w.key)) return {StoreStatus::failed, "bad control key"};
   }
@@ -129,6 +130,7 @@ StoreOutcome MemorySpool::commit(std::span<SpoolMessage* const> messages,
     r.attempts = u.attempts;
     r.next_attempt_unix_ms = u.next_attempt_unix_ms;
   }
+  for (const StatsAddition& a : additions) stats.count_addition(a);
   for (const MessageId& id : finished) {
     auto it = messages_.find(id.value);
     if (it == messages_.end()) continue;
@@ -277,6 +279,29 @@ StoreOutcome MemorySpool::put_control(const std::string& key,
     controls_.erase(key);
   }
   return {StoreStatus::ok, {}};
+}
+
+StoreOutcome MemorySpool::put_controls(std::span<const ControlWrite> writes) {
+  for (const ControlWrite& w : writes) {  // all or nothing, like LMDB
+    if (!valid_control_key(w.key)) return {StoreStatus::failed, "bad control key"};
+  }
+  std::lock_guard lock(mutex_);
+  for (const ControlWrite& w : writes) {
+    if (w.value) {
+      controls_[w.key] = *w.value;
+    } else {
+      controls_.erase(w.key);
+    }
+  }
+  return {StoreStatus::ok, {}};
+}
+
+void MemorySpool::for_each_control(const std::string& prefix, const ControlVisitor& visit) const {
+  std::lock_guard lock(mutex_);
+  for (auto it = controls_.lower_bound(prefix);
+       it != controls_.end() && it->first.starts_with(prefix); ++it) {
+    if (!visit(it->first, it->second)) return;
+  }
 }
 
 std::vector<std::pair<std::string, std::string>> MemorySpool::controls(

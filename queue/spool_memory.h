@@ -35,9 +35,12 @@ class MemorySpool final : public Spool {
   StoreOutcome update_recipients(std::span<const RecipientUpdate> updates) override;
   StoreOutcome commit(std::span<SpoolMessage* const> messages,
                       std::span<const RecipientUpdate> updates, std::span<const MessageId> finished,
-                      std::span<const ControlWrite> controls = {}) override;
+                      std::span<const ControlWrite> controls = {},
+                      std::span<const StatsAddition> additions = {}) override;
   StoreOutcome put_control(const std::string& key,
                            const std::optional<std::string>& value) override;
+  StoreOutcome put_controls(std::span<const ControlWrite> writes) override;
+  void for_each_control(const std::string& prefix, const ControlVisitor& visit) const override;
   std::vector<std::pair<std::string, std::string>> controls(
       const std::string& prefix) const override;
   std::optional<std::string> control(const std::string& key) const override;

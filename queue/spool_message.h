@@ -83,6 +83,9 @@ struct MessageMetadata {
   std::string helo;
   std::string tls;    // e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384", "" if clear text
   uint64_t size = 0;  // content size in octets
+  // Not signed at reception: DKIM signs each recipient's copy at delivery,
+  // with the per-recipient List-Unsubscribe fields (policy/list_unsubscribe.h).
+  bool sign_at_delivery = false;
 };
 
 // How a message comes to a spool commit; not stored. A dead letter's retry

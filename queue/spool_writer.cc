@@ -64,7 +64,9 @@ void SpoolWriter::submit(std::unique_ptr<SpoolMessage> message, Done done, Kind 
 
 void SpoolWriter::submit_updates(std::vector<RecipientUpdate> updates,
                                  std::vector<MessageId> finished, UpdatesDone done,
-                                 std::vector<ControlWrite> controls) {
+                                 std::vector<ControlWrite> controls,
+                                 std::vector<nlohmann::ordered_json> records,
+                                 std::vector<StatsAddition> additions) {
   {
     std::lock_guard lock(mutex_);
     if (!stopping_) {
@@ -73,7 +75,8 @@ void SpoolWriter::submit_updates(std::vector<RecipientUpdate> updates,
       // one per delivered message).
       const bool first = pending_updates_.empty();
       pending_updates_.push_back(UpdateRequest{std::move(updates), std::move(finished),
-                                               std::move(done), std::move(controls)});
+                                               std::move(done), std::move(controls),
+                                               std::move(records), std::move(additions)});
       if (first) wake_.notify_one();
       return;
     }
@@ -84,6 +87,15 @@ void SpoolWriter::submit_updates(std::vector<RecipientUpdate> updates,
 void SpoolWriter::set_committed_listener(CommittedListener listener) {
   std::lock_guard lock(mutex_);
   listener_ = std::move(listener);
+}
+
+void SpoolWriter::set_record_journal(RecordJournal* journal) {
+  std::lock_guard lock(mutex_);  // the writer thread reads it after taking the lock
+  journal_ = journal;
+}
+
+bool SpoolWriter::records_wanted() const {
+  return log_ != nullptr || (journal_ != nullptr && journal_->wants_records());
 }
 
 void SpoolWriter::stop() {
@@ -161,15 +173,52 @@ void SpoolWriter::run() {
 StoreOutcome SpoolWriter::store(std::span<SpoolMessage* const> messages,
                                 std::span<const RecipientUpdate> updates,
                                 std::span<const MessageId> finished,
-                                std::span<const ControlWrite> controls) {
+                                std::span<const ControlWrite> controls,
+                                std::span<const nlohmann::ordered_json> records,
+                                std::span<const nlohmann::ordered_json> receptions,
+                                std::span<const StatsAddition> additions) {
+  JournalBatch journaled;
+  std::vector<ControlWrite> with_records;
+  if (journal_ && (!records.empty() || !receptions.empty())) {
+    journal_->stage(records, &journaled);
+    journal_->stage(receptions, &journaled);
+    if (!journaled.controls.empty()) {
+      with_records.reserve(controls.size() + journaled.controls.size());
+      with_records.assign(controls.begin(), controls.end());
+      std::move(journaled.controls.begin(), journaled.controls.end(),
+                std::back_inserter(with_records));
+      journaled.controls.clear();
+      controls = with_records;
+    }
+  }
   const auto started = std::chrono::steady_clock::now();
-  StoreOutcome outcome = spool_.commit(messages, updates, finished, controls);
+  StoreOutcome outcome = spool_.commit(messages, updates, finished, controls, additions);
   if (commit_seconds_) {
     commit_seconds_->observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   }
   batches_.fetch_add(1, std::memory_order_relaxed);
+  if (outcome.ok() && !journaled.empty()) journal_->committed(std::move(journaled));
   return outcome;
+}
+
+std::vector<nlohmann::ordered_json> SpoolWriter::receptions(const std::vector<Request>& batch,
+                                                            size_t first, size_t last,
+                                                            int64_t now_ms,
+                                                            std::vector<size_t>* starts) const {
+  std::vector<nlohmann::ordered_json> out;
+  const bool wanted = records_wanted();
+  starts->clear();
+  for (size_t i = first; i < last; ++i) {
+    starts->push_back(out.size());
+    const SpoolMessage& m = *batch[i].message;
+    // A retried dead letter was received once, when it first came.
+    if (!wanted || batch[i].kind == Kind::dead_letter_retry) continue;
+    for (size_t r = 0; r < m.envelope.recipients.size(); ++r)
+      out.push_back(reception_record(m, r, now_ms));
+  }
+  starts->push_back(out.size());
+  return out;
 }
 
 void SpoolWriter::commit(std::vector<Request>& batch, std::vector<UpdateRequest>& update_requests) {
@@ -180,10 +229,16 @@ void SpoolWriter::commit(std::vector<Request>& batch, std::vector<UpdateRequest>
   std::vector<RecipientUpdate> updates;
   std::vector<MessageId> finished;
   std::vector<ControlWrite> controls;
-  gather(update_requests, &updates, &finished, &controls);  // copied: a failed commit retries them
+  std::vector<nlohmann::ordered_json> records;
+  std::vector<StatsAddition> additions;
+  // Copied: a failed commit retries them.
+  gather(update_requests, &updates, &finished, &controls, &records, &additions);
   if (messages.empty() && update_requests.empty()) return;
+  std::vector<size_t> starts;
+  const std::vector<nlohmann::ordered_json> received =
+      receptions(batch, 0, batch.size(), clock().unix_ms(), &starts);
 
-  StoreOutcome outcome = store(messages, updates, finished, controls);
+  StoreOutcome outcome = store(messages, updates, finished, controls, records, received, additions);
   if (!outcome.ok() && !update_requests.empty()) {
     // Keep the delivery results apart from whatever sank the batch.
     if (!batch.empty()) {
@@ -192,21 +247,22 @@ void SpoolWriter::commit(std::vector<Request>& batch, std::vector<UpdateRequest>
     }
     commit_results_apart(update_requests);
     if (batch.empty()) return;
-    outcome = store(messages, {}, {});
+    outcome = store(messages, {}, {}, {}, {}, received);
   } else {
     results_committed(update_requests, update_requests.size());
   }
   if (batch.empty()) return;
   if (outcome.ok() || batch.size() == 1) {
-    complete(batch, 0, batch.size(), outcome, clock().unix_ms());
+    complete(batch, 0, batch.size(), outcome, received);
     return;
   }
   // One oversized or bad message must not sink the others of its batch.
   spdlog::warn("spool: batch of {} messages refused ({}: {}); retrying one by one", batch.size(),
                to_string(outcome.status), outcome.detail);
   for (size_t i = 0; i < batch.size(); ++i) {
-    const StoreOutcome single = store(std::span(messages).subspan(i, 1), {}, {});
-    complete(batch, i, i + 1, single, clock().unix_ms());
+    const auto own = std::span(received).subspan(starts[i], starts[i + 1] - starts[i]);
+    const StoreOutcome single = store(std::span(messages).subspan(i, 1), {}, {}, {}, {}, own);
+    complete(batch, i, i + 1, single, own);
   }
 }
 
@@ -242,18 +298,22 @@ void SpoolWriter::refuse_over_reserve(std::vector<Request>& batch) {
       StoreStatus::spool_full,
       fmt::format("spool reserve reached: {} bytes of room, {} kept for delivery results",
                   space.available_bytes(), reserve_.reserve_bytes())};
-  complete(refused, 0, refused.size(), outcome, clock().unix_ms());
+  complete(refused, 0, refused.size(), outcome, {});
 }
 
 void SpoolWriter::gather(const std::vector<UpdateRequest>& requests,
                          std::vector<RecipientUpdate>* updates, std::vector<MessageId>* finished,
-                         std::vector<ControlWrite>* controls) {
+                         std::vector<ControlWrite>* controls,
+                         std::vector<nlohmann::ordered_json>* records,
+                         std::vector<StatsAddition>* additions) {
   // A key written by many requests (a warm-up count, once per delivery
   // event) is written once, with its last value, in request order.
   std::unordered_map<std::string_view, size_t> written;
   for (const UpdateRequest& request : requests) {
     updates->insert(updates->end(), request.updates.begin(), request.updates.end());
     finished->insert(finished->end(), request.finished.begin(), request.finished.end());
+    records->insert(records->end(), request.records.begin(), request.records.end());
+    additions->insert(additions->end(), request.additions.begin(), request.additions.end());
     for (const ControlWrite& w : request.controls) {
       auto [it, fresh] = written.try_emplace(w.key, controls->size());
       if (fresh) {
@@ -269,8 +329,10 @@ void SpoolWriter::commit_results_apart(std::vector<UpdateRequest>& requests) {
   std::vector<RecipientUpdate> updates;
   std::vector<MessageId> finished;
   std::vector<ControlWrite> controls;
-  gather(requests, &updates, &finished, &controls);
-  StoreOutcome last = store({}, updates, finished, controls);
+  std::vector<nlohmann::ordered_json> records;
+  std::vector<StatsAddition> additions;
+  gather(requests, &updates, &finished, &controls, &records, &additions);
+  StoreOutcome last = store({}, updates, finished, controls, records, {}, additions);
   if (last.ok()) {
     results_committed(requests, requests.size());
     return;
@@ -296,12 +358,15 @@ void SpoolWriter::commit_results_apart(std::vector<UpdateRequest>& requests) {
       spdlog::error("spool: giving up deleting {} after {} failed commits ({})",
                     stuck.finished.front().value, kMaxFailedRounds, last.detail);
       stuck.finished.erase(stuck.finished.begin());
-    } else if (!stuck.controls.empty()) {
+    } else if (!stuck.controls.empty() || !stuck.records.empty() || !stuck.additions.empty()) {
       spdlog::error(
-          "spool: giving up writing {} control records ({}...) after {} failed commits "
-          "({})",
-          stuck.controls.size(), stuck.controls.front().key, kMaxFailedRounds, last.detail);
+          "spool: giving up writing {} control records ({}...), {} webhook records and {} "
+          "statistics counts after {} failed commits ({})",
+          stuck.controls.size(), stuck.controls.empty() ? "" : stuck.controls.front().key,
+          stuck.records.size(), stuck.additions.size(), kMaxFailedRounds, last.detail);
       stuck.controls.clear();
+      stuck.records.clear();
+      stuck.additions.clear();
     }
   }
   results_committed(requests, committed);
@@ -318,23 +383,34 @@ bool SpoolWriter::commit_in_pieces(UpdateRequest& request, StoreOutcome* last) {
     *last = store(
         {}, std::span(request.updates).first(n),
         whole ? std::span<const MessageId>(request.finished) : std::span<const MessageId>(),
-        whole ? std::span<const ControlWrite>(request.controls) : std::span<const ControlWrite>());
+        whole ? std::span<const ControlWrite>(request.controls) : std::span<const ControlWrite>(),
+        whole ? std::span<const nlohmann::ordered_json>(request.records)
+              : std::span<const nlohmann::ordered_json>(),
+        {},
+        whole ? std::span<const StatsAddition>(request.additions)
+              : std::span<const StatsAddition>());
     if (last->ok()) {
       request.updates.erase(request.updates.begin(), request.updates.begin() + long(n));
       if (whole) {
         request.finished.clear();
         request.controls.clear();
+        request.records.clear();
+        request.additions.clear();
       }
       continue;
     }
     if (n == 1) return false;  // this one update is what fails
     step = (n + 1) / 2;
   }
-  if (!request.finished.empty() || !request.controls.empty()) {
-    *last = store({}, {}, request.finished, request.controls);
+  if (!request.finished.empty() || !request.controls.empty() || !request.records.empty() ||
+      !request.additions.empty()) {
+    *last =
+        store({}, {}, request.finished, request.controls, request.records, {}, request.additions);
     if (!last->ok()) return false;
     request.finished.clear();
     request.controls.clear();
+    request.records.clear();
+    request.additions.clear();
   }
   return true;
 }
@@ -423,12 +499,12 @@ void SpoolWriter::publish_space(CountFreePages count) {
 }
 
 void SpoolWriter::complete(std::vector<Request>& batch, size_t first, size_t last,
-                           const StoreOutcome& outcome, int64_t now_ms) {
+                           const StoreOutcome& outcome,
+                           std::span<const nlohmann::ordered_json> receptions) {
   switch (outcome.status) {
     case StoreStatus::ok: {
       note_accepted();
       committed_.fetch_add(last - first, std::memory_order_relaxed);
-      std::vector<nlohmann::ordered_json> records;
       for (size_t i = first; i < last; ++i) {
         const SpoolMessage& m = *batch[i].message;
         // A retried dead letter was received once, when it first came.
@@ -437,11 +513,10 @@ void SpoolWriter::complete(std::vector<Request>& batch, size_t first, size_t las
         int64_t queued = 0;
         for (size_t r = 0; r < m.envelope.recipients.size(); ++r) {
           if (m.envelope.recipients[r].state == RecipientState::queued) ++queued;
-          if (log_ && received) records.push_back(reception_record(m, r, now_ms));
         }
         if (queued_recipients_) queued_recipients_->add(queued);
       }
-      if (log_ && !records.empty()) log_->write_all(records);
+      if (log_ && !receptions.empty()) log_->write_all(receptions);
       break;
     }
     case StoreStatus::spool_full:

@@ -24,6 +24,10 @@
 // are those still waiting reported failed (a restart repeats them).
 // Refusals are logged once per episode, with a line when acceptance resumes.
 //
+// Delivery-log records that consumers (webhooks) keep in the spool go in
+// the commit of the results they describe (queue/record_journal.h): the
+// Reception records with their messages, a result's records with it.
+//
 // `done` runs on the writer thread and must be cheap (post to a shard).
 #pragma once
 
@@ -35,11 +39,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "queue/record_journal.h"
 #include "queue/spool.h"
 #include "queue/spool_reserve.h"
 #include "runtime/clock.h"
@@ -102,9 +108,16 @@ class SpoolWriter {
   // `done` (may be empty) runs on the writer thread after the commit.
   // `controls` (control-plane state that goes with these results, e.g. the
   // warm-up counts) are written in the same transaction as the updates.
+  // `records`: the delivery-log records of these results, for the record
+  // journal (written with them; ignored without a journal that wants them).
+  // `additions` (complaints, unsubscribes) are counted into the campaign
+  // and tenant statistics in the same transaction; like results, they are
+  // retried until they commit.
   using UpdatesDone = std::function<void(StoreStatus status)>;
   void submit_updates(std::vector<RecipientUpdate> updates, std::vector<MessageId> finished,
-                      UpdatesDone done = {}, std::vector<ControlWrite> controls = {});
+                      UpdatesDone done = {}, std::vector<ControlWrite> controls = {},
+                      std::vector<nlohmann::ordered_json> records = {},
+                      std::vector<StatsAddition> additions = {});
 
   // Receives the messages of each commit, after their `done`, on the writer
   // thread, in one call per commit (the delivery engine schedules them; the
@@ -113,6 +126,9 @@ class SpoolWriter {
   using CommittedListener =
       std::function<void(std::vector<std::unique_ptr<SpoolMessage>> messages)>;
   void set_committed_listener(CommittedListener listener);
+  // Where records go into the spool (null: nowhere). Set before the first
+  // submit(); must outlive the writer's stop().
+  void set_record_journal(RecordJournal* journal);
 
   // Commits everything submitted so far, then joins the thread. Idempotent.
   void stop();
@@ -137,8 +153,10 @@ class SpoolWriter {
     std::vector<RecipientUpdate> updates;
     std::vector<MessageId> finished;
     UpdatesDone done;
-    std::vector<ControlWrite> controls;  // committed with the last piece of `updates`
-    int failed_rounds = 0;               // retries in a row whose first piece failed, not for space
+    std::vector<ControlWrite> controls;           // committed with the last piece of `updates`
+    std::vector<nlohmann::ordered_json> records;  // journaled with the last piece too
+    std::vector<StatsAddition> additions;         // counted with the last piece too
+    int failed_rounds = 0;  // retries in a row whose first piece failed, not for space
   };
   // A result that fails this many retries in a row for another reason than
   // space is given up (logged), so that it cannot hold up every later one.
@@ -147,11 +165,22 @@ class SpoolWriter {
 
   void run();
   void commit(std::vector<Request>& batch, std::vector<UpdateRequest>& updates);
+  // `records` and `receptions` go to the record journal with the commit.
   StoreOutcome store(std::span<SpoolMessage* const> messages,
                      std::span<const RecipientUpdate> updates, std::span<const MessageId> finished,
-                     std::span<const ControlWrite> controls = {});
+                     std::span<const ControlWrite> controls = {},
+                     std::span<const nlohmann::ordered_json> records = {},
+                     std::span<const nlohmann::ordered_json> receptions = {},
+                     std::span<const StatsAddition> additions = {});
+  bool records_wanted() const;
+  // The Reception records of batch[first, last) (empty when nobody wants
+  // them), with per message the offset of its first: (*starts)[i - first],
+  // and one more at the end.
+  std::vector<nlohmann::ordered_json> receptions(const std::vector<Request>& batch, size_t first,
+                                                 size_t last, int64_t now_ms,
+                                                 std::vector<size_t>* starts) const;
   void complete(std::vector<Request>& batch, size_t first, size_t last, const StoreOutcome& outcome,
-                int64_t now_ms);
+                std::span<const nlohmann::ordered_json> receptions);
   // Refuses (spool_full) the messages of `batch` that the reserve does not
   // admit, and removes them from it.
   void refuse_over_reserve(std::vector<Request>& batch);
@@ -160,7 +189,9 @@ class SpoolWriter {
   // not fit goes back to wait for a retry.
   static void gather(const std::vector<UpdateRequest>& requests,
                      std::vector<RecipientUpdate>* updates, std::vector<MessageId>* finished,
-                     std::vector<ControlWrite>* controls);
+                     std::vector<ControlWrite>* controls,
+                     std::vector<nlohmann::ordered_json>* records,
+                     std::vector<StatsAddition>* additions);
   void commit_results_apart(std::vector<UpdateRequest>& requests);
   bool commit_in_pieces(UpdateRequest& request, StoreOutcome* last);
   void results_committed(std::vector<UpdateRequest>& requests, size_t count);
@@ -204,7 +235,8 @@ class SpoolWriter {
   std::vector<Request> pending_;                // guarded by mutex_
   std::vector<UpdateRequest> pending_updates_;  // guarded by mutex_
   CommittedListener listener_;
-  bool stopping_ = false;  // guarded by mutex_
+  RecordJournal* journal_ = nullptr;  // set before the first submit
+  bool stopping_ = false;             // guarded by mutex_
   // Before this, waiting delivery results are not tried again; guarded by mutex_.
   SteadyClock::time_point results_retry_at_{};
   std::mutex stop_mutex_;  // serialises stop()

@@ -168,6 +168,14 @@ std::unique_ptr<DkimSigner> DkimSigner::from_pem(std::string_view pem, const Dki
       signer->headers_.push_back(std::move(h));
     }
   }
+  // RFC 8058 §4: a one-click unsubscribe must be covered by a valid
+  // signature, so every signature has both fields in h= when the message
+  // has them, whether or not the key's `headers` names them.
+  for (const char* h : {"list-unsubscribe", "list-unsubscribe-post"}) {
+    if (std::find(signer->headers_.begin(), signer->headers_.end(), h) == signer->headers_.end()) {
+      signer->headers_.emplace_back(h);
+    }
+  }
   signer->options_ = options;
   return signer;
 }

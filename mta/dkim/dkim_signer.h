@@ -12,7 +12,8 @@
 // fields, so a From cannot be added later without breaking it); every other
 // configured name is listed once per instance present in the message, so
 // all instances are signed, bottom-most first (RFC 6376 5.4.2), and absent
-// ones are left out. t= is the signing time, x= (optional) t= plus
+// ones are left out; List-Unsubscribe and List-Unsubscribe-Post are always
+// among the configured names (RFC 8058 §4). t= is the signing time, x= (optional) t= plus
 // DkimSignerOptions::expire_after. bh= is computed by DkimBodyHasher, which
 // the session may feed while the body streams in (body_hasher() +
 // sign_with_body_hash()) instead of handing over the whole message (sign()).

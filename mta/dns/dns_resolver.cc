@@ -39,6 +39,7 @@ namespace {
 constexpr size_t kMaxMxHosts = 32;
 constexpr size_t kMaxAddressesPerHost = 16;
 constexpr size_t kMaxNameLength = 255;
+constexpr size_t kMaxTxtRecords = 64;
 constexpr uint32_t kNoTtl = std::numeric_limits<uint32_t>::max();
 
 using Status = MxResolution::Status;
@@ -63,6 +64,14 @@ bool normalize_name(std::string& name) {
     if (!allowed || ++label_length > 63) return false;
   }
   return label_length > 0;
+}
+
+// A name that normalize_name() refused, for the error: cut, lower case.
+std::string asked_name(const std::string& name) {
+  std::string asked = name.substr(0, kMaxNameLength);
+  std::transform(asked.begin(), asked.end(), asked.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return asked;
 }
 
 // RFC 2181 §8: a TTL with the top bit set is read as zero.
@@ -103,9 +112,11 @@ bool is_temporary_status(int status) {
   return status != ARES_SUCCESS && status != ARES_ENODATA && status != ARES_ENOTFOUND;
 }
 
+// An MX resolution (done), or a TXT lookup (txt_done set).
 struct Request {
   std::string domain;
   DnsResolver::Callback done;
+  DnsResolver::TxtCallback txt_done = {};
 };
 
 struct HostLookup {
@@ -167,6 +178,8 @@ struct DnsResolver::Impl {
 
   // Resolver thread only, from here on.
   void handle_request(Request request);
+  void start_txt_query(std::string name, DnsResolver::TxtCallback done);
+  static void on_txt_answer(void* arg, int status, int timeouts, unsigned char* abuf, int alen);
   std::optional<MxResolution> cached(const std::string& domain);
   void store(const MxResolution& resolution);
   void start_query(Lookup& lookup, int host, int type);
@@ -214,6 +227,10 @@ struct DnsResolver::Impl {
     int host;  // index into lookup->hosts; -1 for the MX query
     int type;  // ns_t_mx, ns_t_a or ns_t_aaaa
   };
+  struct TxtQuery {
+    std::string name;
+    DnsResolver::TxtCallback done;
+  };
 };
 
 namespace {
@@ -225,6 +242,23 @@ MxResolution failed(std::string domain, Status status, std::string error, uint32
   resolution.error = std::move(error);
   resolution.ttl_seconds = ttl;
   return resolution;
+}
+
+TxtResolution failed_txt(std::string name, TxtResolution::Status status, std::string error) {
+  TxtResolution resolution;
+  resolution.status = status;
+  resolution.name = std::move(name);
+  resolution.error = std::move(error);
+  return resolution;
+}
+
+// Answers a request that will not be looked up (the resolver stopped).
+void refuse(Request& request, const char* why) {
+  if (request.txt_done) {
+    request.txt_done(failed_txt(request.domain, TxtResolution::Status::temporary, why));
+  } else {
+    request.done(failed(request.domain, Status::temporary, why, 0));
+  }
 }
 
 std::string nameserver_list(const std::vector<conf::SocketAddress>& nameservers,
@@ -353,17 +387,17 @@ void DnsResolver::Impl::run() {
     stopped = true;
     batch.swap(requests);
   }
-  for (Request& request : batch) {
-    request.done(failed(request.domain, Status::temporary, "DNS resolver stopped", 0));
-  }
+  for (Request& request : batch) refuse(request, "DNS resolver stopped");
 }
 
 void DnsResolver::Impl::handle_request(Request request) {
   std::string domain = request.domain;
+  if (request.txt_done) {
+    start_txt_query(std::move(domain), std::move(request.txt_done));
+    return;
+  }
   if (!normalize_name(domain)) {
-    std::string asked = request.domain.substr(0, kMaxNameLength);
-    std::transform(asked.begin(), asked.end(), asked.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::string asked = asked_name(request.domain);
     request.done(failed(asked, Status::no_domain, "invalid domain name \"" + asked + "\"", 0));
     return;
   }
@@ -438,6 +472,69 @@ void DnsResolver::Impl::start_query(Lookup& lookup, int host, int type) {
   // usable); the hold on lookup.outstanding keeps the lookup alive.
   ares_query(channel, name.c_str(), ns_c_in, type, &Impl::on_answer,
              new QueryContext{this, &lookup, host, type});
+}
+
+void DnsResolver::Impl::start_txt_query(std::string name, DnsResolver::TxtCallback done) {
+  std::string asked = asked_name(name);
+  if (!normalize_name(name)) {
+    done(failed_txt(asked, TxtResolution::Status::no_domain, "invalid name \"" + asked + "\""));
+    return;
+  }
+  if (shutting_down) {
+    done(failed_txt(name, TxtResolution::Status::temporary, "DNS resolver stopped"));
+    return;
+  }
+  queries_sent.fetch_add(1, std::memory_order_relaxed);
+  ares_query(channel, name.c_str(), ns_c_in, ns_t_txt, &Impl::on_txt_answer,
+             new TxtQuery{name, std::move(done)});
+}
+
+void DnsResolver::Impl::on_txt_answer(void* arg, int status, int /*timeouts*/, unsigned char* abuf,
+                                      int alen) {
+  std::unique_ptr<TxtQuery> query(static_cast<TxtQuery*>(arg));
+  using TxtStatus = TxtResolution::Status;
+  if (status == ARES_ENOTFOUND) {
+    query->done(
+        failed_txt(query->name, TxtStatus::no_domain, query->name + " does not exist (NXDOMAIN)"));
+    return;
+  }
+  if (status == ARES_ENODATA) {
+    query->done(failed_txt(query->name, TxtStatus::no_records, query->name + " has no TXT record"));
+    return;
+  }
+  if (status != ARES_SUCCESS) {
+    query->done(failed_txt(query->name, TxtStatus::temporary, ares_strerror(status)));
+    return;
+  }
+  ares_txt_ext* chunks = nullptr;
+  int parsed = ares_parse_txt_reply_ext(abuf, alen, &chunks);
+  if (parsed == ARES_ENODATA) {
+    query->done(failed_txt(query->name, TxtStatus::no_records, query->name + " has no TXT record"));
+    return;
+  }
+  if (parsed != ARES_SUCCESS) {
+    query->done(failed_txt(query->name, TxtStatus::temporary,
+                           std::string("malformed TXT answer: ") + ares_strerror(parsed)));
+    return;
+  }
+  TxtResolution resolution;
+  resolution.status = TxtStatus::ok;
+  resolution.name = query->name;
+  bool keep = true;
+  for (const ares_txt_ext* chunk = chunks; chunk != nullptr; chunk = chunk->next) {
+    if (chunk->record_start || resolution.records.empty()) {
+      keep = resolution.records.size() < kMaxTxtRecords;
+      if (keep) resolution.records.emplace_back();
+    }
+    if (keep && chunk->txt != nullptr)
+      resolution.records.back().append(reinterpret_cast<const char*>(chunk->txt), chunk->length);
+  }
+  ares_free_data(chunks);
+  if (resolution.records.empty()) {
+    resolution.status = TxtStatus::no_records;
+    resolution.error = query->name + " has no TXT record";
+  }
+  query->done(resolution);
 }
 
 void DnsResolver::Impl::on_answer(void* arg, int status, int /*timeouts*/, unsigned char* abuf,
@@ -662,6 +759,19 @@ void DnsResolver::resolve_mx(std::string domain, Callback done) {
   }
   // The thread is gone: answer on the caller's thread.
   done(failed(std::move(domain), Status::temporary, "DNS resolver stopped", 0));
+}
+
+void DnsResolver::resolve_txt(std::string name, TxtCallback done) {
+  Request request{std::move(name), {}, std::move(done)};
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (!impl_->stopped) {
+      impl_->requests.push_back(std::move(request));
+      impl_->wake();
+      return;
+    }
+  }
+  refuse(request, "DNS resolver stopped");
 }
 
 void DnsResolver::clear_cache() {

@@ -6,6 +6,9 @@
 // resolve_mx() may be called from any thread; its callback runs on the
 // resolver thread and must be cheap (post to the caller's loop).
 // Concurrent requests for one domain share one lookup.
+// resolve_txt() asks for a name's TXT records on the same channel and
+// thread, uncached and uncoalesced: it serves one-shot checks
+// (ringmaild --check-compliance), not delivery.
 //
 // What a resolution is (RFC 5321 §5.1, RFC 7505):
 //   - MX records, ordered by preference, each host resolved to its A and
@@ -62,6 +65,21 @@ struct MxResolution {
 };
 const char* to_string(MxResolution::Status status);
 
+// The TXT records of one name. Each record is its character-strings
+// joined, as SPF (RFC 7208 3.3) and DKIM (RFC 6376 3.6.2.2) read them.
+struct TxtResolution {
+  enum class Status {
+    ok,          // records is not empty
+    no_records,  // the name exists but has no TXT record (NODATA)
+    no_domain,   // NXDOMAIN, or a name that cannot be in DNS
+    temporary,   // SERVFAIL, REFUSED, timeout, malformed answer
+  };
+  Status status = Status::temporary;
+  std::string name;  // as asked, lower case
+  std::vector<std::string> records;
+  std::string error;  // human readable, "" when ok
+};
+
 struct DnsResolverOptions {
   // Empty: /etc/resolv.conf. Otherwise "IP:port" entries (config
   // delivery.dns.nameservers).
@@ -77,6 +95,7 @@ struct DnsResolverOptions {
 class DnsResolver {
  public:
   using Callback = std::function<void(const MxResolution&)>;
+  using TxtCallback = std::function<void(const TxtResolution&)>;
 
   // Starts the resolver thread. Null with *error (one line) when c-ares
   // cannot be initialized or a nameserver is unusable.
@@ -89,6 +108,8 @@ class DnsResolver {
   // resolver thread, for a cached answer). After stop(), done is called
   // with a temporary failure.
   void resolve_mx(std::string domain, Callback done);
+  // The same for TXT records; never cached. At most 64 records are kept.
+  void resolve_txt(std::string name, TxtCallback done);
   // Forget every cached answer (reload).
   void clear_cache();
   // Cancels outstanding lookups (their callbacks get temporary) and joins

@@ -63,11 +63,26 @@ std::shared_ptr<const ShardSettings> make_settings(std::shared_ptr<const conf::C
     SessionSettings ss;
     ss.hostname = config->hostname;
     ss.listener_name = l.name;
-    ss.mode =
-        l.mode == conf::ListenerMode::submission ? SessionMode::submission : SessionMode::relay;
+    switch (l.mode) {
+      case conf::ListenerMode::submission:
+        ss.mode = SessionMode::submission;
+        break;
+      case conf::ListenerMode::relay:
+        ss.mode = SessionMode::relay;
+        break;
+      case conf::ListenerMode::feedback:
+        ss.mode = SessionMode::feedback;
+        // The config check requires policy.return_path with a feedback
+        // listener; without one, no RCPT TO matches "" and all is refused.
+        if (config->policy && config->policy->return_path)
+          ss.feedback_domain = config->policy->return_path->domain;
+        if (config->policy && config->policy->list_unsubscribe)
+          ss.unsubscribe_domain = config->policy->list_unsubscribe->mailto_domain;
+        break;
+    }
     ss.starttls_available = l.tls == conf::TlsMode::starttls && tls != nullptr;
     ss.require_tls_for_auth = l.require_tls_for_auth;
-    ss.auth_available = auth_available;
+    ss.auth_available = auth_available && l.mode != conf::ListenerMode::feedback;
     ss.max_message_size = config->limits.max_message_size;
     ss.max_recipients = config->limits.max_recipients;
     ss.campaign_header = config->campaign_header;

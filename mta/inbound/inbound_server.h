@@ -18,12 +18,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "conf/config.h"
 #include "mta/inbound/inbound_client_counter.h"
+#include "mta/smtp/smtp_server_session.h"
 #include "policy/campaign_gate.h"
 #include "policy/submission_limiter.h"
 #include "runtime/clock.h"
@@ -44,6 +46,17 @@ class TlsContext;
 class InboundShard;
 class SubmissionGate;
 
+// Takes what a feedback listener receives (mta/feedback_processor.h):
+// bounces and reports are processed, never spooled for delivery. done
+// runs on any thread, once, when what the report requires is durable
+// (committed: the client hears 250) or could not be made so.
+class FeedbackSink {
+ public:
+  virtual ~FeedbackSink() = default;
+  using Done = std::function<void(const CommitResult& result)>;
+  virtual void submit(std::unique_ptr<queue::SpoolMessage> message, Done done) = 0;
+};
+
 struct InboundDependencies {
   queue::SpoolWriter* spool_writer = nullptr;   // required
   AuthService* auth = nullptr;                  // null when no users_file
@@ -56,6 +69,8 @@ struct InboundDependencies {
   // policy.tenants[].max_messages, asked at MAIL FROM with clock's steady
   // time; null: no limits. Its policy is the caller's to keep current.
   policy::SubmissionLimiter* submission_limiter = nullptr;
+  // Mode feedback listeners' messages; null: they answer 451 at end of data.
+  FeedbackSink* feedback = nullptr;
 };
 
 class InboundServer {

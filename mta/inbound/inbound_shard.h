@@ -141,6 +141,7 @@ class InboundShard {
   void sign_and_store(uint32_t slot, Connection& c, std::unique_ptr<queue::SpoolMessage> message,
                       const DkimBodyHashes& streamed);
   void finish_commit(uint32_t slot, Connection& c, const CommitResult& result);
+  void submit_feedback(uint32_t slot, Connection& c, std::unique_ptr<queue::SpoolMessage> message);
   void start_auth(uint32_t slot, Connection& c, AuthRequest request);
   void verify_admitted(uint32_t slot, Connection& c, AuthRequest request);
   void arm_auth_timer(uint32_t slot, Connection& c, std::chrono::nanoseconds delay);

@@ -78,7 +78,9 @@ void InboundShard::apply(uint32_t slot, Connection& c, SessionOutput out) {
     }
   }
   if (out.close) c.close_after_flush = true;
-  if (out.commit) {
+  if (out.commit && c.settings->sessions[c.listener].mode == SessionMode::feedback) {
+    submit_feedback(slot, c, std::move(out.commit));
+  } else if (out.commit) {
     DkimBodyHashes streamed{std::move(out.dkim_body_hash_relaxed),
                             std::move(out.dkim_body_hash_simple)};
     submit_commit(slot, c, std::move(out.commit), std::move(streamed));
@@ -197,6 +199,30 @@ void InboundShard::after_milters(uint32_t slot, Connection& c, MilterOutcome out
                  streamed);
 }
 
+// A report goes to the feedback processor whole: no milter, no DKIM, no
+// campaign (it is nobody's mail), and the client hears nothing until what
+// it requires is on disk.
+void InboundShard::submit_feedback(uint32_t slot, Connection& c,
+                                   std::unique_ptr<queue::SpoolMessage> message) {
+  FeedbackSink* feedback = server_.deps_.feedback;
+  if (!feedback) {
+    spdlog::error("report {} from [{}]: no feedback processor; answered 451", message->id.value,
+                  c.peer.ip);
+    CommitResult result;
+    result.status = CommitResult::Status::failed;
+    finish_commit(slot, c, result);
+    return;
+  }
+  const uint32_t generation = c.generation;
+  feedback->submit(std::move(message), [this, slot, generation](const CommitResult& result) {
+    post([this, slot, generation, result] {
+      Connection* c = lookup(slot, generation);
+      if (!c || c->closing || !c->session) return;
+      finish_commit(slot, *c, result);
+    });
+  });
+}
+
 void InboundShard::finish_commit(uint32_t slot, Connection& c, const CommitResult& result) {
   c.session->set_now(unix_now_ms());
   apply(slot, c, c.session->commit_finished(result));
@@ -206,7 +232,14 @@ void InboundShard::finish_commit(uint32_t slot, Connection& c, const CommitResul
 void InboundShard::sign_and_store(uint32_t slot, Connection& c,
                                   std::unique_ptr<queue::SpoolMessage> message,
                                   const DkimBodyHashes& streamed) {
-  if (c.settings->dkim && !c.settings->dkim->empty()) sign(*c.settings->dkim, *message, streamed);
+  bool deferred = false;
+  if (c.settings->config) {
+    prepend_feedback_id(*c.settings->config, *message);
+    deferred = defer_signing_for_unsubscribe(*c.settings->config, *message);
+  }
+  if (!deferred && c.settings->dkim && !c.settings->dkim->empty()) {
+    sign(*c.settings->dkim, *message, streamed);
+  }
   const uint32_t generation = c.generation;
   server_.deps_.spool_writer->submit(
       std::move(message),

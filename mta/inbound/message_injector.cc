@@ -212,7 +212,12 @@ InjectionResult inject_message(const InjectionRequest& request, const InjectorDe
     message = std::move(outcome.message);
   }
 
-  if (deps.dkim && !deps.dkim->empty()) {
+  bool deferred = false;
+  if (deps.config) {
+    prepend_feedback_id(*deps.config, message);
+    deferred = defer_signing_for_unsubscribe(*deps.config, message);
+  }
+  if (!deferred && deps.dkim && !deps.dkim->empty()) {
     for (const auto& sig :
          prepend_dkim_signatures(*deps.dkim, message, now_unix_ms / 1000, nullptr)) {
       if (!deps.metrics) continue;

@@ -5,19 +5,16 @@
 #include <algorithm>
 #include <cctype>
 #include <memory>
-#include <mutex>
 
+#include "mail/gmime_init.h"
 #include "mta/smtp/smtp_command.h"
 
 namespace ringmail::mta {
 namespace {
 
 // GMime keeps global tables (charsets, iconv); they are set up once, for
-// every thread, before the first use.
-void init_gmime() {
-  static std::once_flag once;
-  std::call_once(once, [] { g_mime_init(); });
-}
+// every thread and every GMime user, before the first use.
+void init_gmime() { mail::ensure_gmime_initialized(); }
 
 struct GObjectUnref {
   void operator()(void* object) const {

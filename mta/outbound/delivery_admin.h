@@ -102,6 +102,7 @@ struct DeliveryTotals {
   uint64_t expired = 0;
   uint64_t admin_bounced = 0;
   uint64_t cancelled = 0;                               // with their campaign
+  uint64_t suppressed = 0;                              // on a suppression list, not attempted
   std::map<std::string, uint64_t> bounced_by_category;  // bounces and expirations
 };
 // One message as delivery sees it now (GET /api/v1/messages/ID): what the

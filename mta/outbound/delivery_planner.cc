@@ -8,6 +8,8 @@
 
 #include <algorithm>
 
+#include "mta/dkim/dkim_signer.h"
+#include "policy/list_unsubscribe.h"
 #include "queue/spool_codec.h"
 
 namespace ringmail::mta {
@@ -49,6 +51,7 @@ void PlannerOutput::clear() {
   controls.clear();
   records.clear();
   dsns.clear();
+  dkim_signatures.clear();
   metrics.delivered_by_site.counts.clear();
   metrics.deferred_by_site.counts.clear();
   metrics.bounced_by_category.counts.clear();
@@ -56,6 +59,7 @@ void PlannerOutput::clear() {
   metrics.backoff_active.clear();
   metrics.warmup_sent.clear();
   metrics.cancelled = 0;
+  metrics.suppressed = 0;
   metrics.queued = 0;
   metrics.deferred = 0;
   metrics.attempt_seconds.clear();
@@ -121,6 +125,11 @@ void DeliveryPlanner::set_config(std::shared_ptr<const conf::Config> config) {
   }
   egress_.set_policy(config_->policy.get());
   apply_tenant_rates();
+  return_path_ =
+      config_->policy && config_->policy->return_path ? &*config_->policy->return_path : nullptr;
+  list_unsubscribe_ = config_->policy && config_->policy->list_unsubscribe
+                          ? &*config_->policy->list_unsubscribe
+                          : nullptr;
 }
 
 const SiteState* DeliveryPlanner::site(const std::string& key) const {
@@ -359,6 +368,72 @@ void DeliveryPlanner::use_connection(Connection& c, PlannerOutput& out) {
   site.idle.push_back(c.id);
 }
 
+void DeliveryPlanner::apply_outgoing_headers(queue::JobId id, const queue::SpoolMessage& message,
+                                             OutboundMessage& outbound, PlannerOutput& out) {
+  const policy::ReturnPathUse use =
+      return_path_ ? policy::return_path_use(return_path_, message) : policy::ReturnPathUse::none;
+  queue::Job* job = scheduler_.find(id);
+  const bool singly = use == policy::ReturnPathUse::verp || message.meta.sign_at_delivery;
+  if (singly && job->recipients.size() > 1) {
+    split_job(id, 1, /*singly=*/true);
+    job = scheduler_.find(id);
+  }
+  std::vector<uint32_t> indexes;
+  indexes.reserve(job->recipients.size());
+  for (const queue::JobRecipient& r : job->recipients) indexes.push_back(r.index);
+  if (return_path_) {
+    policy::OutgoingCopy copy = policy::outgoing_copy(*return_path_, use, message, indexes);
+    outbound.sender = std::move(copy.sender);
+    outbound.header_prefix = std::move(copy.header_prefix);
+  } else {
+    outbound.sender = message.envelope.sender;
+  }
+  if (message.meta.sign_at_delivery) {
+    outbound.header_prefix += signed_unsubscribe_fields(message, indexes.front(), out);
+  }
+}
+
+std::string DeliveryPlanner::signed_unsubscribe_fields(const queue::SpoolMessage& message,
+                                                       uint32_t index, PlannerOutput& out) {
+  // A reload may have taken list_unsubscribe away since reception: the
+  // copy is still signed (it was not at reception), without the fields.
+  const std::string fields =
+      list_unsubscribe_ ? policy::list_unsubscribe_fields(*list_unsubscribe_, message, index)
+                        : std::string();
+  if (!dkim_ || dkim_->empty()) return fields;
+  std::string copy;
+  copy.reserve(fields.size() + message.content.size());
+  copy.append(fields).append(message.content);
+  std::string prefix;
+  for (const DkimSignerSet::Signature& sig :
+       dkim_->sign(copy, runtime::to_unix_ms(wall()) / 1000)) {
+    prefix += sig.header_field;
+    out.dkim_signatures.push_back(sig.signer);
+  }
+  return prefix + fields;
+}
+
+void DeliveryPlanner::split_job(queue::JobId id, size_t keep, bool singly) {
+  queue::Job* job = scheduler_.find(id);
+  if (!job || keep == 0 || job->recipients.size() <= keep) return;
+  std::vector<queue::JobRecipient> others(job->recipients.begin() + static_cast<ptrdiff_t>(keep),
+                                          job->recipients.end());
+  job->recipients.resize(keep);
+  queue::Job model = *job;
+  model.due = wall();
+  model.rate_paid = false;
+  if (!singly) {
+    model.recipients = std::move(others);
+    scheduler_.add(std::move(model));  // due now: routed by the next run_due
+    return;
+  }
+  for (const queue::JobRecipient& r : others) {
+    queue::Job split = model;
+    split.recipients = {r};
+    scheduler_.add(std::move(split));
+  }
+}
+
 void DeliveryPlanner::quit(Connection& c, PlannerOutput& out) {
   if (c.quitting) return;
   c.quitting = true;
@@ -399,8 +474,23 @@ bool DeliveryPlanner::start_transaction(Connection& c, queue::JobId id, PlannerO
     forget_job(id, out);
     return false;
   }
+  // A warm-up window with room for fewer recipients than the job has: the
+  // rest go on as a job of their own, spilled or held like any job that
+  // finds the cap reached.
+  if (SiteState& at = site_state_of(c); at.warmup) {
+    const std::optional<uint64_t> room = at.warmup->room(wall());
+    if (room && *room > 0 && *room < job->recipients.size()) {
+      split_job(id, static_cast<size_t>(*room), /*singly=*/false);
+      job = scheduler_.find(id);
+    }
+  }
   auto outbound = std::make_shared<OutboundMessage>();
-  outbound->sender = message->envelope.sender;
+  if (return_path_ || message->meta.sign_at_delivery) {
+    apply_outgoing_headers(id, *message, *outbound, out);
+    job = scheduler_.find(id);  // the split may have moved the scheduler's slab
+  } else {
+    outbound->sender = message->envelope.sender;
+  }
   outbound->body_type = message->envelope.body_type;
   outbound->smtputf8 = message->envelope.smtputf8;
   outbound->dsn_ret = message->envelope.dsn_ret;

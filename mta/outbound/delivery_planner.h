@@ -46,17 +46,21 @@
 #include "policy/bounce_classifier.h"
 #include "policy/egress_selector.h"
 #include "policy/hold_set.h"
+#include "policy/return_path.h"
 #include "policy/shaper.h"
 #include "policy/site_limits.h"
-#include "policy/suppression_list.h"
 #include "policy/warmup.h"
 #include "queue/backoff_records.h"
 #include "queue/dsn.h"
 #include "queue/scheduler.h"
 #include "queue/spool.h"
+#include "queue/suppression_store.h"
 #include "runtime/clock.h"
 
 namespace ringmail::mta {
+
+class DkimSigner;
+class DkimSignerSet;
 
 using ConnectionId = uint64_t;
 using policy::EgressChoice;
@@ -166,8 +170,9 @@ struct MetricDeltas {
   // warmup_sent{source}: recipients in the current warm-up window, per
   // source (summed over its providers), set when it changed.
   std::vector<std::pair<std::string, uint64_t>> warmup_sent;
-  uint64_t cancelled = 0;  // messages_cancelled_total
-  int64_t queued = 0;      // queue_recipients{state} gauge deltas
+  uint64_t cancelled = 0;   // messages_cancelled_total
+  uint64_t suppressed = 0;  // messages_suppressed_total
+  int64_t queued = 0;       // queue_recipients{state} gauge deltas
   int64_t deferred = 0;
   std::vector<double> attempt_seconds;  // delivery_attempt_seconds observations
 };
@@ -186,6 +191,9 @@ struct PlannerOutput {
   std::vector<nlohmann::ordered_json> records;             // delivery-log records, in order
   std::vector<std::unique_ptr<queue::SpoolMessage>> dsns;  // to submit like new mail
   MetricDeltas metrics;
+  // DKIM signatures made at delivery (sign_at_delivery), one entry each,
+  // for dkim_signatures_total; the signers belong to the planner's set.
+  std::vector<const DkimSigner*> dkim_signatures;
   size_t admin_bounced = 0;  // recipients an AdminCommand bounce took out
 
   // Empty again, keeping the vectors' capacity (DeliveryPlanner::recycle).
@@ -262,7 +270,18 @@ class DeliveryPlanner {
   const SiteState* site(const std::string& key) const;
   size_t open_connections() const { return open_connections_; }
   size_t active_messages() const { return active_recipients_.size(); }
-  policy::SuppressionList& suppressions() { return suppressions_; }
+
+  // The suppression lists (queue/suppression_store.h): a recipient on its
+  // tenant's list or on "*" ends `suppressed` when its job comes up, never
+  // attempted; a hard bounce adds its address, durable with the bounce's
+  // commit. Null (the default): nothing is suppressed. Must outlive the planner.
+  void set_suppressions(queue::SuppressionStore* store) { suppressions_ = store; }
+
+  // The keys that sign, at delivery, each recipient's copy of a message
+  // marked meta.sign_at_delivery (with its List-Unsubscribe fields,
+  // policy/list_unsubscribe.h); the daemon's set, replaced at each reload.
+  // Null or empty: those copies go with their fields, unsigned.
+  void set_dkim(std::shared_ptr<const DkimSignerSet> dkim) { dkim_ = std::move(dkim); }
 
  private:
   struct Connection {
@@ -365,6 +384,9 @@ class DeliveryPlanner {
   void use_connection(Connection& c, PlannerOutput& out);
   // False when the job had nothing left to send (it is gone).
   bool start_transaction(Connection& c, queue::JobId id, PlannerOutput& out);
+  // The job keeps its first `keep` recipients; the others become a new
+  // job due now (or, singly, one job each), routed by the next run_due.
+  void split_job(queue::JobId id, size_t keep, bool singly);
   void quit(Connection& c, PlannerOutput& out);
   void end_connection(ConnectionId id, const SmtpReply* failure, bool tls_failed,
                       PlannerOutput& out);
@@ -380,6 +402,18 @@ class DeliveryPlanner {
            (site.tls_required && config_->delivery.tls != conf::OutboundTls::none);
   }
   SiteState& site_state_of(const Connection& c) { return sites_[c.site]; }
+  // policy.return_path of config_, null when it is not configured.
+  const conf::ReturnPathConfig* return_path() const { return return_path_; }
+  // The sender and header prefix of the job's copy (policy/return_path.h,
+  // and for a message marked sign_at_delivery its List-Unsubscribe fields
+  // and DKIM signatures); under VERP or sign_at_delivery a job of several
+  // recipients keeps its first and gives the others jobs of their own.
+  void apply_outgoing_headers(queue::JobId id, const queue::SpoolMessage& message,
+                              OutboundMessage& outbound, PlannerOutput& out);
+  // List-Unsubscribe fields for recipient `index`, signed by every key for
+  // the From domain: the DKIM-Signature fields, then the two fields.
+  std::string signed_unsubscribe_fields(const queue::SpoolMessage& message, uint32_t index,
+                                        PlannerOutput& out);
 
   // --- results (delivery_planner_results.cc)
   void fail_job(queue::JobId id, const SmtpReply& reply, const std::string& mx, PlannerOutput& out);
@@ -395,6 +429,18 @@ class DeliveryPlanner {
   void finish_by_operator(queue::JobId id, queue::RecipientState state, const char* type,
                           const std::string& reason, PlannerOutput& out);
   void cancel_job(queue::JobId id, PlannerOutput& out);
+  // Recipients of the job on a suppression list end `suppressed` (logged
+  // Suppressed with the entry's reason, counted, not attempted). True when
+  // none is left: the job is gone.
+  bool suppress_recipients(queue::JobId id, PlannerOutput& out);
+  // A hard bounce of a recipient of `message` (not a DSN of ours) puts it
+  // on its tenant's list with the commit of the bounce.
+  void suppress_after_bounce(const queue::SpoolMessage& message, uint32_t index,
+                             conf::BounceCategory category, const SmtpReply& reply,
+                             PlannerOutput& out);
+  // A final recipient's bookkeeping: `count` fewer active recipients of the
+  // message; at none it is finished (deleted with the commit).
+  void recipients_done(const std::string& message_id, uint32_t count, PlannerOutput& out);
   void forget_job(queue::JobId id, PlannerOutput& out);
   std::shared_ptr<const queue::SpoolMessage> message_for(const queue::Job& job, bool content);
   void message_done(const std::string& id);
@@ -420,12 +466,15 @@ class DeliveryPlanner {
   EventTime now_;
   PlannerOutput spare_;
   std::shared_ptr<const conf::Config> config_;
+  const conf::ReturnPathConfig* return_path_ = nullptr;            // in *config_
+  const conf::ListUnsubscribeConfig* list_unsubscribe_ = nullptr;  // in *config_
+  std::shared_ptr<const DkimSignerSet> dkim_;
   policy::BounceClassifier classifier_;
   std::vector<runtime::Millis> retry_intervals_;
   policy::EgressSelector egress_;
   policy::Shaper shaper_;
   policy::HoldSet holds_;
-  policy::SuppressionList suppressions_;
+  queue::SuppressionStore* suppressions_ = nullptr;
   policy::BackoffEvaluator backoff_;
   std::mt19937_64 random_;
 

@@ -90,6 +90,9 @@ void DeliveryPlanner::finish_job(queue::JobId id, const queue::SpoolMessage* mes
           ++totals_.deferred;
         }
       }
+      if (update.state == queue::RecipientState::bounced && message) {
+        suppress_after_bounce(*message, r.index, *category, reply, out);
+      }
       if (update.state != queue::RecipientState::deferred) {
         update.category = category;
         const std::string name(conf::bounce_category_name(*category));
@@ -233,17 +236,96 @@ void DeliveryPlanner::finish_by_operator(queue::JobId id, queue::RecipientState 
   }
   scheduler_.remove(id);
   job = nullptr;
+  recipients_done(message_id, count, out);
+}
+
+void DeliveryPlanner::recipients_done(const std::string& message_id, uint32_t count,
+                                      PlannerOutput& out) {
   auto it = active_recipients_.find(message_id);
-  if (it != active_recipients_.end()) {
-    it->second -= std::min(it->second, count);
-    if (it->second == 0) {
-      active_recipients_.erase(it);
-      out.finished.push_back(queue::MessageId{message_id});
-      message_done(message_id);
-      if (recently_finished_.insert(message_id).second) {
-        recently_finished_order_.emplace_back(steady(), message_id);
-      }
+  if (it == active_recipients_.end()) return;
+  it->second -= std::min(it->second, count);
+  if (it->second != 0) return;
+  active_recipients_.erase(it);
+  out.finished.push_back(queue::MessageId{message_id});
+  message_done(message_id);
+  if (recently_finished_.insert(message_id).second) {
+    recently_finished_order_.emplace_back(steady(), message_id);
+  }
+}
+
+bool DeliveryPlanner::suppress_recipients(queue::JobId id, PlannerOutput& out) {
+  queue::Job* job = scheduler_.find(id);
+  if (!job || !suppressions_ || suppressions_->size() == 0) return false;
+  std::shared_ptr<const queue::SpoolMessage> message = message_for(*job, /*content=*/false);
+  if (!message) return false;
+  const int64_t now = unix_ms();
+  std::vector<queue::JobRecipient> kept;
+  uint32_t count = 0;
+  for (const queue::JobRecipient& r : job->recipients) {
+    const std::string& address = message->envelope.recipients[r.index].address;
+    std::optional<queue::SuppressionEntry> entry = suppressions_->find(job->tenant, address);
+    if (!entry) {
+      kept.push_back(r);
+      continue;
     }
+    const std::string reason =
+        entry->reason.empty() ? std::string(queue::to_string(entry->source)) : entry->reason;
+    queue::RecipientUpdate update{job->id, r.index, queue::RecipientState::suppressed, r.attempts,
+                                  0};
+    update.response.text = reason;
+    out.updates.push_back(std::move(update));
+    (r.was_deferred ? out.metrics.deferred : out.metrics.queued) -= 1;
+    ++count;
+    if (records_wanted_) {
+      queue::AttemptRecord record;
+      record.type = "Suppressed";
+      record.now_unix_ms = now;
+      record.message = message.get();
+      record.recipient_index = r.index;
+      record.text = reason;
+      record.attempt = r.attempts;
+      nlohmann::ordered_json json = queue::attempt_record(record);
+      json["reason"] = reason;
+      json["suppression"] = {{"tenant", entry->tenant},
+                             {"source", queue::to_string(entry->source)},
+                             {"category", entry->category}};
+      out.records.push_back(std::move(json));
+    }
+  }
+  if (count == 0) return false;
+  totals_.suppressed += count;
+  out.metrics.suppressed += count;
+  const std::string message_id = job->id.value;
+  const bool gone = kept.empty();
+  if (gone) {
+    scheduler_.remove(id);
+  } else {
+    job->recipients = std::move(kept);
+  }
+  job = nullptr;
+  recipients_done(message_id, count, out);
+  return gone;
+}
+
+void DeliveryPlanner::suppress_after_bounce(const queue::SpoolMessage& message, uint32_t index,
+                                            conf::BounceCategory category, const SmtpReply& reply,
+                                            PlannerOutput& out) {
+  // A DSN of ours counts for no tenant; mail without a tenant has no list
+  // to go on ("*" is the operator's).
+  if (!suppressions_ || !policy::is_hard_bounce(category) || message.meta.tenant.empty() ||
+      message.meta.listener == queue::kDsnListener) {
+    return;
+  }
+  queue::SuppressionEntry entry;
+  entry.tenant = message.meta.tenant;
+  entry.address = message.envelope.recipients[index].address;
+  entry.reason = reply.to_string();
+  entry.source = queue::SuppressionSource::bounce;
+  entry.category = std::string(conf::bounce_category_name(category));
+  entry.campaign = message.meta.campaign;
+  entry.created_unix_ms = unix_ms();
+  if (std::optional<queue::ControlWrite> write = suppressions_->stage(entry)) {
+    out.controls.push_back(std::move(*write));
   }
 }
 

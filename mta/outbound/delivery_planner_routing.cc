@@ -73,6 +73,15 @@ void DeliveryPlanner::add_jobs(const queue::SpoolMessage& message,
     return queue::JobRecipient{static_cast<uint32_t>(i), r.attempts,
                                r.state == queue::RecipientState::deferred};
   };
+  if (policy::return_path_use(return_path(), message) == policy::ReturnPathUse::verp) {
+    // Each recipient has an envelope sender of its own (policy/return_path.h).
+    for (size_t i : indexes) {
+      queue::Job job = new_job(message.envelope.recipients[i].domain);
+      job.recipients.push_back(recipient(i));
+      scheduler_.add(std::move(job));
+    }
+    return;
+  }
   const std::string& first_domain = message.envelope.recipients[indexes.front()].domain;
   const bool one_domain = std::all_of(indexes.begin(), indexes.end(), [&](size_t i) {
     return message.envelope.recipients[i].domain == first_domain;
@@ -109,6 +118,8 @@ void DeliveryPlanner::route(queue::JobId id, PlannerOutput& out) {
     cancel_job(id, out);
     return;
   }
+  // Before anything that could make it an attempt or keep it waiting.
+  if (suppress_recipients(id, out)) return;
   if (holds_.all_paused()) {
     // Released from a tenant or campaign hold while all delivery is
     // paused: it waits with every other job, and resume_all runs it (a

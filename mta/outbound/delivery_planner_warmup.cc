@@ -34,9 +34,9 @@ void DeliveryPlanner::restore_warmup() {
     // flush, any other record goes.
     if (!key || !warmup_.find(*key)) controls_pending_.push_back({record_key, std::nullopt});
   }
+  // Called from the constructor, before any site exists: no site points
+  // at a warm-up object yet.
   if (restored > 0) spdlog::info("delivery: warm-up state of {} sources restored", restored);
-  // Sites made before the restore point at the fresh objects' replacements.
-  for (auto& [name, site] : sites_) site.warmup = warmup_for(site.source.name, &site.hosts);
 }
 
 policy::Warmup* DeliveryPlanner::warmup_for(const std::string& source,

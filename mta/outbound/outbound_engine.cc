@@ -16,6 +16,7 @@
 #include <future>
 #include <random>
 
+#include "mta/dkim/dkim_signer.h"
 #include "mta/outbound/delivery_holds.h"
 #include "queue/campaign_records.h"
 #include "queue/delivery_log.h"
@@ -109,7 +110,8 @@ OutboundEngine::OutboundEngine(OutboundDependencies deps,
       resolver_(std::move(resolver)),
       tls_(std::move(tls)),
       planner_(*deps.spool, clock, std::move(config), std::random_device{}()) {
-  planner_.set_records_wanted(deps_.delivery_log != nullptr);
+  planner_.set_records_wanted(deps_.delivery_log != nullptr || !config_->webhooks.empty());
+  planner_.set_suppressions(deps_.suppressions);
 }
 
 OutboundEngine::~OutboundEngine() {
@@ -124,6 +126,8 @@ int64_t OutboundEngine::now_steady_ms() const {
 
 void OutboundEngine::set_config(std::shared_ptr<const conf::Config> config) {
   config_ = config;
+  // Webhooks (mta/webhook_dispatcher.h) take the records through the spool writer.
+  planner_.set_records_wanted(deps_.delivery_log != nullptr || !config_->webhooks.empty());
   planner_.set_config(std::move(config));
 }
 
@@ -138,6 +142,8 @@ bool OutboundEngine::start(std::string* error) {
                                     {{"state", "deferred"}});
   cancelled_ = &metrics->counter("messages_cancelled_total",
                                  "Recipients dropped with their cancelled campaign");
+  suppressed_ = &metrics->counter("messages_suppressed_total",
+                                  "Recipients not attempted: on a suppression list");
   attempt_seconds_ = &metrics->histogram("delivery_attempt_seconds",
                                          "Time of one delivery transaction, per message", {},
                                          runtime::latency_buckets());
@@ -294,11 +300,17 @@ void OutboundEngine::enter_phase(OutboundConnection& c, Phase to) {
 void OutboundEngine::carry_out(PlannerOutput out) {
   if (deps_.delivery_log && !out.records.empty()) deps_.delivery_log->write_all(out.records);
   for (auto& dsn : out.dsns) submit_dsn(std::move(dsn));
-  if (!out.updates.empty() || !out.finished.empty() || !out.controls.empty()) {
+  // The records go into the spool with the results they describe, for the webhooks.
+  std::vector<nlohmann::ordered_json> records;
+  if (!config_->webhooks.empty()) records = std::move(out.records);
+  if (!out.updates.empty() || !out.finished.empty() || !out.controls.empty() || !records.empty()) {
     deps_.spool_writer->submit_updates(std::move(out.updates), std::move(out.finished), {},
-                                       std::move(out.controls));
+                                       std::move(out.controls), std::move(records));
   }
   apply_metrics(out.metrics);
+  for (const DkimSigner* signer : out.dkim_signatures) {
+    dkim_signatures_.get(*deps_.metrics, {signer->domain(), signer->algorithm_name()}).inc();
+  }
   for (ConnectionId id : out.close) cut(id);
   for (ConnectionId id : out.quit) quit(id);
   for (const StartCommand& command : out.start) start_transaction(command);
@@ -342,6 +354,7 @@ void OutboundEngine::apply_metrics(const MetricDeltas& m) {
         .set(static_cast<int64_t>(sent));
   }
   if (m.cancelled != 0) cancelled_->inc(m.cancelled);
+  if (m.suppressed != 0) suppressed_->inc(m.suppressed);
   if (m.queued != 0) queued_gauge_->add(m.queued);
   if (m.deferred != 0) deferred_gauge_->add(m.deferred);
   for (double seconds : m.attempt_seconds) attempt_seconds_->observe(seconds);

@@ -99,6 +99,8 @@ class OutboundEngine {
   // (released from quarantine by --spool-release while it ran).
   void adopt_unknown(std::vector<queue::SpoolMessage> messages);
   void set_config(std::shared_ptr<const conf::Config> config);
+  // The DKIM keys that sign sign_at_delivery copies (DeliveryPlanner::set_dkim).
+  void set_dkim(std::shared_ptr<const DkimSignerSet> dkim) { planner_.set_dkim(std::move(dkim)); }
   DeliverySnapshot snapshot(const QueueFilter& filter, bool with_idle_sites) const {
     return planner_.snapshot(filter, with_idle_sites);
   }
@@ -170,6 +172,7 @@ class OutboundEngine {
   runtime::Gauge* sessions_active_ = nullptr;
   runtime::Gauge* queued_gauge_ = nullptr;
   runtime::Counter* cancelled_ = nullptr;
+  runtime::Counter* suppressed_ = nullptr;
   runtime::Gauge* deferred_gauge_ = nullptr;
   runtime::Histogram* attempt_seconds_ = nullptr;
   runtime::LabelledCounters delivered_{"messages_delivered_total", "Recipients delivered, by site",
@@ -181,6 +184,10 @@ class OutboundEngine {
   runtime::LabelledCounters backoff_activations_{
       "backoff_activations_total", "Backoff rules that took effect on a remote reply, by action",
       "action"};
+  // Signatures of copies signed at delivery (the inbound shards count theirs).
+  runtime::LabelledCounters dkim_signatures_{
+      "dkim_signatures_total", "DKIM signatures made, by signing domain and algorithm",
+      std::vector<std::string>{"domain", "algorithm"}};
 };
 
 }  // namespace ringmail::mta

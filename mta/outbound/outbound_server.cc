@@ -19,7 +19,8 @@ OutboundServer::~OutboundServer() {
   engine_.reset();
 }
 
-bool OutboundServer::start(std::shared_ptr<const conf::Config> config, std::string* error) {
+bool OutboundServer::start(std::shared_ptr<const conf::Config> config,
+                           std::shared_ptr<const DkimSignerSet> dkim, std::string* error) {
   DnsResolverOptions dns;
   dns.nameservers = config->delivery.dns.nameservers;
   std::string why;
@@ -40,6 +41,7 @@ bool OutboundServer::start(std::shared_ptr<const conf::Config> config, std::stri
                                                  std::move(tls), runtime::system_clock());
   // Held while the engine starts, so that a message committed meanwhile (a
   // DSN of its first round) waits in enqueue() instead of being missed.
+  engine->set_dkim(std::move(dkim));  // not running yet: no post needed
   std::lock_guard lock(mutex_);
   if (!engine->start(error)) return false;
   engine_ = std::move(engine);
@@ -56,11 +58,15 @@ void OutboundServer::enqueue(std::vector<std::unique_ptr<queue::SpoolMessage>> m
   engine->post([engine, batch] { engine->enqueue_messages(*batch); });
 }
 
-void OutboundServer::reload(std::shared_ptr<const conf::Config> config) {
+void OutboundServer::reload(std::shared_ptr<const conf::Config> config,
+                            std::shared_ptr<const DkimSignerSet> dkim) {
   std::lock_guard lock(mutex_);
   if (!engine_ || stopped_) return;
   OutboundEngine* engine = engine_.get();
-  engine->post([engine, config] { engine->set_config(config); });
+  engine->post([engine, config, dkim] {
+    engine->set_config(config);
+    engine->set_dkim(dkim);
+  });
 }
 
 void OutboundServer::rescan() {

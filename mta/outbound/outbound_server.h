@@ -37,18 +37,22 @@ namespace ringmail::queue {
 class DeliveryLog;
 class Spool;
 class SpoolWriter;
+class SuppressionStore;
 struct SpoolMessage;
 }  // namespace ringmail::queue
 
 namespace ringmail::mta {
 
+class DkimSignerSet;
+
 class OutboundEngine;
 
 struct OutboundDependencies {
-  queue::Spool* spool = nullptr;                // required: bodies are read from here
-  queue::SpoolWriter* spool_writer = nullptr;   // required: state updates, DSNs
-  queue::DeliveryLog* delivery_log = nullptr;   // may be null
-  runtime::MetricsRegistry* metrics = nullptr;  // required
+  queue::Spool* spool = nullptr;                    // required: bodies are read from here
+  queue::SpoolWriter* spool_writer = nullptr;       // required: state updates, DSNs
+  queue::DeliveryLog* delivery_log = nullptr;       // may be null
+  runtime::MetricsRegistry* metrics = nullptr;      // required
+  queue::SuppressionStore* suppressions = nullptr;  // may be null: nothing is suppressed
 };
 
 class OutboundServer {
@@ -61,13 +65,16 @@ class OutboundServer {
   // Reads the spool's active recipients (without bodies) into the
   // scheduler, starts the resolver and the delivery thread. False with a
   // one-line reason on failure.
-  bool start(std::shared_ptr<const conf::Config> config, std::string* error);
+  // dkim: the keys that sign copies marked sign_at_delivery (may be null).
+  bool start(std::shared_ptr<const conf::Config> config, std::shared_ptr<const DkimSignerSet> dkim,
+             std::string* error);
   // Messages that were just committed (the spool writer's listener): one
   // hand-over per commit, so the delivery thread wakes once per batch.
   void enqueue(std::vector<std::unique_ptr<queue::SpoolMessage>> messages);
   // Routes, retry, limits and timeouts of the new config apply to the next
   // attempts; the resolver's nameservers change only at restart.
-  void reload(std::shared_ptr<const conf::Config> config);
+  void reload(std::shared_ptr<const conf::Config> config,
+              std::shared_ptr<const DkimSignerSet> dkim);
   // Reads the spool's active recipients (on the caller's thread, without
   // bodies) and schedules those of messages the engine does not know: mail
   // released from quarantine while the daemon ran. Called on SIGHUP.

@@ -206,32 +206,43 @@ bool has_eight_bit(std::string_view content) {
   return false;
 }
 
-size_t message_wire_size(std::string_view content) {
-  return content.size() + missing_line_ending(content).size();
+size_t message_wire_size(std::string_view content, std::string_view prefix) {
+  return prefix.size() + content.size() + missing_line_ending(content).size();
 }
 
-std::string data_payload(std::string_view content) {
-  std::string out;
-  out.reserve(content.size() + content.size() / 64 + 8);
+namespace {
+
+void append_dot_stuffed(std::string_view text, std::string& out) {
   size_t line_start = 0;
-  while (line_start < content.size()) {
+  while (line_start < text.size()) {
     // A bare LF starts a line too: servers that end data on "\n.\n" must
     // never see one here (SMTP smuggling).
-    size_t lf = content.find('\n', line_start);
-    size_t end = lf == std::string_view::npos ? content.size() : lf + 1;
-    if (content[line_start] == '.') out += '.';
-    out.append(content.substr(line_start, end - line_start));
+    size_t lf = text.find('\n', line_start);
+    size_t end = lf == std::string_view::npos ? text.size() : lf + 1;
+    if (text[line_start] == '.') out += '.';
+    out.append(text.substr(line_start, end - line_start));
     line_start = end;
   }
+}
+
+}  // namespace
+
+std::string data_payload(std::string_view content, std::string_view prefix) {
+  std::string out;
+  out.reserve(prefix.size() + content.size() + content.size() / 64 + 8);
+  append_dot_stuffed(prefix, out);
+  append_dot_stuffed(content, out);
   out.append(missing_line_ending(content));
   out.append(".\r\n");
   return out;
 }
 
-std::string bdat_payload(std::string_view content, bool binary) {
+std::string bdat_payload(std::string_view content, bool binary, std::string_view prefix) {
   std::string_view ending = binary ? std::string_view() : missing_line_ending(content);
-  std::string out = "BDAT " + std::to_string(content.size() + ending.size()) + " LAST\r\n";
-  out.reserve(out.size() + content.size() + ending.size());
+  std::string out =
+      "BDAT " + std::to_string(prefix.size() + content.size() + ending.size()) + " LAST\r\n";
+  out.reserve(out.size() + prefix.size() + content.size() + ending.size());
+  out.append(prefix);
   out.append(content);
   out.append(ending);
   return out;

@@ -127,14 +127,15 @@ bool has_eight_bit(std::string_view content);
 
 // What follows "DATA" / 354: the content dot-stuffed (a '.' at the start of
 // a line, after any LF, is doubled), a final CRLF added when missing, and
-// the terminating ".\r\n".
-std::string data_payload(std::string_view content);
+// the terminating ".\r\n". `prefix` (complete lines, or "") goes first,
+// stuffed the same way: the message sent is prefix + content.
+std::string data_payload(std::string_view content, std::string_view prefix = {});
 // The octets the message occupies on the wire, without dot-stuffing: the
-// content plus the CRLF data_payload() adds when it lacks one (RFC 1870
-// SIZE=).
-size_t message_wire_size(std::string_view content);
-// "BDAT <n> LAST\r\n" and the content as is (with the missing final CRLF
-// unless `binary`).
-std::string bdat_payload(std::string_view content, bool binary);
+// prefix and content plus the CRLF data_payload() adds when it lacks one
+// (RFC 1870 SIZE=).
+size_t message_wire_size(std::string_view content, std::string_view prefix = {});
+// "BDAT <n> LAST\r\n", the prefix and the content as is (with the missing
+// final CRLF unless `binary`).
+std::string bdat_payload(std::string_view content, bool binary, std::string_view prefix = {});
 
 }  // namespace ringmail::mta

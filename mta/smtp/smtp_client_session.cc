@@ -371,7 +371,7 @@ struct SmtpClientSession::Impl {
   // A reply that refuses the message before anything is sent.
   std::optional<SmtpReply> local_refusal(const OutboundMessage& m, std::string_view content,
                                          bool needs_smtputf8, bool eight_bit) const {
-    uint64_t size = message_wire_size(content);
+    uint64_t size = message_wire_size(content, m.header_prefix);
     if (caps.size && *caps.size > 0 && size > *caps.size) {
       return SmtpReply::made_here(552, "5.3.4",
                                   "message size " + std::to_string(size) +
@@ -395,7 +395,7 @@ struct SmtpClientSession::Impl {
   std::string mail_command(const OutboundMessage& m, std::string_view content, bool needs_smtputf8,
                            bool eight_bit) const {
     std::string line = "MAIL FROM:<" + m.sender + ">";
-    if (caps.size) line += " SIZE=" + std::to_string(message_wire_size(content));
+    if (caps.size) line += " SIZE=" + std::to_string(message_wire_size(content, m.header_prefix));
     if (txn->binary) {
       line += " BODY=BINARYMIME";
     } else if (eight_bit && caps.eight_bit_mime) {
@@ -523,7 +523,7 @@ struct SmtpClientSession::Impl {
     if (txn->mail_refused) return become_ready();
     if (txn->accepted.empty()) return send_rset();
     if (txn->use_bdat) {
-      send(bdat_payload(content(), txn->binary));
+      send(bdat_payload(content(), txn->binary, txn->message->header_prefix));
       txn->data_sent = true;
       return enter_state(State::data_term);
     }
@@ -538,7 +538,7 @@ struct SmtpClientSession::Impl {
         send(".\r\n");
         txn->discard_final = true;
       } else {
-        send(data_payload(content()));
+        send(data_payload(content(), txn->message->header_prefix));
         txn->data_sent = true;
       }
       return enter_state(State::data_term);

@@ -69,6 +69,10 @@ struct OutboundMessage {
   // The RFC 5322 message, CRLF lines, not dot-stuffed (the session stuffs
   // for DATA and sends it as is for BDAT). May lack a final CRLF.
   std::shared_ptr<const std::string> content;
+  // Header fields for this transaction only, sent in front of `content`
+  // (complete CRLF lines, or ""): e.g. X-Ringmail-Ref, which differs per
+  // recipient while the stored content is shared.
+  std::string header_prefix;
 };
 
 // The outcome of one transaction, one reply per recipient in the order of

@@ -457,8 +457,18 @@ struct SmtpServerSession::Impl {
 
   // Whose mail this is (CONTRACT "Traffic policy"): the AUTH user of
   // submitted mail, the relay_networks entry of relayed mail.
+  // Feedback is nobody's mail: it has no tenant.
   const std::string& tenant() const {
-    return settings.mode == SessionMode::submission ? user : connection.relay_network;
+    static const std::string kNobody;
+    switch (settings.mode) {
+      case SessionMode::submission:
+        return user;
+      case SessionMode::relay:
+        return connection.relay_network;
+      case SessionMode::feedback:
+        return kNobody;
+    }
+    return kNobody;
   }
 
   void do_mail(const SmtpCommandLine& cmd) {
@@ -528,6 +538,14 @@ struct SmtpServerSession::Impl {
     RcptToCommand& r = p.value;
     if (settings.mode == SessionMode::relay && connection.relay_network.empty()) {
       return error_reply("554 5.7.1 <" + r.recipient + ">: Relay access denied");
+    }
+    // A feedback listener takes mail for the return-path domain only; DSNs
+    // and abuse reports come from anyone, so nothing else is relayed.
+    if (settings.mode == SessionMode::feedback && r.domain != settings.feedback_domain &&
+        (settings.unsubscribe_domain.empty() || r.domain != settings.unsubscribe_domain)) {
+      return error_reply("550 5.1.1 <" + r.recipient +
+                         ">: Recipient address rejected: this server takes feedback for " +
+                         settings.feedback_domain + " only");
     }
     if (r.is_utf8 && !txn.envelope.smtputf8) {
       return error_reply("553 5.6.7 UTF-8 address requires the SMTPUTF8 parameter");
@@ -694,7 +712,8 @@ struct SmtpServerSession::Impl {
     std::string received = make_received_header(trace);
     std::string message_id = "<" + m->id.value + "@" + settings.hostname + ">";
     HeaderRewrite rewrite;
-    rewrite.campaign_header = settings.campaign_header;
+    // A report's header is the reporter's: nothing of it is taken as ours.
+    if (settings.mode != SessionMode::feedback) rewrite.campaign_header = settings.campaign_header;
     rewrite.add_missing_message_id_and_date = settings.mode == SessionMode::submission;
     rewrite.message_id = message_id;
     rewrite.unix_ms = now_ms;
@@ -965,7 +984,10 @@ SessionOutput SmtpServerSession::commit_finished(const CommitResult& result) {
   s.enter_state(State::command);
   switch (result.status) {
     case CommitResult::Status::committed:
-      s.reply("250 2.0.0 Ok: queued as " + s.committing_id);
+      // A report is processed, not queued: nothing of it is delivered.
+      s.reply(s.settings.mode == SessionMode::feedback
+                  ? "250 2.0.0 Ok: report " + s.committing_id + " processed"
+                  : "250 2.0.0 Ok: queued as " + s.committing_id);
       break;
     case CommitResult::Status::spool_full:
       s.reply("452 4.3.1 Insufficient system storage");

@@ -24,7 +24,9 @@
 
 namespace ringmail::mta {
 
-enum class SessionMode { submission, relay };
+// feedback: bounces and reports for one domain, from anyone (no AUTH, no
+// relaying); its messages go to the feedback processor, not the spool.
+enum class SessionMode { submission, relay, feedback };
 
 // Asked at each MAIL FROM whether the session's tenant may submit one more
 // message (policy.tenants[].max_messages); an admitted answer has counted
@@ -42,6 +44,12 @@ struct SessionSettings {
   std::string hostname;  // greeting and Received: by
   std::string listener_name;
   SessionMode mode = SessionMode::relay;
+  // Mode feedback: the one domain RCPT TO takes (policy.return_path.domain,
+  // lower case); any other is refused with 550 5.1.1.
+  std::string feedback_domain;
+  // Mode feedback: also policy.list_unsubscribe.mailto_domain ("" : none),
+  // whose u-TOKEN addresses unsubscribe.
+  std::string unsubscribe_domain;
   bool starttls_available = false;  // listener tls: starttls and a TLS context exists
   bool require_tls_for_auth = true;
   bool auth_available = false;  // a users_file is configured

@@ -23,6 +23,7 @@
 #include "mta/campaigns.h"
 #include "policy/campaign_gate.h"
 #include "queue/spool_memory.h"
+#include "queue/suppression_store.h"
 #include "runtime/clock.h"
 #include "runtime/event_hub.h"
 #include "runtime/metrics_registry.h"
@@ -68,6 +69,7 @@ class FakeDaemon final : public mta::DaemonControl {
   runtime::EventHub* events() override { return has_delivery_log ? &hub : nullptr; }
   runtime::MetricsRegistry& metrics() override { return registry; }
   mta::CampaignRegistry* campaigns() override { return &campaign_registry; }
+  queue::SuppressionStore* suppressions() override { return &suppression_store; }
   std::vector<mta::ExplainedLimit> explain_live(const mta::ExplainTarget& target) override {
     explained.push_back(target);
     return live_limits;
@@ -93,6 +95,7 @@ class FakeDaemon final : public mta::DaemonControl {
   policy::CampaignGate gate;
   runtime::FakeClock clock;
   mta::CampaignRegistry campaign_registry{spool, gate, clock};
+  queue::SuppressionStore suppression_store{spool};
   std::shared_ptr<const conf::Config> config_ = std::make_shared<const conf::Config>();
 
  private:
@@ -1386,6 +1389,127 @@ TEST(AdminCampaigns, BadRequestsAreNamedErrors) {
       get("campaigns without a token", "/api/v1/campaigns").no_authorization().unauthorized(),
   });
 }
+
+// --- suppressions (a real store over the memory spool)
+
+namespace suppressions {
+
+HttpResponse call(Session& s, std::string method, Query query, std::string body = "") {
+  return s.router.handle({std::move(method), "/api/v1/suppressions", std::move(query), kGoodAuth,
+                          std::move(body), false},
+                         kToken, false);
+}
+
+TEST(AdminSuppressions, AddListAndRemoveAsTheContractShapesThem) {
+  Session s;
+  HttpResponse r = call(s, "POST", {},
+                        R"({"tenant":"app","addresses":["User@Example.com","b@example.com"],
+                            "reason":"asked to stop"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(json::parse(r.body), json::parse(R"({"added":2})"));
+  r = call(s, "POST", {}, R"({"tenant":"*","address":"all@example.net"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  r = call(s, "POST", {}, R"({"tenant":"app","address":"USER@example.com"})");
+  EXPECT_EQ(json::parse(r.body)["added"], 0) << "already there: replaced, not added";
+
+  r = call(s, "GET", {{"tenant", "app"}, {"address", "user@EXAMPLE.com"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body), json::parse(R"({"suppressions":[{"tenant":"app",
+      "address":"user@example.com","reason":"added by the operator","source":"admin",
+      "category":null,"campaign":null,"created":"2026-01-01T00:00:00.000Z"}]})"));
+  r = call(s, "GET", {{"tenant", "app"}});
+  EXPECT_EQ(json::parse(r.body)["suppressions"].size(), 2u);
+  r = call(s, "GET", {});
+  EXPECT_EQ(json::parse(r.body)["suppressions"].size(), 3u) << "every list";
+  r = call(s, "GET", {{"limit", "1"}});
+  EXPECT_EQ(json::parse(r.body)["suppressions"].size(), 1u);
+  EXPECT_EQ(json::parse(r.body)["more"], true);
+
+  r = call(s, "DELETE", {{"tenant", "app"}, {"address", "B@example.com"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body), json::parse(R"({"removed":1})"));
+  r = call(s, "DELETE", {{"tenant", "app"}, {"address", "b@example.com"}});
+  EXPECT_EQ(r.status, 404);
+  expect_error_shape(r);
+  EXPECT_FALSE(s.daemon.suppression_store.find("app", "b@example.com"));
+  EXPECT_TRUE(s.daemon.suppression_store.find("app", "user@example.com"));
+  EXPECT_TRUE(s.daemon.suppression_store.find("other", "all@example.net"));
+}
+
+TEST(AdminSuppressions, CsvImportAndExport) {
+  Session s;
+  HttpResponse r = call(s, "POST", {{"format", "csv"}, {"tenant", "app"}, {"reason", "old list"}},
+                        "address,note\r\none@x.test,first\r\n\"\"\"q,uoted\"\"@x.test\",x\r\n\r\n"
+                        "# a comment\r\nTHREE@x.test\r\n");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(json::parse(r.body)["added"], 3);
+  r = call(s, "GET", {{"format", "csv"}, {"tenant", "app"}});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/csv; charset=utf-8");
+  EXPECT_EQ(r.body,
+            "address,tenant,reason,source,category,campaign,created\r\n"
+            "\"\"\"q,uoted\"\"@x.test\",app,old list,admin,,,2026-01-01T00:00:00.000Z\r\n"
+            "one@x.test,app,old list,admin,,,2026-01-01T00:00:00.000Z\r\n"
+            "three@x.test,app,old list,admin,,,2026-01-01T00:00:00.000Z\r\n");
+}
+
+TEST(AdminSuppressions, BadRequestsAreNamedErrorsAndChangeNothing) {
+  struct Case {
+    const char* name;
+    std::string method;
+    Query query;
+    std::string body;
+    int status;
+    std::string detail;
+  } cases[] = {
+      {"no tenant", "POST", {}, R"({"address":"a@b.test"})", 400, "tenant: required"},
+      {"no address", "POST", {}, R"({"tenant":"app"})", 400, "give address or addresses"},
+      {"both",
+       "POST",
+       {},
+       R"({"tenant":"app","address":"a@b.test","addresses":[]})",
+       400,
+       "one of them"},
+      {"not an address",
+       "POST",
+       {},
+       R"({"tenant":"app","address":"nobody"})",
+       400,
+       "\"nobody\" is not an address"},
+      {"one bad of many",
+       "POST",
+       {},
+       R"({"tenant":"app","addresses":["a@b.test","x y@z"]})",
+       400,
+       "addresses[1]"},
+      {"a number",
+       "POST",
+       {},
+       R"({"tenant":"app","addresses":[5]})",
+       400,
+       "addresses[0]: not a string"},
+      {"unknown field", "POST", {}, R"({"tenant":"app","address":"a@b.test","x":1})", 400, "x"},
+      {"not JSON", "POST", {}, "{", 400, ""},
+      {"CSV without tenant", "POST", {{"format", "csv"}}, "a@b.test\n", 400, "tenant"},
+      {"reason outside an import", "GET", {{"reason", "x"}}, "", 400, "only with a CSV import"},
+      {"unknown parameter", "GET", {{"site", "x"}}, "", 400, "parameters are"},
+      {"bad limit", "GET", {{"limit", "0"}}, "", 400, "limit"},
+      {"bad format", "GET", {{"format", "xml"}}, "", 400, "json or csv"},
+      {"delete without address", "DELETE", {{"tenant", "app"}}, "", 400, "required"},
+      {"put", "PUT", {}, "", 405, ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    Session s;
+    HttpResponse r = call(s, c.method, c.query, c.body);
+    EXPECT_EQ(r.status, c.status) << r.body;
+    expect_error_shape(r);
+    EXPECT_NE(json::parse(r.body).value("detail", "").find(c.detail), std::string::npos) << r.body;
+    EXPECT_EQ(s.daemon.suppression_store.size(), 0u);
+  }
+}
+
+}  // namespace suppressions
 
 }  // namespace
 }  // namespace ringmail::admin

@@ -458,8 +458,9 @@ TEST_F(ConfigLoaderTest, EnumValues) {
       "milters:\n"
       "  - {name: m, address: 127.0.0.1:8891, on_failure: ignore}\n"
       "log: {level: verbose}\n");
-  EXPECT_TRUE(has_problem(result.errors, at(3, "listeners[0].mode") +
-                                             "expected one of submission, relay; got \"relais\""));
+  EXPECT_TRUE(has_problem(
+      result.errors,
+      at(3, "listeners[0].mode") + "expected one of submission, relay, feedback; got \"relais\""));
   EXPECT_TRUE(has_problem(
       result.errors,
       at(3, "listeners[0].tls") + "expected one of none, starttls, implicit; got \"ssl\""));
@@ -1025,7 +1026,7 @@ TEST_F(ConfigLoaderTest, ExampleConfigLoadsWithTheFilesItNames) {
   EXPECT_EQ(config.delivery.timeouts.data_term, std::chrono::minutes(10));
   ASSERT_EQ(config.dkim.size(), 1u);
   EXPECT_EQ(config.dkim[0].selector, "s2026");
-  EXPECT_EQ(config.dkim[0].headers.size(), 6u);
+  EXPECT_EQ(config.dkim[0].headers.size(), 7u);
   ASSERT_EQ(config.milters.size(), 1u);
   EXPECT_EQ(config.milters[0].on_failure, MilterFailure::tempfail);
   EXPECT_EQ(config.milters[0].timeout, std::chrono::seconds(10));

@@ -16,7 +16,8 @@
 //
 // Besides ASan/UBSan findings, the target aborts when the router breaks a
 // promise: a status outside {200,201,400,401,404,405,409,413,500,503}
-// (201 only for a campaign's creation, 409 only for a campaign); an error
+// (201 only for a campaign's creation or added suppressions, 409 only for a
+// campaign); an error
 // body that is not exactly {"error": string, "detail": string}; a 401
 // without WWW-Authenticate or a 405 without Allow; a 200 JSON body that does
 // not parse; a command sent to the daemon for a request that was refused
@@ -46,6 +47,7 @@
 #include "mta/campaigns.h"
 #include "policy/campaign_gate.h"
 #include "queue/spool_memory.h"
+#include "queue/suppression_store.h"
 #include "runtime/clock.h"
 #include "runtime/event_hub.h"
 
@@ -117,6 +119,9 @@ class FuzzDaemon final : public mta::DaemonControl {
   // Real campaigns over a memory spool: the campaign routes' parsing and
   // the registry's checks are fuzzed together.
   mta::CampaignRegistry* campaigns() override { return &campaign_registry_; }
+  // Real suppression lists over the same spool: the routes' JSON and CSV
+  // parsing and the store's checks together.
+  ringmail::queue::SuppressionStore* suppressions() override { return &suppressions_; }
 
   std::vector<mta::AdminCommand> commands;
 
@@ -128,6 +133,7 @@ class FuzzDaemon final : public mta::DaemonControl {
   ringmail::policy::CampaignGate gate_;
   runtime::FakeClock clock_;
   mta::CampaignRegistry campaign_registry_{spool_, gate_, clock_};
+  ringmail::queue::SuppressionStore suppressions_{spool_};
 };
 
 // Answers without connecting; records what it was asked to probe.
@@ -235,7 +241,8 @@ void check(const admin::HttpRequest& request, bool right_token, const admin::Htt
   const std::string status = std::to_string(r.status);
   switch (r.status) {
     case 201:
-      if (request.path != "/api/v1/campaigns" || request.method != "POST")
+      if ((request.path != "/api/v1/campaigns" && request.path != "/api/v1/suppressions") ||
+          request.method != "POST")
         broken("201", request.path);
       [[fallthrough]];
     case 200:
@@ -244,6 +251,8 @@ void check(const admin::HttpRequest& request, bool right_token, const admin::Htt
         broken("200 body does not parse", r.body);
       }
       if (r.event_stream && request.path != "/api/v1/events") broken("stream", request.path);
+      if (r.content_type.starts_with("text/csv") && request.path != "/api/v1/suppressions")
+        broken("csv", request.path);
       if (request.path == "/api/v1/explain" && request.method == "GET") check_explain(r);
       break;
     case 503: {

@@ -142,6 +142,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   settings.hostname = "mx.fuzz.test";
   settings.listener_name = "fuzz";
   settings.mode = (bits & 1) ? SessionMode::submission : SessionMode::relay;
+  if ((bits & (1u << 20)) && !(bits & 1)) {  // a quarter of the runs: a feedback listener
+    settings.mode = SessionMode::feedback;
+    settings.feedback_domain = "bounces.fuzz.test";
+  }
   settings.starttls_available = bits & 2;
   settings.auth_available = !(bits & 4);
   settings.require_tls_for_auth = bits & 8;

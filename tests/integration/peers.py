@@ -92,18 +92,22 @@ class Dnsmasq:
     mx: {domain: [(preference, host), ...]}
     hosts: {host: "127.0.0.x"}
     null_mx: [domain, ...]  (RFC 7505: MX 0 ".")
+    txt: {name: [record, ...]}, each record a string (cut into
+         character-strings of at most 250 octets, as long DKIM keys are
+         published; it must not hold a comma, dnsmasq's separator)
     zones: more zones it is authoritative for (e.g. "google.com", so that
            an MX host can have a real provider's name and a loopback address)
     """
 
     ZONE = "test"
 
-    def __init__(self, case, mx=None, hosts=None, null_mx=None, ttl=5, zones=()):
+    def __init__(self, case, mx=None, hosts=None, null_mx=None, ttl=5, zones=(), txt=None):
         self.case = case
         self.zones = list(zones)
         self.mx = dict(mx or {})
         self.hosts = dict(hosts or {})
         self.null_mx = list(null_mx or [])
+        self.txt = dict(txt or {})
         self.ttl = ttl
         self.port = None
         self.proc = None
@@ -132,6 +136,11 @@ class Dnsmasq:
             args.append(f"--host-record={host},{ip}")
         for domain in self.null_mx:
             args.append(f"--dns-rr={domain},15,000000")  # preference 0, root name
+        for name, records in self.txt.items():
+            for record in records:
+                assert "," not in record, record
+                strings = [record[i:i + 250] for i in range(0, len(record), 250)] or [""]
+                args.append(f"--txt-record={name}," + ",".join(strings))
         return args
 
     def start(self, timeout=10.0):

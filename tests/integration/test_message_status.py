@@ -15,6 +15,7 @@ import os
 import subprocess
 import time
 import unittest
+import urllib.parse
 
 from peers import wait_until
 from test_admin_api import AdminCase
@@ -211,8 +212,18 @@ class DeadLetters(StatusCase):
         self.assertTrue(any(line.startswith(keep) and "InvalidRecipient" in line
                             for line in p.stdout.splitlines()), p.stdout)
 
+        # Both hard bounces put their address on the tenant's list.
+        suppressions = f"/api/v1/suppressions?tenant={urllib.parse.quote('127.0.0.0/8', safe='')}"
+        listed = wait_until(lambda: (lambda s: s if len(s) == 2 else None)(
+            api.ok("GET", suppressions)["suppressions"]), WAIT)
+        self.assertTrue(listed, api.ok("GET", suppressions))
+        self.assertEqual([(e["address"], e["source"], e["category"]) for e in listed],
+                         [("drop@dead.test", "bounce", "InvalidRecipient"),
+                          ("keep@dead.test", "bounce", "InvalidRecipient")])
+
         # Fix the route (a reload), then retry: the new receiver gets the
-        # very bytes the first one refused.
+        # very bytes the first one refused, as the retry lifts the entry
+        # that its own bounce made (and only that one).
         config = json.loads(json.dumps(rm.config))
         config["delivery"]["routes"] = [
             {"domain": "dead.test", "smarthost": f"127.0.0.3:{self.smtp_port}"}]
@@ -238,6 +249,8 @@ class DeadLetters(StatusCase):
         # Received once, when it first came: no second Reception record.
         self.assertEqual(len(self.records(rm, "Reception", qid=keep)), 1)
         self.assertEqual(len(self.records(rm, "Delivery", qid=keep)), 1)
+        self.assertEqual([e["address"] for e in api.ok("GET", suppressions)["suppressions"]],
+                         ["drop@dead.test"])
 
         # DELETE drops the other one (ringmailctl), and only once.
         p = self.ctl(rm, "dead", "delete", drop)

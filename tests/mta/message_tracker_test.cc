@@ -14,6 +14,7 @@
 
 #include "queue/spool_memory.h"
 #include "queue/spool_retention.h"
+#include "queue/suppression_store.h"
 #include "runtime/clock.h"
 #include "tests/queue/spool_test_support.h"
 
@@ -217,6 +218,58 @@ TEST_F(MessageTrackerTest, ARetryTheSpoolRefusesIsAFailureAndTheDeadLetterStays)
   EXPECT_EQ(refused.status, DeadLetterOutcome::Status::failed);
   EXPECT_NE(refused.detail.find("spool full"), std::string::npos) << refused.detail;
   EXPECT_EQ(tracker->dead_letters({}).size(), 1u);
+}
+
+// A retry says the bounce was wrong: the entry that bounce made goes; what
+// a complaint, an unsubscribe or the operator put there, another tenant's
+// entry and the "*" list stay, and so does the entry of a recipient that
+// is not retried.
+TEST_F(MessageTrackerTest, RetryLiftsOnlyTheBounceEntriesOfTheRetriedRecipients) {
+  queue::SuppressionStore lists(*spool);
+  tracker->set_suppressions(&lists);
+  const queue::SpoolMessage m = stored(5, "spring", "app1");
+  update(m, 4, RecipientState::delivered, {250, "2.0.0", "ok"});
+  for (uint32_t i = 0; i < 4; ++i) bounce(m, i);
+  const std::string& a0 = m.envelope.recipients[0].address;
+  const std::string& a1 = m.envelope.recipients[1].address;
+  const std::string& a2 = m.envelope.recipients[2].address;
+  const std::string& a3 = m.envelope.recipients[3].address;
+  const std::string& a4 = m.envelope.recipients[4].address;
+  using Source = queue::SuppressionSource;
+  struct Row {
+    std::string tenant, address;
+    Source source;
+    bool lifted;
+  };
+  const Row rows[] = {
+      {"app1", a0, Source::bounce, true},      // made by this bounce
+      {"app1", a1, Source::complaint, false},  // a complaint always suppresses
+      {"app1", a2, Source::admin, false},      // the operator's
+      {"*", a3, Source::bounce, false},        // the every-tenant list
+      {"app2", a0, Source::bounce, false},     // another tenant's
+      {"app1", a4, Source::bounce, false},     // delivered, not retried
+  };
+  std::vector<queue::SuppressionEntry> entries;
+  for (const Row& row : rows) {
+    queue::SuppressionEntry e;
+    e.tenant = row.tenant;
+    e.address = row.address;
+    e.source = row.source;
+    entries.push_back(e);
+  }
+  size_t added = 0;
+  ASSERT_TRUE(lists.add(entries, &added).ok());
+  ASSERT_EQ(added, std::size(rows));
+
+  const DeadLetterOutcome done = tracker->retry(m.id.value);
+  ASSERT_EQ(done.status, DeadLetterOutcome::Status::ok) << done.detail;
+  EXPECT_EQ(done.requeued, 4u);
+  for (const Row& row : rows) {
+    const bool still = !lists.list(row.tenant, row.address, 10).empty();
+    EXPECT_EQ(still, !row.lifted) << row.tenant << " " << row.address;
+  }
+  queue::SuppressionStore reloaded(*spool);
+  EXPECT_EQ(reloaded.load(), std::size(rows) - 1) << "the lift is on disk";
 }
 
 TEST_F(MessageTrackerTest, DeleteDropsTheDeadLetterOnce) {

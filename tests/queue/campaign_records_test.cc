@@ -369,6 +369,39 @@ TEST_P(SpoolStats, AFailedCommitCountsNothing) {
   }
 }
 
+// A complaint counts for the campaign and tenant it names, with the
+// control record that goes with it, in one commit of no recipient.
+TEST_P(SpoolStats, AdditionsCountComplaintsWithoutARecipient) {
+  SpoolMessage m = make_test_message(1, 100, "spring");
+  ASSERT_TRUE(commit({&m}, {update(m, 0, RecipientState::delivered)}).ok());
+  StatsAddition complaint{"app1", "spring", {}};
+  complaint.delta.complaints = 1;
+  StatsAddition unsubscribe{"app1", "", {}};  // no campaign: the tenant only
+  unsubscribe.delta.unsubscribes = 1;
+  const std::vector<StatsAddition> additions{complaint, unsubscribe};
+  const std::vector<ControlWrite> controls{{"feedback-seen/x", std::string("1")}};
+  ASSERT_TRUE(spool_->commit({}, {}, {}, controls, additions).ok());
+  DeliveryStats campaign_want;
+  campaign_want.received = 1;
+  campaign_want.delivered = 1;
+  campaign_want.complaints = 1;
+  EXPECT_EQ(stats(campaign_stats_key("spring")), campaign_want);
+  DeliveryStats tenant_want = campaign_want;
+  tenant_want.unsubscribes = 1;
+  EXPECT_EQ(stats(tenant_stats_key("app1")), tenant_want);
+  EXPECT_EQ(spool_->control("feedback-seen/x"), "1");
+  // Counted again in a second commit: additions are deltas, not states.
+  ASSERT_TRUE(spool_->commit({}, {}, {}, {}, std::span(additions).first(1)).ok());
+  EXPECT_EQ(stats(campaign_stats_key("spring")).complaints, 2u);
+  // A campaign id that is not one, a tenant too long for a key: not counted.
+  StatsAddition bad{std::string(300, 't'), "not a campaign id", {}};
+  bad.delta.complaints = 1;
+  ASSERT_TRUE(spool_->commit({}, {}, {}, {}, std::span(&bad, 1)).ok());
+  EXPECT_TRUE(spool_->delivery_stats(campaign_stats_key("not a campaign id")).empty());
+  EXPECT_EQ(spool_->delivery_stats(kTenantStatsPrefix).size(), 1u);
+  EXPECT_FALSE(campaign("not a campaign id"));
+}
+
 // The LMDB spool writes one journal entry per commit and folds them into
 // the records every so often: across folds and reopens (a restart, or
 // kill -9 between any two commits) the sums stay exact.

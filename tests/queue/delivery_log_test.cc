@@ -43,6 +43,27 @@ TEST(DeliveryLog, ReceptionRecordHasTheContractFieldsInOrder) {
   EXPECT_EQ(record.at("size"), 4096);
 }
 
+TEST(DeliveryLog, FeedbackRecordHasTheContractFieldsInOrder) {
+  const std::vector<std::pair<std::string, std::string>> report = {
+      {"kind", "dsn"}, {"status", "5.1.1"}, {"action", "failed"}};
+  FeedbackRecord f;
+  f.now_unix_ms = 1767225600123;
+  f.feedback_type = "bounce";
+  f.id = "0190f3a2b4c5d6e7f809";
+  f.recipient = "user@example.net";
+  f.campaign = "spring";
+  f.tenant = "app1";
+  f.category = "InvalidRecipient";
+  f.report = report;
+  EXPECT_EQ(feedback_record(f).dump(),
+            R"({"type":"Feedback","time":"2026-01-01T00:00:00.123Z","feedback_type":"bounce",)"
+            R"("id":"0190f3a2b4c5d6e7f809","recipient":"user@example.net","campaign":"spring",)"
+            R"("tenant":"app1","category":"InvalidRecipient",)"
+            R"("report":{"kind":"dsn","status":"5.1.1","action":"failed"}})");
+  f.report = {};
+  EXPECT_EQ(feedback_record(f).at("report").dump(), "{}");
+}
+
 TEST(DeliveryLog, InvalidUtf8FromTheNetworkStillMakesValidJson) {
   TempDir dir;
   std::string error;

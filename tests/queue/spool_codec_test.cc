@@ -39,6 +39,35 @@ TEST(SpoolCodec, MessageRecordRoundTrip) {
   EXPECT_EQ(out.meta.helo, "client.sender.test");
   EXPECT_EQ(out.meta.tls, "TLSv1.3 TLS_AES_256_GCM_SHA384");
   EXPECT_EQ(out.meta.size, m.meta.size);
+  EXPECT_FALSE(out.meta.sign_at_delivery);
+}
+
+// The flags octet is written only when a flag is set, so a record without
+// flags is what older builds wrote; an unknown flag is refused.
+TEST(SpoolCodec, MessageFlagsAreATrailingOctetOnlyWhenSet) {
+  SpoolMessage m = make_test_message(2, 100, "spring-sale");
+  std::string plain;
+  encode_message_record(m, &plain);
+  m.meta.sign_at_delivery = true;
+  std::string flagged;
+  encode_message_record(m, &flagged);
+  EXPECT_EQ(flagged.size(), plain.size() + 1);
+  SpoolMessage out;
+  MessageRecordInfo info;
+  ASSERT_TRUE(decode_message_record(flagged, &out, &info));
+  EXPECT_TRUE(out.meta.sign_at_delivery);
+  ASSERT_TRUE(decode_message_record(plain, &out, &info));
+  EXPECT_FALSE(out.meta.sign_at_delivery) << "a reused record is reset";
+
+  for (const uint8_t bad : {uint8_t{0}, uint8_t{2}, uint8_t{0x81}}) {
+    std::string bytes = flagged.substr(0, flagged.size() - 4);
+    bytes.back() = static_cast<char>(bad);
+    const uint32_t crc = crc32(bytes);
+    for (int i = 0; i < 4; ++i) bytes.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
+    const DecodeResult result = decode_message_record(bytes, &out, &info);
+    EXPECT_FALSE(result) << int{bad};
+    EXPECT_NE(result.error.find("unknown message flags"), std::string::npos) << result.error;
+  }
 }
 
 TEST(SpoolCodec, RecipientRecordRoundTrip) {

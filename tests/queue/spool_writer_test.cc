@@ -364,6 +364,30 @@ SpoolWriterOptions fast_retries() {
   return options;
 }
 
+// A complaint's count (no recipient changes) commits with its control
+// record, and is counted once though its first commits failed.
+TEST(SpoolWriter, StatsAdditionsCommitWithTheirControlsAndSurviveARetry) {
+  MemorySpool spool(1 << 20);
+  SpoolMessage m = make_test_message(1, 100, "spring");
+  SpoolMessage* batch[] = {&m};
+  ASSERT_TRUE(spool.commit(batch, {}, {}).ok());
+  spool.fail_next_stores(StoreStatus::failed, 2);  // the commit and its retry apart
+  SpoolWriter writer(spool, nullptr, nullptr, fast_retries());
+  StatsAddition complaint{m.meta.tenant, "spring", {}};
+  complaint.delta.complaints = 1;
+  std::promise<StoreStatus> done;
+  writer.submit_updates({}, {}, [&](StoreStatus status) { done.set_value(status); },
+                        {{"feedback-seen/x", std::string("1")}}, {}, {complaint});
+  auto future = done.get_future();
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(future.get(), StoreStatus::ok);
+  EXPECT_EQ(spool.control("feedback-seen/x"), "1");
+  const StatsDeltas found = spool.delivery_stats(campaign_stats_key("spring"));
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found.begin()->second.complaints, 1u);
+  EXPECT_EQ(spool.delivery_stats(tenant_stats_key(m.meta.tenant)).begin()->second.complaints, 1u);
+}
+
 bool wait_until(const std::function<bool()>& condition) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (!condition()) {

@@ -3,7 +3,8 @@
 // implicit MX, null MX, NXDOMAIN, hosts without addresses, temporary
 // failures from a refusing, a closed and a silent nameserver, TTLs and the
 // cache, coalescing of concurrent requests, and stop() with a query in
-// flight.
+// flight; TXT lookups (records joined from their strings, NODATA,
+// NXDOMAIN, refused, invalid names).
 #include "mta/dns/dns_resolver.h"
 
 #include <arpa/inet.h>
@@ -55,16 +56,26 @@ std::unique_ptr<DnsResolver> make_resolver(DnsResolverOptions options) {
 }
 
 // Waits for the answer; the promise outlives a test that gave up on it.
-MxResolution resolve(DnsResolver& resolver, const std::string& domain) {
-  auto promise = std::make_shared<std::promise<MxResolution>>();
-  std::future<MxResolution> future = promise->get_future();
-  resolver.resolve_mx(domain,
-                      [promise](const MxResolution& result) { promise->set_value(result); });
+template <class Result, class Ask>
+Result wait_for_answer(const std::string& name, Ask ask) {
+  auto promise = std::make_shared<std::promise<Result>>();
+  std::future<Result> future = promise->get_future();
+  ask([promise](const Result& result) { promise->set_value(result); });
   if (future.wait_for(10s) != std::future_status::ready) {
-    ADD_FAILURE() << "no answer for " << domain;
+    ADD_FAILURE() << "no answer for " << name;
     return {};
   }
   return future.get();
+}
+
+MxResolution resolve(DnsResolver& resolver, const std::string& domain) {
+  return wait_for_answer<MxResolution>(
+      domain, [&](DnsResolver::Callback done) { resolver.resolve_mx(domain, std::move(done)); });
+}
+
+TxtResolution resolve_txt(DnsResolver& resolver, const std::string& name) {
+  return wait_for_answer<TxtResolution>(
+      name, [&](DnsResolver::TxtCallback done) { resolver.resolve_txt(name, std::move(done)); });
 }
 
 std::vector<std::string> names_of(const MxResolution& resolution) {
@@ -95,6 +106,10 @@ class DnsResolverTest : public ::testing::Test {
         "--mx-host=partial.test,ghost.test,5",
         "--mx-host=partial.test,mx1.hosting.test,10",
         "--txt-record=textonly.test,no mail here",
+        "--txt-record=spf.test,v=spf1 -all",
+        "--txt-record=spf.test,google-site-verification=abc",
+        // Two character-strings in one record, as long DKIM keys are published.
+        "--txt-record=s1._domainkey.long.test,v=DKIM1; k=rsa; p=AAAA,BBBB",
     };
     for (int i = 0; i < 33; ++i) {
       std::string host = "mx" + std::to_string(100 + i) + ".many.test";
@@ -481,6 +496,42 @@ TEST(DnsResolverStatus, ToString) {
   EXPECT_STREQ(to_string(Status::no_domain), "no_domain");
   EXPECT_STREQ(to_string(Status::no_hosts), "no_hosts");
   EXPECT_STREQ(to_string(Status::temporary), "temporary");
+}
+
+using TxtStatus = TxtResolution::Status;
+
+TEST_F(DnsResolverTest, TxtRecordsOfAName) {
+  TxtResolution result = resolve_txt(*resolver_, "SPF.test.");
+  ASSERT_EQ(result.status, TxtStatus::ok) << result.error;
+  EXPECT_EQ(result.name, "spf.test");
+  std::multiset<std::string> records(result.records.begin(), result.records.end());
+  EXPECT_THAT(records, ElementsAre("google-site-verification=abc", "v=spf1 -all"));
+}
+
+TEST_F(DnsResolverTest, TxtStringsOfOneRecordAreJoined) {
+  TxtResolution result = resolve_txt(*resolver_, "s1._domainkey.long.test");
+  ASSERT_EQ(result.status, TxtStatus::ok) << result.error;
+  EXPECT_THAT(result.records, ElementsAre("v=DKIM1; k=rsa; p=AAAABBBB"));
+}
+
+TEST_F(DnsResolverTest, TxtNegativeAnswersAndFailures) {
+  TxtResolution nodata = resolve_txt(*resolver_, "two.test");  // MX only
+  EXPECT_EQ(nodata.status, TxtStatus::no_records) << nodata.error;
+  EXPECT_TRUE(nodata.records.empty());
+  EXPECT_EQ(resolve_txt(*resolver_, "_dmarc.nowhere.test").status, TxtStatus::no_domain);
+  TxtResolution refused = resolve_txt(*resolver_, "example.com");  // outside the zone
+  EXPECT_EQ(refused.status, TxtStatus::temporary);
+  EXPECT_FALSE(refused.error.empty());
+  uint64_t queries = resolver_->queries_sent();
+  EXPECT_EQ(resolve_txt(*resolver_, "bad name.test").status, TxtStatus::no_domain);
+  EXPECT_EQ(resolver_->queries_sent(), queries);
+}
+
+TEST_F(DnsResolverTest, TxtAfterStopIsTemporary) {
+  resolver_->stop();
+  TxtResolution result = resolve_txt(*resolver_, "spf.test");
+  EXPECT_EQ(result.status, TxtStatus::temporary);
+  EXPECT_EQ(result.error, "DNS resolver stopped");
 }
 
 }  // namespace

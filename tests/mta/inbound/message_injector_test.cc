@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <cctype>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -249,6 +250,76 @@ TEST_F(InjectorPipeline, QueuedOnlyAfterTheCommitWithSignatureAndReceptionRecord
   EXPECT_NE(log.find("\"listener\":\"api\""), std::string::npos) << log;
   EXPECT_NE(log.find("\"tenant\":\"app1\""), std::string::npos) << log;
   EXPECT_NE(log.find("\"recipient\":\"Two@Example.NET\""), std::string::npos) << log;
+}
+
+// policy.return_path: Feedback-ID goes in before the signature, which
+// covers it (feedback-id is in the default h= list); a message that has
+// one of its own keeps it and gets no second; without return_path none.
+TEST_F(InjectorPipeline, FeedbackIdIsAddedBeforeSigningWhenReturnPathIsConfigured) {
+  auto policy = std::make_shared<conf::PolicyConfig>();
+  conf::ReturnPathConfig rp;
+  rp.domain = "returnpath.test";
+  rp.key.key = std::string(32, 'k');
+  rp.sender_id = "mailco";
+  policy->return_path = rp;
+  const struct {
+    const char* name;
+    bool configured;
+    std::string headers;
+    size_t feedback_ids;
+    std::string value;  // of the first Feedback-ID, "" none
+  } kCases[] = {
+      {"configured", true, "", 1, "spring:app1:api:mailco"},
+      {"the application's own is kept", true, "feedback-id: own:id\r\n", 1, "own:id"},
+      {"not configured", false, "", 0, ""},
+  };
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(c.name);
+    config_.policy = c.configured ? policy : nullptr;
+    queue::MemorySpool spool;
+    queue::SpoolWriter writer(spool, &metrics_, log_.get());
+    InjectionRequest request =
+        raw_request("From: App <app@example.test>\r\n" + c.headers + "Subject: s\r\n\r\nbody\r\n");
+    request.campaign = "spring";
+    const InjectionResult r = inject_message(request, deps(writer), kNowMs);
+    ASSERT_EQ(r.status, Status::queued) << r.detail;
+    auto stored = spool.load_message(queue::MessageId{r.id}, true);
+    ASSERT_TRUE(stored);
+    writer.stop();
+    const std::string& content = stored->content;
+    EXPECT_EQ(stored->meta.size, content.size());
+    size_t count = 0;
+    std::string first, signed_headers;
+    const std::string head = content.substr(0, content.find("\r\n\r\n") + 2);
+    std::string unfolded;  // continuation lines joined, blanks dropped
+    for (size_t at = 0; at < head.size();) {
+      size_t end = head.find("\r\n", at);
+      std::string line = head.substr(at, end - at);
+      at = end + 2;
+      if (line.starts_with(" ") || line.starts_with("\t")) {
+        unfolded += line;
+        continue;
+      }
+      if (!unfolded.empty()) unfolded += "\n";
+      unfolded += line;
+    }
+    std::istringstream lines(unfolded);
+    for (std::string line; std::getline(lines, line);) {
+      std::string lower = line;
+      for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (lower.starts_with("feedback-id:") && count++ == 0) first = line.substr(13);
+      if (lower.starts_with("dkim-signature:")) {
+        std::erase_if(lower, [](char ch) { return ch == ' ' || ch == '\t'; });
+        size_t h = lower.find(";h=");
+        ASSERT_NE(h, std::string::npos) << line;
+        signed_headers = lower.substr(h + 3, lower.find(';', h + 1) - h - 3);
+      }
+    }
+    EXPECT_EQ(count, c.feedback_ids) << content;
+    EXPECT_EQ(first, c.value) << content;
+    EXPECT_EQ(signed_headers.find("feedback-id") != std::string::npos, c.feedback_ids > 0)
+        << signed_headers;
+  }
 }
 
 TEST_F(InjectorPipeline, RefusalsStoreNothing) {

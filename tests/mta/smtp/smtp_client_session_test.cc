@@ -561,6 +561,44 @@ TEST(SmtpClientSessionTest, ChunkingSendsBdatAfterTheRecipientReplies) {
   EXPECT_TRUE(out.ready);
 }
 
+// A per-transaction header prefix (X-Ringmail-Ref) goes in front of the
+// shared content, counted in SIZE=, dot-stuffed with it for DATA, and in
+// the BDAT count.
+TEST(SmtpClientSessionTest, HeaderPrefixGoesInFrontOfTheContent) {
+  const std::string prefix = "X-Ringmail-Ref: 1abc\r\n";
+  {
+    Loop loop;
+    loop.greet();
+    auto m = mutable_message({"bob@example.net"}, ".dot\r\nbody");
+    m->header_prefix = prefix;
+    EXPECT_EQ(loop.send(m).send,
+              "MAIL FROM:<alice@example.org> SIZE=" + std::to_string(prefix.size() + 10 + 2) +
+                  "\r\nRCPT TO:<bob@example.net>\r\nDATA\r\n");
+    ClientOutput out = loop.server("250 ok\r\n250 ok\r\n354 go\r\n");
+    EXPECT_EQ(out.send, prefix + "..dot\r\nbody\r\n.\r\n");
+    EXPECT_EQ(*m->content, ".dot\r\nbody") << "the shared content is not changed";
+  }
+  {
+    Loop loop;
+    loop.greet(kEhloChunking);
+    auto m = mutable_message({"bob@example.net"}, ".x\r\nbody");
+    m->header_prefix = prefix;
+    loop.send(m);
+    ClientOutput out = loop.server("250 ok\r\n250 ok\r\n");
+    EXPECT_EQ(out.send, "BDAT " + std::to_string(prefix.size() + 10) + " LAST\r\n" + prefix +
+                            ".x\r\nbody\r\n");
+  }
+  {
+    Loop loop;
+    loop.greet("250-mx.test\r\n250-PIPELINING\r\n250 SIZE 30\r\n");
+    auto m = mutable_message({"bob@example.net"}, std::string(20, 'x'));
+    m->header_prefix = prefix;  // 20 + 2 fits, with the prefix it does not
+    ClientOutput out = loop.send(m);
+    ASSERT_TRUE(out.finished);
+    EXPECT_EQ(out.finished->recipients[0].code, 552);
+  }
+}
+
 TEST(SmtpClientSessionTest, ChunkingWithEveryRecipientRefusedSendsNoContent) {
   Loop loop;
   loop.greet(kEhloChunking);
