@@ -252,6 +252,8 @@ class Daemon final : public DaemonControl {
         [outbound = outbound_.get()](std::vector<std::unique_ptr<queue::SpoolMessage>> messages) {
           outbound->enqueue(std::move(messages));
         });
+    // The keys first: the engine signs copies that are signed at delivery.
+    if (!load_dkim(*config_, &dkim_, error)) return false;
     if (!outbound_->start(config_, dkim_, error)) return false;
     messages_ = std::make_unique<MessageTracker>(
         *spool_, runtime::system_clock(),
@@ -264,7 +266,6 @@ class Daemon final : public DaemonControl {
     messages_->set_suppressions(suppressions_.get());
 
     if (!load_tls(*config_, &tls_, error)) return false;
-    if (!load_dkim(*config_, &dkim_, error)) return false;
     if (!config_->auth.users_file.empty()) {
       conf::UsersFile users = conf::load_users_file(config_->auth.users_file);
       if (!users.errors.empty()) {
