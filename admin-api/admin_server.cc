@@ -33,9 +33,7 @@ int bind_listener(const conf::SocketAddress& address, std::string* error, std::s
     *error = "admin API cannot listen on " + address.text + ": " + why;
     return -1;
   }
-  const bool v6 = address.host.find(':') != std::string::npos;
-  *bound = (v6 ? "[" + address.host + "]" : address.host) + ":" +
-           std::to_string(runtime::bound_port(fd));
+  *bound = runtime::bound_address(address.host, fd);
   return fd;
 }
 

@@ -77,9 +77,7 @@ bool UnsubscribeEndpoint::start(std::shared_ptr<const conf::Config> config, std:
     *error = "policy.list_unsubscribe.listen: cannot listen on " + listen.text + ": " + why;
     return false;
   }
-  const bool v6 = listen.host.find(':') != std::string::npos;
-  bound_address_ = (v6 ? "[" + listen.host + "]" : listen.host) + ":" +
-                   std::to_string(runtime::bound_port(listen_fd_));
+  bound_address_ = runtime::bound_address(listen.host, listen_fd_);
   mhd_ = MHD_start_daemon(
       MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
       nullptr, nullptr, &access_handler, this, MHD_OPTION_LISTEN_SOCKET, listen_fd_,
@@ -147,9 +145,8 @@ int UnsubscribeEndpoint::on_request(void* conn, const char* url, const char* met
   } else {
     const std::shared_ptr<const conf::Config> current = config();
     const conf::ListUnsubscribeConfig* settings =
-        current->policy
-            ? current->policy->list_unsubscribe ? &*current->policy->list_unsubscribe : nullptr
-            : nullptr;
+        current->policy && current->policy->list_unsubscribe ? &*current->policy->list_unsubscribe
+                                                             : nullptr;
     const std::string keys[] = {settings ? settings->key.key : std::string()};
     answer = policy::decide_unsubscribe_request({request->method, request->path, request->body},
                                                 policy::url_path_of(settings ? settings->url : ""),

@@ -64,4 +64,9 @@ uint16_t bound_port(int fd) {
                                         : reinterpret_cast<sockaddr_in&>(ss).sin_port);
 }
 
+std::string bound_address(const std::string& ip, int fd) {
+  const bool v6 = ip.find(':') != std::string::npos;
+  return (v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(bound_port(fd));
+}
+
 }  // namespace ringmail::runtime

@@ -29,5 +29,8 @@ int listen_tcp(const std::string& ip, uint16_t port, const ListenOptions& option
 
 // The port a socket is bound to (0 on error).
 uint16_t bound_port(int fd);
+// "ip:port" (or "[ip]:port" for IPv6) of `ip` and the port `fd` is bound
+// to: a listener's address as logs and tests name it.
+std::string bound_address(const std::string& ip, int fd);
 
 }  // namespace ringmail::runtime

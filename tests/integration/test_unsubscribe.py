@@ -15,8 +15,8 @@ import shutil
 import subprocess
 import tempfile
 
-from harness import free_port
-from test_delivery import DeliveryCase
+from harness import free_port, send_message
+from test_delivery import SENDER, DeliveryCase
 from test_dkim import PYTHON, KeyDir, dkim_signatures
 from test_verp import campaign_message, dkimpy, values
 
@@ -54,8 +54,6 @@ class UnsubscribeTest(DeliveryCase):
         return self.daemon(self.dns_server.address, policy=policy, **top)
 
     def submit(self, rm, rcpts, text=None):
-        from harness import send_message
-        from test_delivery import SENDER
         reply = send_message(rm.port("relay"), SENDER, rcpts, text or campaign_message(rcpts))
         self.assertEqual(reply.code, 250, reply)
         return reply.queued_id()
